@@ -1,0 +1,19 @@
+// podlb: one binary, one subcommand per job. This file only dispatches; each subcommand's flag
+// parsing and wiring lives in its own file under src/cli/.
+#include <cstdio>
+
+#include "CLI/CLI.hpp"
+#include "cli/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"podlb: gRPC load balancing that follows Kubernetes pods", "podlb"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "podlb 0.1.0");
+  podlb::cli::CommandTable commands = podlb::cli::RegisterCommands(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return podlb::cli::RunSelected(commands);
+}
