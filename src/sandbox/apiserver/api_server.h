@@ -1,0 +1,61 @@
+// ApiServer: the Kubernetes API-server stand-in. Speaks the real REST protocol over HTTP/1.1
+// (TLS with a CA it generates, or plaintext) for the types in ServedResourceTypes(): discovery
+// documents, get/list/watch (resourceVersion, allowWatchBookmarks, timeoutSeconds, 410 Gone),
+// create/replace/patch/delete, Status objects for errors, bearer-token auth. Runs its own
+// threads; Start/Stop from one control thread, everything else is thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "absl/status/status.h"
+#include "sandbox/apiserver/resource_store.h"
+
+namespace podlb::sandbox {
+
+struct ApiServerOptions {
+  std::string listen_address = "127.0.0.1";
+  uint16_t port = 0;  // 0: pick a free port
+  bool tls = true;
+  // Bearer tokens accepted (401 otherwise). Empty: no authentication.
+  std::set<std::string> tokens;
+  // Tokens that authenticate but may not read anything (403), to test RBAC failure paths.
+  std::set<std::string> forbidden_tokens;
+  // Bookmark interval for watches that asked for bookmarks (the real server: about a minute).
+  std::chrono::milliseconds bookmark_interval{std::chrono::seconds(60)};
+  // Longest watch the server holds open when the client gives no timeoutSeconds.
+  std::chrono::seconds default_watch_timeout{std::chrono::minutes(30)};
+};
+
+class ApiServer {
+ public:
+  ApiServer(ApiServerOptions options, std::shared_ptr<ResourceStore> store);
+  ~ApiServer();  // stops
+
+  absl::Status Start();
+  void Stop();
+
+  uint16_t port() const;
+  // "https://127.0.0.1:PORT" or "http://…".
+  std::string url() const;
+  // PEM of the CA that signed the serving certificate (empty without TLS).
+  std::string ca_pem() const;
+  ResourceStore& store();
+
+  // Counters for tests and benchmarks: watch requests opened so far, per resource plural.
+  uint64_t WatchesOpened(const std::string& resource) const;
+  uint64_t ListsServed(const std::string& resource) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// A kubeconfig (YAML) for `url` with the CA embedded (certificate-authority-data) and a bearer
+// token, context and cluster named "podlb-sandbox", default namespace "default".
+std::string MakeKubeconfig(const std::string& url, const std::string& ca_pem,
+                           const std::string& token);
+
+}  // namespace podlb::sandbox
