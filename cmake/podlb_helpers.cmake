@@ -2,6 +2,11 @@
 # DIR (recursively), so adding a file to a module needs no CMake edit.
 function(podlb_module name dir)
   file(GLOB_RECURSE srcs CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/src/${dir}/*.cc)
+  if(NOT srcs)
+    # A module with no sources yet still links (its dependents build against its headers).
+    set(srcs ${CMAKE_BINARY_DIR}/${name}_empty.cc)
+    file(WRITE ${srcs} "")
+  endif()
   add_library(${name} STATIC ${srcs})
   target_include_directories(${name} PUBLIC ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/include)
   target_link_libraries(${name} PUBLIC ${ARGN})

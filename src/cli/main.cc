@@ -4,8 +4,11 @@
 
 #include "CLI/CLI.hpp"
 #include "cli/commands.h"
+#include "cli/signals.h"
 
 int main(int argc, char** argv) {
+  // Before any thread starts, so every thread inherits the blocked set and sigwait sees them.
+  podlb::cli::BlockTerminationSignals();
   CLI::App app{"podlb: gRPC load balancing that follows Kubernetes pods", "podlb"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "podlb 0.1.0");

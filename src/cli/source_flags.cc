@@ -1,0 +1,65 @@
+#include "cli/source_flags.h"
+
+#include "absl/strings/numbers.h"
+#include "discovery/dns/dns_source.h"
+#include "discovery/file/file_source.h"
+
+namespace podlb::cli {
+
+void SourceFlags::AddTo(CLI::App& app) {
+  app.add_option("--kubeconfig", kubeconfig,
+                 "kubeconfig file (default: in-cluster service-account config)");
+  app.add_option("--context", context, "kubeconfig context (default: current-context)");
+  app.add_option("--dns", dns, "re-resolve a headless Service name instead: NAME:PORT");
+  app.add_option("--dns-server", dns_server, "DNS servers host:port[,host:port] (default: resolv.conf)");
+  app.add_option("--dns-interval", dns_interval_seconds, "seconds between DNS resolutions")
+      ->check(CLI::Range(0.05, 3600.0));
+  app.add_option("--file", file, "read endpoints from a YAML/JSON file, reloaded on change");
+  app.add_option("--watch-timeout", watch_timeout_seconds,
+                 "seconds a Kubernetes watch stays open before it is resumed")
+      ->check(CLI::Range(10, 3600));
+}
+
+absl::StatusOr<ServiceKey> SourceFlags::DnsKey() const {
+  size_t colon = dns.rfind(':');
+  uint32_t port = 0;
+  if (colon == std::string::npos || !absl::SimpleAtoi(dns.substr(colon + 1), &port) || port == 0 ||
+      port > 65535) {
+    return absl::InvalidArgumentError("--dns \"" + dns + "\": write NAME:PORT, e.g. " +
+                                      "greeter.default.svc.cluster.local:50051");
+  }
+  std::string host = dns.substr(0, colon);
+  auto key = ServiceKey::Parse(dns);
+  // A Kubernetes-shaped name publishes under its Service key, so `--dns greeter.default:50051`
+  // and `default/greeter:50051` name the same thing; any other name under namespace "dns".
+  if (key.ok()) return *key;
+  return ServiceKey{"dns", host, std::to_string(port)};
+}
+
+absl::StatusOr<std::unique_ptr<EndpointSource>> MakeKubernetesSource(
+    const SourceFlags& flags, Registry& registry, const std::vector<ServiceKey>& services);
+
+absl::StatusOr<std::unique_ptr<EndpointSource>> SourceFlags::MakeSource(
+    Registry& registry, const std::vector<ServiceKey>& services) const {
+  int chosen = !file.empty() + !dns.empty() + !kubeconfig.empty();
+  if (chosen > 1)
+    return absl::InvalidArgumentError("choose one source: --file, --dns or --kubeconfig");
+  if (!file.empty()) return std::unique_ptr<EndpointSource>(new FileSource(file, registry));
+  if (!dns.empty()) {
+    auto key = DnsKey();
+    if (!key.ok()) return key.status();
+    auto resolver = MakeCaresResolver({.servers = dns_server});
+    if (!resolver.ok()) return resolver.status();
+    size_t colon = dns.rfind(':');
+    DnsSourceOptions options{
+        .host = dns.substr(0, colon),
+        .port = static_cast<uint16_t>(std::stoi(dns.substr(colon + 1))),
+        .key = *key,
+        .interval = std::chrono::milliseconds(static_cast<int64_t>(dns_interval_seconds * 1000))};
+    return std::unique_ptr<EndpointSource>(
+        new DnsSource(std::move(options), std::move(*resolver), registry));
+  }
+  return MakeKubernetesSource(*this, registry, services);
+}
+
+}  // namespace podlb::cli

@@ -1,0 +1,33 @@
+// Discovery flags shared by every subcommand that reads endpoints (endpoints, control-plane,
+// proxy), and the wiring that turns them into an EndpointSource. CLI thread only.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "CLI/CLI.hpp"
+#include "absl/status/statusor.h"
+#include "core/registry.h"
+#include "discovery/source.h"
+
+namespace podlb::cli {
+
+struct SourceFlags {
+  std::string kubeconfig;
+  std::string context;
+  std::string dns;         // NAME:PORT
+  std::string dns_server;  // host:port list, empty = resolv.conf
+  double dns_interval_seconds = 5;
+  std::string file;
+  int watch_timeout_seconds = 300;
+
+  void AddTo(CLI::App& app);
+  // Exactly one source: --file, --dns, or Kubernetes (--kubeconfig, else in-cluster config).
+  // `services` are the keys the command wants (the Kubernetes source watches their namespaces).
+  absl::StatusOr<std::unique_ptr<EndpointSource>> MakeSource(
+      Registry& registry, const std::vector<ServiceKey>& services) const;
+  // The key the DNS source publishes under for --dns NAME:PORT.
+  absl::StatusOr<ServiceKey> DnsKey() const;
+};
+
+}  // namespace podlb::cli

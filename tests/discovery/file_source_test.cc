@@ -1,0 +1,119 @@
+#include "discovery/file/file_source.h"
+
+#include "discovery/file/endpoints_file.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "support/process.h"
+#include "support/registry_waiter.h"
+
+namespace podlb {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using testing::EligibleAddresses;
+
+constexpr char kTwoPods[] = R"(
+services:
+  - service: default/greeter:grpc
+    aliases: [default/greeter:50051]
+    annotations: {podlb.io/lb-policy: round_robin}
+    endpoints:
+      - {address: 127.0.0.2, port: 50051, pod: greeter-a, zone: z1}
+      - {address: 127.0.0.3, port: 50051, pod: greeter-b, ready: false, serving: true, terminating: true}
+)";
+
+TEST(EndpointsFileTest, ParsesYamlWithDefaults) {
+  auto services = ParseEndpointsFile(kTwoPods, "endpoints.yaml");
+  ASSERT_TRUE(services.ok()) << services.status();
+  ASSERT_EQ(services->size(), 1u);
+  const auto& svc = (*services)[0];
+  EXPECT_EQ(svc.keys.size(), 2u);
+  EXPECT_EQ(svc.annotations.at("podlb.io/lb-policy"), "round_robin");
+  EXPECT_TRUE(svc.endpoints[0].ready);
+  EXPECT_TRUE(svc.endpoints[0].serving);
+  EXPECT_EQ(svc.endpoints[1].Health(), EndpointHealth::kDraining);
+}
+
+TEST(EndpointsFileTest, ParsesJsonToo) {
+  auto services = ParseEndpointsFile(
+      R"({"services":[{"service":"default/greeter:grpc","endpoints":[{"address":"::1","port":1}]}]})",
+      "e.json");
+  ASSERT_TRUE(services.ok()) << services.status();
+  EXPECT_EQ((*services)[0].endpoints[0].HostPort(), "[::1]:1");
+}
+
+TEST(EndpointsFileTest, ErrorsNameTheFileAndTheField) {
+  struct Case {
+    const char* content;
+    const char* expected;
+  } cases[] = {
+      {"services: 3", "expected a mapping with a `services` list"},
+      {"services: [{endpoints: []}]", "services[0]: missing `service`"},
+      {"services: [{service: 'x/y:1', endpoints: [{address: nothost, port: 1}]}]",
+       "services[0].endpoints[0].address"},
+      {"services: [{service: 'x/y:1', endpoints: [{address: 1.2.3.4, port: 70000}]}]",
+       "port: must be 1..65535"},
+      {"services: [unclosed", "e.yaml"},
+  };
+  for (const auto& c : cases) {
+    auto services = ParseEndpointsFile(c.content, "e.yaml");
+    ASSERT_FALSE(services.ok()) << c.content;
+    EXPECT_THAT(std::string(services.status().message()), HasSubstr(c.expected)) << c.content;
+  }
+}
+
+TEST(FileSourceTest, ReloadsOnChangeAndKeepsTheLastGoodStateOnABadEdit) {
+  testing::TempDir dir;
+  std::string path = dir.path() + "/endpoints.yaml";
+  testing::WriteFile(path, kTwoPods);
+  Registry registry;
+  ServiceKey key{"default", "greeter", "grpc"};
+  testing::RegistryWaiter waiter(registry, key);
+  FileSource source(path, registry);
+  ASSERT_TRUE(source.Start().ok());
+  EXPECT_TRUE(source.HasSynced());
+  EXPECT_THAT(EligibleAddresses(*waiter.Latest()), ElementsAre("127.0.0.2"));
+  EXPECT_EQ(registry.Current({"default", "greeter", "50051"}), waiter.Latest());
+
+  testing::WriteFile(path, R"(
+services:
+  - service: default/greeter:grpc
+    endpoints:
+      - {address: 127.0.0.2, port: 50051}
+      - {address: 127.0.0.4, port: 50051}
+)");
+  ASSERT_TRUE(waiter.WaitFor([](const EndpointSet& s) { return EligibleAddresses(s).size() == 2; },
+                             std::chrono::seconds(5), "the edit to be published"));
+
+  int before = waiter.Publications();
+  testing::WriteFile(path, "services: [ {broken");
+  ASSERT_TRUE(testing::WaitFor([&] { return !source.Health().ok(); }, std::chrono::seconds(5),
+                               "the bad edit to be noticed"));
+  EXPECT_EQ(waiter.Publications(), before);
+  EXPECT_THAT(EligibleAddresses(*registry.Current(key)), ElementsAre("127.0.0.2", "127.0.0.4"));
+  source.Stop();
+}
+
+TEST(FileSourceTest, ServiceRemovedFromTheFileIsEmptied) {
+  testing::TempDir dir;
+  std::string path = dir.path() + "/endpoints.yaml";
+  testing::WriteFile(path, kTwoPods);
+  Registry registry;
+  FileSource source(path, registry);
+  ASSERT_TRUE(source.Start().ok());
+  testing::WriteFile(path, "services: []\n");
+  ASSERT_TRUE(source.Reload().ok());
+  EXPECT_TRUE(registry.Current({"default", "greeter", "grpc"})->endpoints().empty());
+}
+
+TEST(FileSourceTest, StartFailsOnAMissingFile) {
+  Registry registry;
+  FileSource source("/nonexistent/endpoints.yaml", registry);
+  auto status = source.Start();
+  EXPECT_FALSE(status.ok());
+  EXPECT_THAT(std::string(status.message()), HasSubstr("/nonexistent/endpoints.yaml"));
+}
+
+}  // namespace
+}  // namespace podlb
