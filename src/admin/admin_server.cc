@@ -10,7 +10,6 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
-#include <list>
 #include <thread>
 
 #include "absl/status/statusor.h"
@@ -58,7 +57,8 @@ struct AdminServer::Impl {
   int port = 0;
   std::thread accept_thread;
   absl::Mutex mu;
-  std::list<std::thread> connection_threads ABSL_GUARDED_BY(mu);
+  // Connection threads are detached; Stop() waits for this to reach zero.
+  int active_connections ABSL_GUARDED_BY(mu) = 0;
 
   void AcceptLoop() {
     while (true) {
@@ -68,8 +68,15 @@ struct AdminServer::Impl {
       if (!(fds[0].revents & POLLIN)) continue;
       int fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
       if (fd < 0) continue;
-      absl::MutexLock lock(&mu);
-      connection_threads.emplace_back([this, fd] { Serve(fd); });
+      {
+        absl::MutexLock lock(&mu);
+        ++active_connections;
+      }
+      std::thread([this, fd] {
+        Serve(fd);
+        absl::MutexLock lock(&mu);
+        --active_connections;
+      }).detach();
     }
   }
 
@@ -161,12 +168,13 @@ void AdminServer::Stop() {
   uint64_t one = 1;
   [[maybe_unused]] ssize_t n = write(impl_->stop_fd, &one, sizeof one);
   impl_->accept_thread.join();
-  std::list<std::thread> threads;
   {
     absl::MutexLock lock(&impl_->mu);
-    threads.swap(impl_->connection_threads);
+    auto idle = [impl = impl_.get()]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl->mu) {
+      return impl->active_connections == 0;
+    };
+    impl_->mu.Await(absl::Condition(&idle));
   }
-  for (auto& t : threads) t.join();
   close(impl_->listen_fd);
   close(impl_->stop_fd);
   impl_->listen_fd = impl_->stop_fd = -1;
