@@ -1,0 +1,72 @@
+// Access to grpc::ChannelInterface's private virtuals (CreateCall, NotifyOnStateChangeImpl,
+// WaitForStateChangeImpl, CallbackCQ) so a channel of our own can forward a call to the grpc::Channel it
+// picked. Pure functions: callable from any thread.
+//
+// Why this exists: grpc++ 1.51 has no public resolver or LB-policy API, and ChannelInterface
+// makes these methods private with a fixed friend list (stubs, DelegatingChannel). Overriding
+// them is allowed (a subclass may override private virtuals); *calling* them on another object
+// is not. C++ waives access checks in explicit template instantiations ([temp.spec.general]/6),
+// so the instantiations below take member pointers legally. If a future gRPC changes a
+// signature, this file stops compiling rather than misbehaving.
+#pragma once
+
+#include <grpcpp/channel.h>
+#include <grpcpp/impl/channel_interface.h>
+
+namespace podlb::client {
+
+using CreateCallFn = grpc::internal::Call (grpc::ChannelInterface::*)(
+    const grpc::internal::RpcMethod&, grpc::ClientContext*, grpc::CompletionQueue*);
+using NotifyOnStateChangeFn = void (grpc::ChannelInterface::*)(grpc_connectivity_state,
+                                                                 gpr_timespec,
+                                                                 grpc::CompletionQueue*, void*);
+using WaitForStateChangeFn = bool (grpc::ChannelInterface::*)(grpc_connectivity_state,
+                                                                gpr_timespec);
+using CallbackCQFn = grpc::CompletionQueue* (grpc::ChannelInterface::*)();
+
+namespace channel_access_internal {
+struct CreateCallTag {};
+struct NotifyTag {};
+struct WaitTag {};
+struct CallbackCQTag {};
+CreateCallFn Get(CreateCallTag);
+NotifyOnStateChangeFn Get(NotifyTag);
+WaitForStateChangeFn Get(WaitTag);
+CallbackCQFn Get(CallbackCQTag);
+
+template <typename Tag, typename Fn, Fn kMember>
+struct Expose {
+  friend Fn Get(Tag) { return kMember; }
+};
+template struct Expose<CreateCallTag, CreateCallFn, &grpc::ChannelInterface::CreateCall>;
+template struct Expose<NotifyTag, NotifyOnStateChangeFn,
+                       &grpc::ChannelInterface::NotifyOnStateChangeImpl>;
+template struct Expose<WaitTag, WaitForStateChangeFn,
+                       &grpc::ChannelInterface::WaitForStateChangeImpl>;
+template struct Expose<CallbackCQTag, CallbackCQFn, &grpc::ChannelInterface::CallbackCQ>;
+}  // namespace channel_access_internal
+
+// Starts a call on `channel` exactly as a generated stub would (virtual dispatch included).
+inline grpc::internal::Call CreateCallOn(grpc::ChannelInterface& channel,
+                                         const grpc::internal::RpcMethod& method,
+                                         grpc::ClientContext* context, grpc::CompletionQueue* cq) {
+  return (channel.*Get(channel_access_internal::CreateCallTag{}))(method, context, cq);
+}
+
+inline void NotifyOnStateChangeOn(grpc::ChannelInterface& channel,
+                                  grpc_connectivity_state last_observed, gpr_timespec deadline,
+                                  grpc::CompletionQueue* cq, void* tag) {
+  (channel.*Get(channel_access_internal::NotifyTag{}))(last_observed, deadline, cq, tag);
+}
+
+inline bool WaitForStateChangeOn(grpc::ChannelInterface& channel,
+                                 grpc_connectivity_state last_observed, gpr_timespec deadline) {
+  return (channel.*Get(channel_access_internal::WaitTag{}))(last_observed, deadline);
+}
+
+// The callback-API completion queue of `channel`.
+inline grpc::CompletionQueue* CallbackCQOf(grpc::ChannelInterface& channel) {
+  return (channel.*Get(channel_access_internal::CallbackCQTag{}))();
+}
+
+}  // namespace podlb::client
