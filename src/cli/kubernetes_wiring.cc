@@ -1,11 +1,57 @@
-// Builds the Kubernetes source from flags and the environment (in-cluster config).
+// Builds the Kubernetes source from flags and the environment: a kubeconfig when --kubeconfig is
+// given, else the in-cluster service account (KUBERNETES_SERVICE_HOST/PORT). One KubernetesSource
+// per namespace, each following the wanted services of that namespace (or all of them for
+// --namespace), so the API server sees one watch per resource type per namespace.
+#include <cstdlib>
+#include <map>
+#include <set>
+
 #include "cli/source_flags.h"
+#include "discovery/composite_source.h"
+#include "discovery/kubernetes/kubernetes_source.h"
 
 namespace podlb::cli {
+namespace {
+
+absl::StatusOr<KubeConfig> LoadConfig(const SourceFlags& flags) {
+  if (!flags.kubeconfig.empty()) return LoadKubeconfig(flags.kubeconfig, flags.context);
+  const char* host = std::getenv("KUBERNETES_SERVICE_HOST");
+  const char* port = std::getenv("KUBERNETES_SERVICE_PORT");
+  if (host == nullptr || port == nullptr) {
+    return absl::FailedPreconditionError(
+        "no endpoint source: not running in a cluster (KUBERNETES_SERVICE_HOST is not set); "
+        "pass --kubeconfig FILE, --dns NAME:PORT or --file PATH");
+  }
+  return LoadInClusterConfig(InClusterEnv{.service_host = host, .service_port = port});
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<EndpointSource>> MakeKubernetesSource(
-    const SourceFlags&, Registry&, const std::vector<ServiceKey>&) {
-  return absl::UnimplementedError("kubernetes source: not wired yet");
+    const SourceFlags& flags, Registry& registry, const std::vector<ServiceKey>& services) {
+  auto config = LoadConfig(flags);
+  if (!config.ok()) return config.status();
+  // namespace → wanted service names; an empty set means the whole namespace.
+  std::map<std::string, std::set<std::string>> wanted;
+  std::set<std::string> whole(flags.namespaces.begin(), flags.namespaces.end());
+  for (const auto& ns : whole) wanted[ns];
+  for (const auto& key : services) {
+    if (!whole.count(key.ns)) wanted[key.ns].insert(key.name);
+  }
+  if (wanted.empty()) {
+    std::string ns = config->default_namespace.empty() ? "default" : config->default_namespace;
+    wanted[ns];
+  }
+  std::vector<std::unique_ptr<EndpointSource>> parts;
+  for (const auto& [ns, names] : wanted) {
+    KubernetesSourceOptions options{
+        .ns = ns,
+        .services = std::vector<std::string>(names.begin(), names.end()),
+        .watch_timeout_seconds = flags.watch_timeout_seconds};
+    parts.push_back(std::make_unique<KubernetesSource>(*config, std::move(options), registry));
+  }
+  if (parts.size() == 1) return std::move(parts[0]);
+  return std::unique_ptr<EndpointSource>(new CompositeSource(std::move(parts)));
 }
 
 }  // namespace podlb::cli

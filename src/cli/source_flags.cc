@@ -10,6 +10,8 @@ void SourceFlags::AddTo(CLI::App& app) {
   app.add_option("--kubeconfig", kubeconfig,
                  "kubeconfig file (default: in-cluster service-account config)");
   app.add_option("--context", context, "kubeconfig context (default: current-context)");
+  app.add_option("--namespace", namespaces,
+                 "follow every Service of this namespace (repeatable; Kubernetes source)");
   app.add_option("--dns", dns, "re-resolve a headless Service name instead: NAME:PORT");
   app.add_option("--dns-server", dns_server, "DNS servers host:port[,host:port] (default: resolv.conf)");
   app.add_option("--dns-interval", dns_interval_seconds, "seconds between DNS resolutions")

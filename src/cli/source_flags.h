@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "CLI/CLI.hpp"
 #include "absl/status/statusor.h"
@@ -20,6 +21,7 @@ struct SourceFlags {
   double dns_interval_seconds = 5;
   std::string file;
   int watch_timeout_seconds = 300;
+  std::vector<std::string> namespaces;  // follow every Service of these namespaces
 
   void AddTo(CLI::App& app);
   // Exactly one source: --file, --dns, or Kubernetes (--kubeconfig, else in-cluster config).

@@ -1,0 +1,77 @@
+// ApiClient: HTTP GET and streaming watch requests to the Kubernetes API server over libcurl,
+// with TLS verification against the configured CA and the (possibly rotated) bearer token.
+// One ApiClient may serve several threads at once: each call uses its own curl handles.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "discovery/kubernetes/kube_config.h"
+
+namespace podlb {
+
+struct ApiClientOptions {
+  // A list body larger than this is refused (a runaway response must not eat the memory).
+  size_t max_body_bytes = 64u << 20;
+  // One watch event (one line) larger than this ends the watch.
+  size_t max_line_bytes = 16u << 20;
+  std::chrono::milliseconds connect_timeout{std::chrono::seconds(10)};
+  // A Get that takes longer than this fails (watches have no total timeout; the server ends
+  // them after timeoutSeconds).
+  std::chrono::milliseconds request_timeout{std::chrono::seconds(60)};
+};
+
+struct HttpResponse {
+  long status = 0;   // HTTP status code
+  std::string body;  // for a watch: the body of a non-200 answer only
+};
+
+class ApiClient {
+ public:
+  // Fails if the CA / client certificate files cannot be read.
+  static absl::StatusOr<std::unique_ptr<ApiClient>> Create(const KubeConfig& config,
+                                                           ApiClientOptions options = {});
+  ~ApiClient();
+
+  const std::string& server() const { return server_; }
+  BearerToken& token() { return *token_; }
+
+  // GET `path` (e.g. "/api/v1/namespaces/default/services"). Transport failures are
+  // Unavailable, a body over the cap ResourceExhausted, a set `cancel` Cancelled.
+  absl::StatusOr<HttpResponse> Get(const std::string& path, const std::atomic<bool>* cancel);
+
+  // Streams a watch: `on_open` runs once the server answered 200, then every complete line goes
+  // to `on_line`; a non-OK return from it ends the watch with that status. A clean end of stream
+  // (or `max_duration` passing, a guard against a server that vanished silently) returns
+  // {200, ""}; a non-200 answer returns its status and body without calling `on_line`. A stream
+  // cut in the middle of a line is DataLoss (never parsed), a line over the cap
+  // ResourceExhausted.
+  using LineCallback = std::function<absl::Status(std::string_view line)>;
+  absl::StatusOr<HttpResponse> Watch(const std::string& path, const std::function<void()>& on_open,
+                                     const LineCallback& on_line, const std::atomic<bool>* cancel,
+                                     std::chrono::milliseconds max_duration);
+
+ private:
+  struct Transfer;
+  ApiClient(const KubeConfig& config, ApiClientOptions options);
+  absl::StatusOr<HttpResponse> Run(const std::string& path, bool watch,
+                                   const std::function<void()>* on_open,
+                                   const LineCallback* on_line, const std::atomic<bool>* cancel,
+                                   std::chrono::milliseconds max_duration);
+
+  const ApiClientOptions options_;
+  std::string server_;
+  std::string ca_pem_;
+  std::string client_cert_pem_;
+  std::string client_key_pem_;
+  bool insecure_ = false;
+  std::unique_ptr<BearerToken> token_;
+};
+
+}  // namespace podlb

@@ -1,0 +1,357 @@
+#include "discovery/kubernetes/kubernetes_source.h"
+
+#include <algorithm>
+#include <random>
+
+#include "absl/strings/str_join.h"
+#include "core/status_macros.h"
+#include "discovery/kubernetes/endpoint_slice_decoder.h"
+
+namespace podlb {
+namespace {
+
+constexpr char kServiceNameLabel[] = "kubernetes.io/service-name";
+// A watch that ends sooner than this is treated as a failure for backoff purposes.
+constexpr std::chrono::seconds kMinHealthyWatch{1};
+
+// Percent-encodes a query value (RFC 3986 unreserved characters pass through).
+std::string QueryEscape(const std::string& in) {
+  static const char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : in) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+// 410 Gone, as a Status: the resourceVersion is too old, the client must relist.
+bool IsGone(const absl::Status& s) { return absl::IsOutOfRange(s); }
+// Bad data from the server: keep the last good state and relist.
+bool IsBadData(const absl::Status& s) {
+  return absl::IsDataLoss(s) || absl::IsInvalidArgument(s) || absl::IsResourceExhausted(s);
+}
+
+}  // namespace
+
+Backoff::Backoff(std::chrono::milliseconds initial, std::chrono::milliseconds max,
+                 std::function<double()> random)
+    : initial_(initial), max_(max), base_(initial), random_(std::move(random)) {}
+
+std::chrono::milliseconds Backoff::Next() {
+  const double factor = 0.5 + random_();
+  auto delay = std::chrono::milliseconds(static_cast<int64_t>(base_.count() * factor));
+  delay = std::min(delay, max_);
+  base_ = std::min(base_ * 2, max_);
+  return delay;
+}
+
+KubernetesSource::KubernetesSource(KubeConfig config, KubernetesSourceOptions options,
+                                   Registry& registry)
+    : config_(std::move(config)),
+      options_(std::move(options)),
+      registry_(registry),
+      wanted_(options_.services.begin(), options_.services.end()) {
+  random_ = options_.random;
+  if (!random_) {
+    auto engine = std::make_shared<std::mt19937_64>(std::random_device{}());
+    random_ = [engine] { return std::uniform_real_distribution<double>(0, 1)(*engine); };
+  }
+  const std::string& ns = options_.ns;
+  // One selector for all the wanted services: one watch, however many services.
+  std::string selector = kServiceNameLabel;
+  if (!wanted_.empty())
+    selector += " in (" + absl::StrJoin(wanted_, ",") + ")";
+  resources_[kSlices] = Resource{"endpointslices",
+                                 "/apis/discovery.k8s.io/v1/namespaces/" + ns + "/endpointslices",
+                                 selector, "discovery.k8s.io/endpointslices"};
+  // Services carry no label to select on; filtered here (the list is small and cheap).
+  resources_[kServices] = Resource{"services", "/api/v1/namespaces/" + ns + "/services", "",
+                                   "services (core v1)"};
+}
+
+KubernetesSource::~KubernetesSource() { Stop(); }
+
+absl::Status KubernetesSource::Start() {
+  if (options_.ns.empty())
+    return absl::InvalidArgumentError("kubernetes: no namespace given");
+  ASSIGN_OR_RETURN(client_, ApiClient::Create(config_, options_.client));
+  threads_.emplace_back([this] { Run(kSlices); });
+  threads_.emplace_back([this] { Run(kServices); });
+  return absl::OkStatus();
+}
+
+void KubernetesSource::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  cancel_.store(true, std::memory_order_release);
+  for (auto& t : threads_)
+    if (t.joinable()) t.join();
+  threads_.clear();
+}
+
+bool KubernetesSource::HasSynced() const {
+  absl::MutexLock lock(&mu_);
+  return synced_[kSlices] && synced_[kServices];
+}
+
+absl::Status KubernetesSource::Health() const {
+  absl::MutexLock lock(&mu_);
+  if (!health_[kSlices].ok()) return health_[kSlices];
+  if (!health_[kServices].ok()) return health_[kServices];
+  if (!synced_[kSlices] || !synced_[kServices])
+    return absl::UnavailableError("kubernetes: first list not complete yet");
+  return absl::OkStatus();
+}
+
+double KubernetesSource::Random() {
+  absl::MutexLock lock(&random_mu_);
+  return random_();
+}
+
+bool KubernetesSource::Sleep(std::chrono::milliseconds delay) {
+  absl::MutexLock lock(&mu_);
+  mu_.AwaitWithTimeout(absl::Condition(&stopping_), absl::FromChrono(delay));
+  return !stopping_;
+}
+
+void KubernetesSource::Run(Kind kind) {
+  Backoff backoff(options_.backoff_initial, options_.backoff_max, [this] { return Random(); });
+  std::string rv;
+  bool need_list = true;
+  while (!cancel_.load(std::memory_order_acquire)) {
+    absl::Status status;
+    if (need_list) {
+      status = ListOnce(kind, &rv);
+      if (status.ok()) {
+        need_list = false;
+        backoff.Reset();
+        {
+          absl::MutexLock lock(&mu_);
+          synced_[kind] = true;
+        }
+        ReportHealthy(kind, /*proven=*/false);
+      }
+    }
+    if (status.ok()) {
+      const auto started = std::chrono::steady_clock::now();
+      status = WatchOnce(kind, &rv);
+      // The stream ended (server timeout): resume from the last version seen, never relist.
+      if (status.ok()) {
+        ReportHealthy(kind, /*proven=*/true);
+        // A server that ends every watch at once must not make us spin.
+        if (std::chrono::steady_clock::now() - started < kMinHealthyWatch) {
+          if (!Sleep(backoff.Next())) return;
+        } else {
+          backoff.Reset();
+        }
+        continue;
+      }
+    }
+    if (absl::IsCancelled(status)) return;
+    if (IsGone(status)) {
+      LogInfo("kubernetes: {} in \"{}\": resourceVersion {} expired (410 Gone); relisting",
+              resources_[kind].plural, options_.ns, rv);
+      need_list = true;
+      continue;
+    }
+    ReportFailure(kind, status);
+    if (absl::IsUnauthenticated(status)) client_->token().Invalidate();
+    if (IsBadData(status)) need_list = true;
+    if (!Sleep(backoff.Next())) return;
+  }
+}
+
+absl::Status KubernetesSource::HttpError(Kind kind, const char* verb,
+                                         const HttpResponse& response) const {
+  const Resource& r = resources_[kind];
+  const std::string detail = StatusMessage(response.body);
+  switch (response.status) {
+    case 401:
+      return absl::UnauthenticatedError(
+          "kubernetes: 401 Unauthorized " + std::string(verb) + " " + r.plural +
+          ": the token was rejected; check the service-account token / kubeconfig user");
+    case 403:
+      return absl::PermissionDeniedError(
+          "kubernetes: 403 Forbidden " + std::string(verb) + " " + r.plural + " in \"" +
+          options_.ns + "\": the service account needs get/list/watch on " + r.rbac +
+          " in namespace " + options_.ns + (detail.empty() ? "" : " (server: " + detail + ")"));
+    case 410:
+      return absl::OutOfRangeError("410 Gone: " + detail);
+    default:
+      return absl::UnavailableError("kubernetes: HTTP " + std::to_string(response.status) + " " +
+                                    verb + " " + r.plural + " in \"" + options_.ns + "\"" +
+                                    (detail.empty() ? "" : ": " + detail));
+  }
+}
+
+absl::Status KubernetesSource::ListOnce(Kind kind, std::string* rv) {
+  const Resource& r = resources_[kind];
+  std::string path = r.path;
+  if (!r.selector.empty()) path += "?labelSelector=" + QueryEscape(r.selector);
+  ASSIGN_OR_RETURN(HttpResponse response, client_->Get(path, &cancel_));
+  if (response.status != 200) return HttpError(kind, "listing", response);
+  auto list = DecodeList(response.body, r.plural + " in \"" + options_.ns + "\"");
+  if (!list.ok()) return list.status();
+  RETURN_IF_ERROR(ApplyList(kind, std::move(list->items)));
+  *rv = list->resource_version;
+  return absl::OkStatus();
+}
+
+absl::Status KubernetesSource::WatchOnce(Kind kind, std::string* rv) {
+  const Resource& r = resources_[kind];
+  const int timeout = static_cast<int>(options_.watch_timeout_seconds * (1.0 + Random()));
+  std::string path = r.path + "?watch=true&allowWatchBookmarks=true&resourceVersion=" +
+                     QueryEscape(*rv) + "&timeoutSeconds=" + std::to_string(timeout);
+  if (!r.selector.empty()) path += "&labelSelector=" + QueryEscape(r.selector);
+  const std::string what = r.plural + " in \"" + options_.ns + "\"";
+  auto on_line = [&](std::string_view line) -> absl::Status {
+    ASSIGN_OR_RETURN(WatchEventLine event, DecodeWatchEvent(line, what));
+    if (event.type == "ERROR") {
+      if (event.error_code == 410) return absl::OutOfRangeError("410 Gone: " + event.error_message);
+      return absl::UnavailableError("kubernetes: watch of " + what + " failed: error " +
+                                    std::to_string(event.error_code) + " " + event.error_message);
+    }
+    if (event.type != "BOOKMARK") {
+      RETURN_IF_ERROR(ApplyEvent(kind, event.type, event.object));
+      if (bad_data_[kind]) ReportHealthy(kind, /*proven=*/true);
+    }
+    if (!event.resource_version.empty()) *rv = event.resource_version;
+    return absl::OkStatus();
+  };
+  // Healthy again as soon as the server accepts the watch, not only at the next change.
+  auto on_open = [&] { ReportHealthy(kind, /*proven=*/false); };
+  ASSIGN_OR_RETURN(HttpResponse response,
+                   client_->Watch(path, on_open, on_line, &cancel_,
+                                  std::chrono::seconds(timeout + 30)));
+  if (response.status != 200) return HttpError(kind, "watching", response);
+  return absl::OkStatus();
+}
+
+bool KubernetesSource::Wanted(const std::string& service_name) const {
+  return !service_name.empty() && (wanted_.empty() || wanted_.count(service_name) > 0);
+}
+
+ServiceState& KubernetesSource::StateLocked(const std::string& service_name) {
+  auto it = services_.find(service_name);
+  if (it == services_.end())
+    it = services_.emplace(service_name, ServiceState(options_.ns, service_name)).first;
+  return it->second;
+}
+
+void KubernetesSource::PublishLocked(const std::string& service_name) {
+  // Before the first slice list, a known Service would publish "no endpoints": consumers must
+  // rather see nothing (or what they had) than a false empty set.
+  if (!slices_listed_) return;
+  auto it = services_.find(service_name);
+  if (it == services_.end()) return;
+  for (Publication& pub : it->second.TakePublications())
+    registry_.Publish(pub.keys, std::move(pub.endpoints), std::move(pub.annotations));
+  // Its keys were just published empty; nothing more to remember.
+  if (it->second.Empty()) services_.erase(it);
+}
+
+absl::Status KubernetesSource::ApplyList(Kind kind, std::vector<nlohmann::json> items) {
+  // Decode everything first: a bad item leaves the published state untouched.
+  std::map<std::string, std::vector<EndpointSlice>> slices;
+  std::map<std::string, Service> services;
+  for (const auto& item : items) {
+    if (kind == kSlices) {
+      ASSIGN_OR_RETURN(EndpointSlice slice, DecodeEndpointSlice(item));
+      if (Wanted(slice.service_name)) slices[slice.service_name].push_back(std::move(slice));
+    } else {
+      ASSIGN_OR_RETURN(Service service, DecodeService(item));
+      if (Wanted(service.name)) services.emplace(service.name, std::move(service));
+    }
+  }
+  absl::MutexLock lock(&state_mu_);
+  if (kind == kSlices) slices_listed_ = true;
+  std::set<std::string> touched;
+  for (const auto& [name, state] : services_) touched.insert(name);
+  for (const auto& [name, list] : slices) touched.insert(name);
+  for (const auto& [name, service] : services) touched.insert(name);
+  for (const std::string& name : touched) {
+    ServiceState& state = StateLocked(name);
+    if (kind == kSlices) {
+      // Reconcile: slices that vanished while we were not watching are removed.
+      std::vector<std::string> old;
+      for (const auto& [slice_name, slice] : state.slices()) old.push_back(slice_name);
+      for (const auto& slice_name : old) state.DeleteSlice(slice_name);
+      if (auto it = slices.find(name); it != slices.end())
+        for (EndpointSlice& slice : it->second) state.UpsertSlice(std::move(slice));
+    } else {
+      if (auto it = services.find(name); it != services.end())
+        state.SetService(std::move(it->second));
+      else
+        state.ClearService();
+    }
+    PublishLocked(name);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status KubernetesSource::ApplyEvent(Kind kind, const std::string& type,
+                                          const nlohmann::json& object) {
+  const bool deleted = type == "DELETED";
+  if (!deleted && type != "ADDED" && type != "MODIFIED")
+    return absl::DataLossError("kubernetes: unknown watch event type \"" + type + "\"");
+  if (kind == kSlices) {
+    ASSIGN_OR_RETURN(EndpointSlice slice, DecodeEndpointSlice(object));
+    if (!Wanted(slice.service_name)) return absl::OkStatus();
+    absl::MutexLock lock(&state_mu_);
+    std::string service_name = slice.service_name;
+    ServiceState& state = StateLocked(service_name);
+    if (deleted)
+      state.DeleteSlice(slice.name);
+    else
+      state.UpsertSlice(std::move(slice));
+    PublishLocked(service_name);
+  } else {
+    ASSIGN_OR_RETURN(Service service, DecodeService(object));
+    if (!Wanted(service.name)) return absl::OkStatus();
+    absl::MutexLock lock(&state_mu_);
+    std::string service_name = service.name;
+    ServiceState& state = StateLocked(service_name);
+    if (deleted)
+      state.ClearService();
+    else
+      state.SetService(std::move(service));
+    PublishLocked(service_name);
+  }
+  return absl::OkStatus();
+}
+
+void KubernetesSource::ReportFailure(Kind kind, const absl::Status& status) {
+  std::string message(status.message());
+  if (message.find(resources_[kind].plural) == std::string::npos)
+    message = resources_[kind].plural + " in \"" + options_.ns + "\": " + message;
+  if (message.rfind("kubernetes:", 0) != 0) message = "kubernetes: " + message;
+  // After bad data, a successful relist or an opened watch does not prove the server healed
+  // (the same bad event may come again): the log is cleared only once real events flow.
+  bad_data_[kind] = IsBadData(status);
+  if (IsBadData(status))
+    message += "; keeping the last known endpoints and relisting";
+  else
+    message += "; keeping the last known endpoints, retrying with backoff";
+  failure_log_[kind].Log(message);
+  absl::MutexLock lock(&mu_);
+  health_[kind] = absl::Status(status.code(), message);
+}
+
+void KubernetesSource::ReportHealthy(Kind kind, bool proven) {
+  if (proven) bad_data_[kind] = false;
+  if (!bad_data_[kind])
+    failure_log_[kind].Clear("kubernetes: " + resources_[kind].plural + " in \"" + options_.ns +
+                           "\" are in sync again");
+  absl::MutexLock lock(&mu_);
+  health_[kind] = absl::OkStatus();
+}
+
+}  // namespace podlb
