@@ -66,6 +66,9 @@ class Watcher {
   virtual std::optional<WatchEvent> Next(std::chrono::milliseconds timeout) = 0;
   // The resourceVersion this watcher has delivered up to (for bookmarks).
   virtual uint64_t DeliveredVersion() const = 0;
+  // Ends the watch from any thread: a blocked Next wakes up and returns nullopt from then on
+  // (the server calls it when the client hangs up or the server stops).
+  virtual void Close() {}
 };
 
 // Error codes, mapped to HTTP by the server: NotFound → 404, AlreadyExists → 409 AlreadyExists,

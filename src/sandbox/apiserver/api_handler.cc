@@ -1,0 +1,406 @@
+// Request routing, authentication and the object verbs of the API-server stand-in. Watch
+// streaming lives in watch_stream.cc, the scale subresource and patches in subresources.cc.
+#include "sandbox/apiserver/api_handler.h"
+
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "core/logging.h"
+#include "fmt/format.h"
+#include "sandbox/apiserver/discovery_documents.h"
+#include "sandbox/apiserver/tables.h"
+
+namespace podlb::sandbox {
+namespace {
+
+using json = nlohmann::json;
+
+std::string GroupResource(const ResourceType& type) {
+  return type.group.empty() ? type.resource : type.resource + "." + type.group;
+}
+
+json Details(const ResourceRoute& route, const std::string& name) {
+  json details = {{"kind", route.type->resource}};
+  if (!name.empty()) details["name"] = name;
+  if (!route.type->group.empty()) details["group"] = route.type->group;
+  return details;
+}
+
+ApiResponse FromStatus(const absl::Status& status, const ResourceRoute& route,
+                       const std::string& name) {
+  std::string message(status.message());
+  json details = Details(route, name);
+  switch (status.code()) {
+    case absl::StatusCode::kNotFound:
+      return StatusResponse(404, "NotFound", message, details);
+    case absl::StatusCode::kAlreadyExists:
+      return StatusResponse(409, "AlreadyExists", message, details);
+    case absl::StatusCode::kAborted:
+      return StatusResponse(409, "Conflict", message, details);
+    case absl::StatusCode::kInvalidArgument:
+      if (message.find(" is invalid: ") != std::string::npos) {
+        return StatusResponse(422, "Invalid", message, details);
+      }
+      return StatusResponse(400, "BadRequest", message);
+    case absl::StatusCode::kOutOfRange:
+      return StatusResponse(410, "Expired", message);
+    default:
+      return StatusResponse(500, "InternalError", message);
+  }
+}
+
+absl::StatusOr<json> ParseBody(const HttpRequest& request) {
+  try {
+    json body = json::parse(request.body);
+    if (!body.is_object()) {
+      return absl::InvalidArgumentError("the request body must be a JSON object");
+    }
+    return body;
+  } catch (const json::exception& e) {
+    return absl::InvalidArgumentError(
+        fmt::format("the request body is not valid JSON: {}", e.what()));
+  }
+}
+
+std::string MetaName(const json& object) {
+  auto meta = object.find("metadata");
+  if (meta == object.end() || !meta->is_object()) return "";
+  auto name = meta->find("name");
+  return name != meta->end() && name->is_string() ? name->get<std::string>() : "";
+}
+
+bool WantsTable(const HttpRequest& request) {
+  return request.Header("accept").find("as=Table") != std::string::npos;
+}
+
+}  // namespace
+
+void ApiCounters::CountWatch(const std::string& resource) {
+  absl::MutexLock lock(&mu_);
+  ++watches_[resource];
+}
+void ApiCounters::CountList(const std::string& resource) {
+  absl::MutexLock lock(&mu_);
+  ++lists_[resource];
+}
+uint64_t ApiCounters::Watches(const std::string& resource) const {
+  absl::MutexLock lock(&mu_);
+  auto it = watches_.find(resource);
+  return it == watches_.end() ? 0 : it->second;
+}
+uint64_t ApiCounters::Lists(const std::string& resource) const {
+  absl::MutexLock lock(&mu_);
+  auto it = lists_.find(resource);
+  return it == lists_.end() ? 0 : it->second;
+}
+
+ApiResponse StatusResponse(int code, const std::string& reason, const std::string& message,
+                           const json& details) {
+  json body = {{"kind", "Status"},    {"apiVersion", "v1"}, {"metadata", json::object()},
+               {"status", "Failure"}, {"message", message}, {"reason", reason},
+               {"code", code}};
+  if (!details.is_null()) body["details"] = details;
+  return {code, body};
+}
+
+bool FieldSelector::Parse(const std::string& text, FieldSelector* out, std::string* error) {
+  out->terms_.clear();
+  for (absl::string_view piece : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
+    std::string term(piece);
+    Term t;
+    size_t pos;
+    if ((pos = term.find("!=")) != std::string::npos) {
+      t = {term.substr(0, pos), false, term.substr(pos + 2)};
+    } else if ((pos = term.find("==")) != std::string::npos) {
+      t = {term.substr(0, pos), true, term.substr(pos + 2)};
+    } else if ((pos = term.find('=')) != std::string::npos) {
+      t = {term.substr(0, pos), true, term.substr(pos + 1)};
+    } else {
+      *error = fmt::format("invalid field selector \"{}\": expected field=value", text);
+      return false;
+    }
+    if (t.field != "metadata.name" && t.field != "metadata.namespace") {
+      *error = fmt::format(
+          "\"{}\" is not a known field selector: only \"metadata.name\", "
+          "\"metadata.namespace\"",
+          t.field);
+      return false;
+    }
+    out->terms_.push_back(std::move(t));
+  }
+  return true;
+}
+
+bool FieldSelector::Matches(const json& object) const {
+  for (const auto& term : terms_) {
+    std::string actual;
+    const json& meta = object.contains("metadata") ? object["metadata"] : json();
+    const char* key = term.field == "metadata.name" ? "name" : "namespace";
+    if (meta.is_object() && meta.contains(key) && meta[key].is_string()) actual = meta[key];
+    if ((actual == term.value) != term.equals) return false;
+  }
+  return true;
+}
+
+ApiHandler::ApiHandler(const ApiServerOptions& options, ResourceStore& store, ApiCounters& counters,
+                       WatchSupervisor& supervisor, std::string server_address)
+    : options_(options),
+      store_(store),
+      counters_(counters),
+      supervisor_(supervisor),
+      server_address_(std::move(server_address)) {}
+
+std::optional<ApiResponse> ApiHandler::Authorize(const HttpRequest& request,
+                                                 const ResourceRoute* route,
+                                                 const std::string& verb) const {
+  if (options_.tokens.empty() && options_.forbidden_tokens.empty()) return std::nullopt;
+  std::string auth = request.Header("authorization");
+  std::string token;
+  if (auth.size() > 7 &&
+      (auth.compare(0, 7, "Bearer ") == 0 || auth.compare(0, 7, "bearer ") == 0)) {
+    token = auth.substr(7);
+  }
+  bool forbidden = options_.forbidden_tokens.count(token) > 0;
+  if (!forbidden && options_.tokens.count(token) == 0) {
+    return StatusResponse(401, "Unauthorized", "Unauthorized");
+  }
+  if (!forbidden || route == nullptr) return std::nullopt;
+  // Discovery is open to every authenticated user (the system:discovery role); objects are not.
+  const ResourceType& type = *route->type;
+  std::string resource =
+      type.resource + (route->subresource.empty() ? "" : "/" + route->subresource);
+  std::string scope = route->ns.empty() ? "at the cluster scope"
+                                        : fmt::format("in the namespace \"{}\"", route->ns);
+  std::string object = route->name.empty()
+                           ? GroupResource(type)
+                           : fmt::format("{} \"{}\"", GroupResource(type), route->name);
+  return StatusResponse(
+      403, "Forbidden",
+      fmt::format("{} is forbidden: User \"system:serviceaccount:default:podlb-forbidden\" cannot "
+                  "{} resource \"{}\" in API group \"{}\" {}",
+                  object, verb, resource, type.group, scope),
+      Details(*route, route->name));
+}
+
+bool ApiHandler::Serve(const HttpRequest& request, HttpConnection& connection) {
+  bool watch = false;
+  ResourceRoute route;
+  ApiResponse response = Route(request, &watch, &route);
+  if (watch) return Watch(request, route, connection);
+  if (response.code >= 400) {
+    LogDebug("apiserver: {} {} -> {}", request.method, request.target, response.code);
+  }
+  std::string body = response.body.dump();
+  return connection.WriteResponse(response.code, "application/json", body, request.keep_alive) &&
+         request.keep_alive;
+}
+
+ApiResponse ApiHandler::Route(const HttpRequest& request, bool* watch, ResourceRoute* route) {
+  std::vector<std::string> segments;
+  for (absl::string_view s : absl::StrSplit(request.path, '/', absl::SkipEmpty())) {
+    segments.emplace_back(s);
+  }
+  bool read = request.method == "GET" || request.method == "HEAD";
+  auto discovery = [&](std::optional<json> doc) -> ApiResponse {
+    if (auto denied = Authorize(request, nullptr, "get")) return *denied;
+    if (!doc)
+      return StatusResponse(404, "NotFound", "the server could not find the requested resource");
+    if (!read)
+      return StatusResponse(405, "MethodNotAllowed",
+                            "the server does not allow this method on the requested resource");
+    return {200, *doc};
+  };
+  if (segments.empty()) {
+    return discovery(json{{"paths", {"/api", "/api/v1", "/apis", "/healthz", "/version"}}});
+  }
+  if (segments.size() == 1 &&
+      (segments[0] == "healthz" || segments[0] == "livez" || segments[0] == "readyz")) {
+    return {200, "ok"};
+  }
+  if (segments.size() == 1 && segments[0] == "version") return discovery(VersionDocument());
+  if (segments[0] == "openapi" && segments.size() >= 2 && segments[1] == "v3") {
+    if (segments.size() == 2) return discovery(OpenApiV3Root());
+    std::vector<std::string> gv(segments.begin() + 2, segments.end());
+    return discovery(OpenApiV3Document(absl::StrJoin(gv, "/")));
+  }
+  std::string group, version;
+  size_t rest;
+  if (segments[0] == "api") {
+    if (segments.size() == 1) return discovery(ApiVersionsDocument(server_address_));
+    group = "";
+    version = segments[1];
+    rest = 2;
+  } else if (segments[0] == "apis") {
+    if (segments.size() == 1) return discovery(ApiGroupListDocument());
+    if (segments.size() == 2) return discovery(ApiGroupDocument(segments[1]));
+    group = segments[1];
+    version = segments[2];
+    rest = 3;
+  } else {
+    return discovery(std::nullopt);
+  }
+  if (segments.size() == rest) return discovery(ApiResourceListDocument(group, version));
+
+  std::vector<std::string> parts(segments.begin() + static_cast<ptrdiff_t>(rest), segments.end());
+  std::string resource;
+  if (parts[0] == "namespaces" && parts.size() >= 3) {
+    route->ns = parts[1];
+    resource = parts[2];
+    parts.erase(parts.begin(), parts.begin() + 3);
+  } else {
+    resource = parts[0];
+    parts.erase(parts.begin());
+  }
+  route->type = FindResourceType(group, resource);
+  if (route->type == nullptr || route->type->version != version || parts.size() > 2 ||
+      (!route->ns.empty() && !route->type->namespaced)) {
+    return discovery(std::nullopt);
+  }
+  if (!parts.empty()) route->name = parts[0];
+  if (parts.size() == 2) route->subresource = parts[1];
+  if (!route->name.empty() && route->type->namespaced && route->ns.empty())
+    return discovery(std::nullopt);
+  if (!route->subresource.empty() &&
+      !(route->subresource == "status" ||
+        (route->subresource == "scale" && route->type->resource == "deployments"))) {
+    return discovery(std::nullopt);
+  }
+
+  *watch = request.method == "GET" && route->name.empty() && request.QueryBool("watch");
+  std::string verb;
+  if (request.method == "GET") {
+    verb = *watch ? "watch" : route->name.empty() ? "list" : "get";
+  } else if (request.method == "POST") {
+    verb = "create";
+  } else if (request.method == "PUT") {
+    verb = "update";
+  } else if (request.method == "PATCH") {
+    verb = "patch";
+  } else if (request.method == "DELETE") {
+    verb = route->name.empty() ? "deletecollection" : "delete";
+  } else {
+    *watch = false;
+    return StatusResponse(405, "MethodNotAllowed",
+                          "the server does not allow this method on the requested resource");
+  }
+  if (auto denied = Authorize(request, route, verb)) {
+    *watch = false;
+    return *denied;
+  }
+  if (*watch) return {};
+  return ServeResource(request, *route);
+}
+
+ApiResponse ApiHandler::ServeResource(const HttpRequest& request, const ResourceRoute& route) {
+  const std::string& method = request.method;
+  if (route.subresource == "scale") return Scale(request, route);
+  if (route.name.empty()) {
+    if (method == "GET") return List(request, route);
+    if (method == "POST") return Create(request, route);
+    if (method == "DELETE") return DeleteCollection(request, route);
+    return StatusResponse(405, "MethodNotAllowed",
+                          "the server does not allow this method on the requested resource");
+  }
+  if (method == "GET") {
+    auto object = store_.Get(route.type->resource, route.ns, route.name);
+    if (!object.ok()) return FromStatus(object.status(), route, route.name);
+    if (WantsTable(request)) return {200, ToTable(*route.type, {*object}, true, "")};
+    return {200, *object};
+  }
+  if (method == "PUT") return Replace(request, route);
+  if (method == "PATCH") return Patch(request, route);
+  if (method == "DELETE") {
+    auto deleted = store_.Delete(route.type->resource, route.ns, route.name);
+    if (!deleted.ok()) return FromStatus(deleted.status(), route, route.name);
+    return {200, *deleted};
+  }
+  return StatusResponse(405, "MethodNotAllowed",
+                        "the server does not allow this method on the requested resource");
+}
+
+ApiResponse ApiHandler::List(const HttpRequest& request, const ResourceRoute& route) {
+  auto selector = LabelSelector::Parse(request.Query("labelSelector"));
+  if (!selector.ok())
+    return StatusResponse(400, "BadRequest", std::string(selector.status().message()));
+  FieldSelector fields;
+  std::string error;
+  if (!FieldSelector::Parse(request.Query("fieldSelector"), &fields, &error)) {
+    return StatusResponse(400, "BadRequest", error);
+  }
+  std::string rv = request.Query("resourceVersion");
+  if (!rv.empty() && rv != "0") {
+    uint64_t version = 0;
+    if (!absl::SimpleAtoi(rv, &version)) {
+      return StatusResponse(400, "BadRequest", fmt::format("invalid resource version \"{}\"", rv));
+    }
+    // A version older than the retained history cannot be served: 410, like a compacted etcd.
+    auto probe = store_.Watch(route.type->resource, route.ns, *selector, version);
+    if (!probe.ok()) return FromStatus(probe.status(), route, "");
+  }
+  auto list = store_.List(route.type->resource, route.ns, *selector);
+  counters_.CountList(route.type->resource);
+  std::vector<json> items;
+  for (auto& item : list.items) {
+    if (fields.Matches(item)) items.push_back(std::move(item));
+  }
+  std::string version = std::to_string(list.resource_version);
+  if (WantsTable(request)) return {200, ToTable(*route.type, items, true, version)};
+  return {200, json{{"kind", route.type->kind + "List"},
+                    {"apiVersion", route.type->ApiVersion()},
+                    {"metadata", {{"resourceVersion", version}}},
+                    {"items", items}}};
+}
+
+ApiResponse ApiHandler::Create(const HttpRequest& request, const ResourceRoute& route) {
+  auto body = ParseBody(request);
+  if (!body.ok()) return StatusResponse(400, "BadRequest", std::string(body.status().message()));
+  if (body->contains("kind") && (*body)["kind"] != route.type->kind) {
+    return StatusResponse(
+        400, "BadRequest",
+        fmt::format("the kind of the object ({}) does not match the resource {} "
+                    "({})",
+                    (*body)["kind"].dump(), route.type->resource, route.type->kind));
+  }
+  std::string name = MetaName(*body);
+  auto created = store_.Create(route.type->resource, route.ns, std::move(*body));
+  if (!created.ok()) return FromStatus(created.status(), route, name);
+  return {201, *created};
+}
+
+ApiResponse ApiHandler::Replace(const HttpRequest& request, const ResourceRoute& route) {
+  auto body = ParseBody(request);
+  if (!body.ok()) return StatusResponse(400, "BadRequest", std::string(body.status().message()));
+  std::string name = MetaName(*body);
+  if (name.empty()) {
+    (*body)["metadata"]["name"] = route.name;
+  } else if (name != route.name) {
+    return StatusResponse(400, "BadRequest",
+                          fmt::format("the name of the object ({}) does not match the name on the "
+                                      "URL ({})",
+                                      name, route.name));
+  }
+  auto updated = store_.Update(route.type->resource, route.ns, std::move(*body));
+  if (!updated.ok()) return FromStatus(updated.status(), route, route.name);
+  return {200, *updated};
+}
+
+ApiResponse ApiHandler::DeleteCollection(const HttpRequest& request, const ResourceRoute& route) {
+  auto selector = LabelSelector::Parse(request.Query("labelSelector"));
+  if (!selector.ok())
+    return StatusResponse(400, "BadRequest", std::string(selector.status().message()));
+  auto list = store_.List(route.type->resource, route.ns, *selector);
+  json items = json::array();
+  for (const auto& item : list.items) {
+    std::string ns = item["metadata"].value("namespace", "");
+    auto deleted = store_.Delete(route.type->resource, ns, MetaName(item));
+    if (deleted.ok()) items.push_back(*deleted);
+  }
+  return {200, json{{"kind", route.type->kind + "List"},
+                    {"apiVersion", route.type->ApiVersion()},
+                    {"metadata", {{"resourceVersion", std::to_string(store_.CurrentVersion())}}},
+                    {"items", items}}};
+}
+
+}  // namespace podlb::sandbox

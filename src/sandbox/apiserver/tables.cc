@@ -1,0 +1,162 @@
+#include "sandbox/apiserver/tables.h"
+
+#include <ctime>
+
+#include "absl/strings/str_join.h"
+#include "fmt/format.h"
+
+namespace podlb::sandbox {
+namespace {
+
+using json = nlohmann::json;
+
+const json& At(const json& object, std::initializer_list<const char*> path) {
+  static const json* const kNull = new json(nullptr);
+  const json* node = &object;
+  for (const char* key : path) {
+    if (!node->is_object()) return *kNull;
+    auto it = node->find(key);
+    if (it == node->end()) return *kNull;
+    node = &*it;
+  }
+  return *node;
+}
+
+std::string Str(const json& value, const std::string& fallback) {
+  if (value.is_string() && !value.get<std::string>().empty()) return value.get<std::string>();
+  if (value.is_number_integer()) return std::to_string(value.get<int64_t>());
+  return fallback;
+}
+
+int64_t Int(const json& value) { return value.is_number_integer() ? value.get<int64_t>() : 0; }
+
+std::string Age(const json& object) {
+  std::string created = Str(At(object, {"metadata", "creationTimestamp"}), "");
+  std::tm tm{};
+  if (created.empty() || strptime(created.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm) == nullptr) {
+    return "<unknown>";
+  }
+  int64_t seconds = std::max<int64_t>(0, std::time(nullptr) - timegm(&tm));
+  if (seconds < 120) return fmt::format("{}s", seconds);
+  if (seconds < 120 * 60) return fmt::format("{}m", seconds / 60);
+  if (seconds < 48 * 3600) return fmt::format("{}h", seconds / 3600);
+  return fmt::format("{}d", seconds / 86400);
+}
+
+json Column(const char* name, const char* type, const char* format = "") {
+  return {{"name", name}, {"type", type}, {"format", format}, {"description", ""}, {"priority", 0}};
+}
+
+struct Printer {
+  std::vector<json> columns;  // between Name and Age
+  std::function<std::vector<json>(const json&)> cells;
+};
+
+Printer PrinterFor(const std::string& resource) {
+  if (resource == "services") {
+    return {{Column("Type", "string"), Column("Cluster-IP", "string"),
+             Column("External-IP", "string"), Column("Port(s)", "string")},
+            [](const json& o) {
+              std::vector<std::string> ports;
+              const json& list = At(o, {"spec", "ports"});
+              if (list.is_array()) {
+                for (const auto& p : list) {
+                  ports.push_back(Str(At(p, {"port"}), "") + "/" + Str(At(p, {"protocol"}), "TCP"));
+                }
+              }
+              return std::vector<json>{Str(At(o, {"spec", "type"}), "ClusterIP"),
+                                       Str(At(o, {"spec", "clusterIP"}), "<none>"), "<none>",
+                                       ports.empty() ? "<none>" : absl::StrJoin(ports, ",")};
+            }};
+  }
+  if (resource == "endpointslices") {
+    return {
+        {Column("AddressType", "string"), Column("Ports", "string"), Column("Endpoints", "string")},
+        [](const json& o) {
+          std::vector<std::string> ports, addresses;
+          const json& plist = At(o, {"ports"});
+          if (plist.is_array()) {
+            for (const auto& p : plist) ports.push_back(Str(At(p, {"port"}), "<unset>"));
+          }
+          const json& eps = At(o, {"endpoints"});
+          if (eps.is_array()) {
+            for (const auto& e : eps) {
+              const json& addrs = At(e, {"addresses"});
+              if (addrs.is_array() && !addrs.empty()) addresses.push_back(Str(addrs[0], ""));
+            }
+          }
+          std::string shown = absl::StrJoin(
+              addresses.begin(), addresses.begin() + std::min<size_t>(3, addresses.size()), ",");
+          if (addresses.size() > 3) shown += fmt::format(" + {} more...", addresses.size() - 3);
+          return std::vector<json>{Str(At(o, {"addressType"}), "IPv4"),
+                                   ports.empty() ? "<unset>" : absl::StrJoin(ports, ","),
+                                   addresses.empty() ? "<unset>" : shown};
+        }};
+  }
+  if (resource == "deployments") {
+    return {{Column("Ready", "string"), Column("Up-to-date", "integer"),
+             Column("Available", "integer")},
+            [](const json& o) {
+              int64_t want = At(o, {"spec", "replicas"}).is_number_integer()
+                                 ? Int(At(o, {"spec", "replicas"}))
+                                 : 1;
+              return std::vector<json>{
+                  fmt::format("{}/{}", Int(At(o, {"status", "readyReplicas"})), want),
+                  Int(At(o, {"status", "updatedReplicas"})),
+                  Int(At(o, {"status", "availableReplicas"}))};
+            }};
+  }
+  if (resource == "pods") {
+    return {{Column("Ready", "string"), Column("Status", "string"), Column("IP", "string")},
+            [](const json& o) {
+              const json& containers = At(o, {"spec", "containers"});
+              const json& statuses = At(o, {"status", "containerStatuses"});
+              int64_t ready = 0;
+              if (statuses.is_array()) {
+                for (const auto& s : statuses) ready += At(s, {"ready"}) == true ? 1 : 0;
+              }
+              return std::vector<json>{
+                  fmt::format("{}/{}", ready, containers.is_array() ? containers.size() : 0),
+                  Str(At(o, {"status", "phase"}), "Pending"),
+                  Str(At(o, {"status", "podIP"}), "<none>")};
+            }};
+  }
+  if (resource == "namespaces") {
+    return {{Column("Status", "string")}, [](const json& o) {
+              return std::vector<json>{Str(At(o, {"status", "phase"}), "Active")};
+            }};
+  }
+  return {{}, [](const json&) { return std::vector<json>{}; }};
+}
+
+}  // namespace
+
+json ToTable(const ResourceType& type, const std::vector<json>& objects, bool with_columns,
+             const std::string& resource_version) {
+  Printer printer = PrinterFor(type.resource);
+  json table = {{"kind", "Table"}, {"apiVersion", "meta.k8s.io/v1"}, {"metadata", json::object()}};
+  if (!resource_version.empty()) table["metadata"]["resourceVersion"] = resource_version;
+  json columns = json::array();
+  if (with_columns) {
+    columns.push_back(Column("Name", "string", "name"));
+    for (const auto& c : printer.columns) columns.push_back(c);
+    columns.push_back(Column("Age", "string"));
+  }
+  table["columnDefinitions"] = columns;
+  json rows = json::array();
+  for (const auto& object : objects) {
+    json cells = json::array();
+    cells.push_back(Str(At(object, {"metadata", "name"}), ""));
+    for (auto& cell : printer.cells(object)) cells.push_back(std::move(cell));
+    cells.push_back(Age(object));
+    rows.push_back({{"cells", cells},
+                    {"object",
+                     {{"kind", "PartialObjectMetadata"},
+                      {"apiVersion", "meta.k8s.io/v1"},
+                      {"metadata", At(object, {"metadata"})}}}});
+  }
+  table["rows"] = rows;
+  return table;
+}
+
+}  // namespace podlb::sandbox

@@ -1,0 +1,107 @@
+#include "sandbox/sandbox.h"
+
+#include <openssl/rand.h>
+
+#include "absl/strings/escaping.h"
+#include "core/logging.h"
+#include "core/status_macros.h"
+
+namespace podlb::sandbox {
+namespace {
+
+using json = nlohmann::json;
+
+std::string RandomToken() {
+  unsigned char bytes[24];
+  if (RAND_bytes(bytes, sizeof(bytes)) != 1) {
+    // OpenSSL's CSPRNG failing is not recoverable in a meaningful way; abort loudly.
+    LogError("sandbox: OpenSSL RAND_bytes failed; cannot create an API token");
+    abort();
+  }
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(bytes), sizeof(bytes)));
+}
+
+}  // namespace
+
+Sandbox::Sandbox(SandboxOptions options) : options_(std::move(options)), token_(RandomToken()) {}
+
+Sandbox::~Sandbox() { Stop(); }
+
+absl::Status Sandbox::Start() {
+  if (started_) return absl::FailedPreconditionError("sandbox already started");
+  if (options_.replicas < 0) return absl::InvalidArgumentError("sandbox: replicas must be >= 0");
+  store_ = std::make_shared<ResourceStore>();
+  ApiServerOptions api;
+  api.port = options_.api_port;
+  api.tls = options_.tls;
+  api.tokens = {token_};
+  api_server_ = std::make_unique<ApiServer>(api, store_);
+  RETURN_IF_ERROR(api_server_->Start());
+  started_ = true;
+
+  if (options_.run_pods) {
+    GrpcPodRuntimeOptions runtime_options;
+    runtime_options.max_connection_age = options_.max_connection_age;
+    auto runtime = std::make_unique<GrpcPodRuntime>(runtime_options);
+    grpc_runtime_ = runtime.get();
+    runtime_ = std::move(runtime);
+  } else {
+    runtime_ = std::make_unique<NullPodRuntime>();
+  }
+  ips_ = std::make_unique<PodIpAllocator>(options_.first_pod_ip);
+  DeploymentControllerOptions deployment_options;
+  deployment_options.default_pod_port = options_.pod_port;
+  deployment_options.grace_period = options_.grace_period;
+  deployments_ =
+      std::make_unique<DeploymentController>(*store_, *runtime_, *ips_, deployment_options);
+  EndpointSliceControllerOptions slice_options;
+  slice_options.max_endpoints_per_slice = options_.max_slice_endpoints;
+  endpointslices_ = std::make_unique<EndpointSliceController>(*store_, slice_options);
+  RETURN_IF_ERROR(endpointslices_->Start());
+  RETURN_IF_ERROR(deployments_->Start());
+  RETURN_IF_ERROR(SeedObjects());
+  LogInfo("sandbox: API server at {}, {} greeter pods on port {}", api_server_->url(),
+          options_.create_greeter ? options_.replicas : 0, options_.pod_port);
+  return absl::OkStatus();
+}
+
+absl::Status Sandbox::SeedObjects() {
+  json ns = {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", "default"}}}};
+  RETURN_IF_ERROR(store_->Create("namespaces", "", ns).status());
+  if (!options_.create_greeter) return absl::OkStatus();
+  RETURN_IF_ERROR(
+      store_->Create("services", "default", GreeterService(options_.pod_port)).status());
+  RETURN_IF_ERROR(store_
+                      ->Create("deployments", "default",
+                               GreeterDeployment(options_.replicas, options_.pod_port))
+                      .status());
+  return absl::OkStatus();
+}
+
+void Sandbox::Stop() {
+  if (!started_) return;
+  started_ = false;
+  if (deployments_) deployments_->Stop();
+  if (endpointslices_) endpointslices_->Stop();
+  // All pods at once, each with GOAWAY and a moment for in-flight calls.
+  if (grpc_runtime_) grpc_runtime_->StopAll(std::chrono::milliseconds(1000));
+  api_server_->Stop();
+}
+
+std::string Sandbox::api_url() const { return api_server_->url(); }
+std::string Sandbox::ca_pem() const { return api_server_->ca_pem(); }
+
+std::string Sandbox::Kubeconfig() const {
+  return MakeKubeconfig(api_server_->url(), api_server_->ca_pem(), token_);
+}
+
+std::vector<std::shared_ptr<BackendPod>> Sandbox::Pods() const {
+  return grpc_runtime_ ? grpc_runtime_->Pods() : std::vector<std::shared_ptr<BackendPod>>{};
+}
+
+std::shared_ptr<BackendPod> Sandbox::FindPod(const std::string& name) const {
+  return grpc_runtime_ ? grpc_runtime_->Find(name) : nullptr;
+}
+
+}  // namespace podlb::sandbox

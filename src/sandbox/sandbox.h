@@ -1,0 +1,72 @@
+// Sandbox: the whole Kubernetes stand-in on one machine: the ResourceStore, the ApiServer (TLS,
+// a random bearer token), the deployment and endpointslice controllers and real gRPC backend
+// pods on their own loopback IPs, seeded with Namespace default, Deployment default/greeter and
+// Service greeter. Start/Stop from one control thread; accessors are thread-safe.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "sandbox/apiserver/api_server.h"
+#include "sandbox/apiserver/resource_store.h"
+#include "sandbox/controllers/deployment_controller.h"
+#include "sandbox/controllers/endpointslice_controller.h"
+#include "sandbox/pods/pod_runtime.h"
+#include "sandbox/seed_objects.h"
+
+namespace podlb::sandbox {
+
+struct SandboxOptions {
+  int replicas = 3;  // of default/greeter
+  uint16_t pod_port = 50051;
+  std::chrono::milliseconds grace_period{2000};
+  size_t max_slice_endpoints = 100;
+  std::string first_pod_ip = "127.0.0.2";
+  std::optional<std::chrono::milliseconds> max_connection_age;
+  // false: pods are only objects in the store (instantly ready), for tests with many pods.
+  bool run_pods = true;
+  bool create_greeter = true;
+  bool tls = true;
+  uint16_t api_port = 0;
+};
+
+class Sandbox {
+ public:
+  explicit Sandbox(SandboxOptions options = {});
+  ~Sandbox();  // Stop
+
+  // Starts everything and seeds the objects; returns once the API server listens.
+  absl::Status Start();
+  // Stops the controllers, shuts the pods down (GOAWAY, in-flight calls finish) and the server.
+  void Stop();
+
+  std::string api_url() const;
+  std::string ca_pem() const;
+  const std::string& token() const { return token_; }
+  std::string Kubeconfig() const;
+  ResourceStore& store() { return *store_; }
+  ApiServer& api_server() { return *api_server_; }
+  // The running backend pods (empty when run_pods is false).
+  std::vector<std::shared_ptr<BackendPod>> Pods() const;
+  std::shared_ptr<BackendPod> FindPod(const std::string& name) const;
+
+ private:
+  absl::Status SeedObjects();
+
+  const SandboxOptions options_;
+  std::string token_;
+  std::shared_ptr<ResourceStore> store_;
+  std::unique_ptr<ApiServer> api_server_;
+  std::unique_ptr<PodRuntime> runtime_;
+  GrpcPodRuntime* grpc_runtime_ = nullptr;  // runtime_ when it runs real pods
+  std::unique_ptr<PodIpAllocator> ips_;
+  std::unique_ptr<DeploymentController> deployments_;
+  std::unique_ptr<EndpointSliceController> endpointslices_;
+  bool started_ = false;
+};
+
+}  // namespace podlb::sandbox

@@ -1,0 +1,41 @@
+// SandboxClient: talks to a running `podlb sandbox` through its API server exactly as kubectl
+// would (the kubeconfig it wrote, bearer token, its CA, PATCH requests), for the `podlb sandbox
+// scale|restart` commands and tests. One thread per client object.
+#pragma once
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
+
+namespace podlb::sandbox {
+
+struct KubeconfigCredentials {
+  std::string server;  // https://127.0.0.1:PORT
+  std::string ca_pem;
+  std::string token;
+};
+
+// Reads the current context's cluster and user from a kubeconfig file.
+absl::StatusOr<KubeconfigCredentials> LoadKubeconfig(const std::string& path);
+
+class SandboxClient {
+ public:
+  explicit SandboxClient(KubeconfigCredentials credentials) : creds_(std::move(credentials)) {}
+
+  // `kubectl scale deployment/NAME --replicas=N`: PATCH on the scale subresource.
+  absl::Status Scale(const std::string& ns, const std::string& name, int replicas);
+  // `kubectl rollout restart deployment/NAME`: a strategic-merge PATCH of the template's
+  // kubectl.kubernetes.io/restartedAt annotation.
+  absl::Status RolloutRestart(const std::string& ns, const std::string& name);
+
+  // One request; returns the parsed JSON body of a 2xx answer.
+  absl::StatusOr<nlohmann::json> Request(const std::string& method, const std::string& path,
+                                         const std::string& content_type, const std::string& body);
+
+ private:
+  KubeconfigCredentials creds_;
+};
+
+}  // namespace podlb::sandbox

@@ -1,0 +1,294 @@
+// The API-server stand-in at the wire level, over plaintext HTTP/1.1 from a raw socket: hostile
+// input (garbage, oversized headers, bad JSON) gets a clear Status and the server keeps serving;
+// watch framing (initial events, bookmarks, timeoutSeconds, in-stream 410) and shutdown with
+// open watches.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "sandbox/apiserver/api_server.h"
+#include "support/process.h"
+
+namespace podlb::sandbox {
+namespace {
+
+using json = nlohmann::json;
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+
+// A blocking client socket with a receive timeout, so a broken server fails the test instead of
+// hanging it.
+class RawClient {
+ public:
+  explicit RawClient(uint16_t port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    timeval tv{10, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  }
+  ~RawClient() { ::close(fd_); }
+  bool connected() const { return connected_; }
+  void CloseWrite() { ::shutdown(fd_, SHUT_WR); }
+
+  bool Send(const std::string& data) {
+    size_t sent = 0;
+    while (sent < data.size()) {
+      ssize_t n = ::send(fd_, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      sent += static_cast<size_t>(n);
+    }
+    return true;
+  }
+  // Reads until `needle` appears (true) or EOF/timeout (false). Everything read is kept.
+  bool ReadUntil(const std::string& needle) {
+    while (received_.find(needle) == std::string::npos) {
+      char buf[8192];
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) return false;
+      received_.append(buf, static_cast<size_t>(n));
+    }
+    return true;
+  }
+  // Reads to EOF; false on timeout.
+  bool ReadToEof() {
+    while (true) {
+      char buf[8192];
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n == 0) return true;
+      if (n < 0) return false;
+      received_.append(buf, static_cast<size_t>(n));
+    }
+  }
+  const std::string& received() const { return received_; }
+  json Body() const {
+    size_t start = received_.find("\r\n\r\n");
+    return json::parse(received_.substr(start == std::string::npos ? 0 : start + 4), nullptr,
+                       false);
+  }
+
+ private:
+  int fd_;
+  bool connected_ = false;
+  std::string received_;
+};
+
+std::string Get(const std::string& target, const std::string& extra_headers = "") {
+  return "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer t\r\n" +
+         extra_headers + "Connection: close\r\n\r\n";
+}
+
+json Slice(const std::string& name) {
+  return {{"metadata", {{"name", name}, {"labels", {{"kubernetes.io/service-name", "greeter"}}}}},
+          {"addressType", "IPv4"},
+          {"endpoints", json::array()}};
+}
+
+class ApiServerHttpTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ApiServerOptions options;
+    options.tls = false;
+    options.tokens = {"t"};
+    options.bookmark_interval = 50ms;
+    server_ = std::make_unique<ApiServer>(options, store_);
+    ASSERT_TRUE(server_->Start().ok());
+  }
+
+  // The server still answers a well-formed request from a new client.
+  void ExpectStillServing() {
+    RawClient client(server_->port());
+    ASSERT_TRUE(client.Send(Get("/version")));
+    ASSERT_TRUE(client.ReadToEof());
+    EXPECT_THAT(client.received(), ::testing::StartsWith("HTTP/1.1 200 OK"));
+    EXPECT_EQ(client.Body()["major"], "1");
+  }
+
+  std::shared_ptr<ResourceStore> store_ = std::make_shared<ResourceStore>();
+  std::unique_ptr<ApiServer> server_;
+};
+
+TEST_F(ApiServerHttpTest, GarbageGetsBadRequest) {
+  RawClient client(server_->port());
+  ASSERT_TRUE(client.Send("\x16\x03\x01 this is not http\r\n\r\n"));
+  ASSERT_TRUE(client.ReadToEof());
+  EXPECT_THAT(client.received(), ::testing::StartsWith("HTTP/1.1 400 Bad Request"));
+  EXPECT_EQ(client.Body()["reason"], "BadRequest");
+  ExpectStillServing();
+}
+
+TEST_F(ApiServerHttpTest, OversizedHeadersGet431) {
+  RawClient client(server_->port());
+  std::string huge = "GET /version HTTP/1.1\r\nX-Big: " + std::string(2 << 20, 'a');
+  ASSERT_TRUE(client.Send(huge));
+  client.CloseWrite();
+  ASSERT_TRUE(client.ReadToEof());
+  EXPECT_THAT(client.received(), ::testing::StartsWith("HTTP/1.1 431"));
+  ExpectStillServing();
+}
+
+TEST_F(ApiServerHttpTest, MalformedJsonBodyGetsBadRequestStatus) {
+  RawClient client(server_->port());
+  std::string body = "{\"metadata\": {\"name\": ";
+  ASSERT_TRUE(
+      client.Send("POST /api/v1/namespaces/default/services HTTP/1.1\r\nHost: x\r\n"
+                  "Authorization: Bearer t\r\nContent-Type: application/json\r\n"
+                  "Content-Length: " +
+                  std::to_string(body.size()) + "\r\n\r\n" + body));
+  ASSERT_TRUE(client.ReadUntil("}"));
+  EXPECT_THAT(client.received(), ::testing::StartsWith("HTTP/1.1 400"));
+  json status = client.Body();
+  EXPECT_EQ(status["kind"], "Status");
+  EXPECT_EQ(status["reason"], "BadRequest");
+  EXPECT_THAT(status["message"].get<std::string>(), HasSubstr("not valid JSON"));
+  // Keep-alive: the same connection serves the next request.
+  ASSERT_TRUE(client.Send(Get("/api/v1/namespaces/default/services")));
+  ASSERT_TRUE(client.ReadToEof());
+  EXPECT_THAT(client.received(), HasSubstr("\"kind\":\"ServiceList\""));
+  ExpectStillServing();
+}
+
+TEST_F(ApiServerHttpTest, UnknownPathsAndMissingObjectsAre404Status) {
+  for (const std::string path :
+       {"/nope", "/apis/example.com/v1/widgets", "/api/v1/namespaces/default/services/missing"}) {
+    RawClient client(server_->port());
+    ASSERT_TRUE(client.Send(Get(path)));
+    ASSERT_TRUE(client.ReadToEof());
+    EXPECT_THAT(client.received(), ::testing::StartsWith("HTTP/1.1 404")) << path;
+    EXPECT_EQ(client.Body()["reason"], "NotFound") << path;
+  }
+}
+
+TEST_F(ApiServerHttpTest, MissingTokenIsUnauthorized) {
+  RawClient client(server_->port());
+  ASSERT_TRUE(client.Send("GET /api/v1/services HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+  ASSERT_TRUE(client.ReadToEof());
+  EXPECT_THAT(client.received(), ::testing::StartsWith("HTTP/1.1 401"));
+  EXPECT_EQ(client.Body()["message"], "Unauthorized");
+}
+
+TEST_F(ApiServerHttpTest, DiscoveryListsScaleSubresourceAndShortNames) {
+  RawClient client(server_->port());
+  ASSERT_TRUE(client.Send(Get("/apis/apps/v1")));
+  ASSERT_TRUE(client.ReadToEof());
+  json list = client.Body();
+  ASSERT_EQ(list["kind"], "APIResourceList");
+  std::map<std::string, json> by_name;
+  for (const auto& r : list["resources"]) by_name[r["name"]] = r;
+  ASSERT_TRUE(by_name.count("deployments/scale"));
+  EXPECT_EQ(by_name["deployments/scale"]["kind"], "Scale");
+  EXPECT_EQ(by_name["deployments"]["shortNames"][0], "deploy");
+}
+
+TEST_F(ApiServerHttpTest, WatchWithoutVersionStartsWithCurrentObjectsAndEndsAtTimeout) {
+  ASSERT_TRUE(store_->Create("endpointslices", "default", Slice("existing")).ok());
+  RawClient client(server_->port());
+  ASSERT_TRUE(
+      client.Send(Get("/apis/discovery.k8s.io/v1/namespaces/default/endpointslices?"
+                      "watch=1&timeoutSeconds=1")));
+  ASSERT_TRUE(client.ReadUntil("existing"));
+  EXPECT_THAT(client.received(), HasSubstr("Transfer-Encoding: chunked"));
+  EXPECT_THAT(client.received(), HasSubstr("{\"object\":"));
+  ASSERT_TRUE(store_->Create("endpointslices", "default", Slice("later")).ok());
+  ASSERT_TRUE(client.ReadToEof());  // timeoutSeconds ends the stream
+  const std::string& r = client.received();
+  EXPECT_LT(r.find("\"ADDED\""), r.find("\"later\""));
+  EXPECT_THAT(r, ::testing::EndsWith("0\r\n\r\n"));
+  EXPECT_EQ(server_->WatchesOpened("endpointslices"), 1u);
+}
+
+TEST_F(ApiServerHttpTest, WatchSendsBookmarksWhenAsked) {
+  ASSERT_TRUE(store_->Create("endpointslices", "default", Slice("a")).ok());
+  std::string version = std::to_string(store_->CurrentVersion());
+  RawClient client(server_->port());
+  ASSERT_TRUE(
+      client.Send(Get("/apis/discovery.k8s.io/v1/namespaces/default/endpointslices?"
+                      "watch=true&allowWatchBookmarks=true&resourceVersion=" +
+                      version)));
+  ASSERT_TRUE(client.ReadUntil("BOOKMARK"));
+  ASSERT_TRUE(client.ReadUntil("\"type\":\"BOOKMARK\"}"));
+  EXPECT_THAT(client.received(),
+              HasSubstr("\"metadata\":{\"creationTimestamp\":null,\"resourceVersion\":\"" +
+                        version + "\"}"));
+  EXPECT_THAT(client.received(), HasSubstr("\"kind\":\"EndpointSlice\""));
+}
+
+TEST_F(ApiServerHttpTest, TooOldVersionIsGoneForWatchAndList) {
+  ASSERT_TRUE(store_->Create("endpointslices", "default", Slice("a")).ok());
+  std::string old_version = std::to_string(store_->CurrentVersion());
+  ASSERT_TRUE(store_->Create("endpointslices", "default", Slice("b")).ok());
+  store_->Compact();
+  {
+    RawClient client(server_->port());
+    ASSERT_TRUE(client.Send(
+        Get("/apis/discovery.k8s.io/v1/endpointslices?watch=1&resourceVersion=" + old_version)));
+    ASSERT_TRUE(client.ReadToEof());
+    EXPECT_THAT(client.received(), ::testing::StartsWith("HTTP/1.1 200 OK"));
+    EXPECT_THAT(client.received(), HasSubstr("{\"object\":{\"apiVersion\":\"v1\",\"code\":410"));
+    EXPECT_THAT(client.received(), HasSubstr("\"reason\":\"Expired\""));
+    EXPECT_THAT(client.received(), HasSubstr("\"type\":\"ERROR\""));
+    EXPECT_THAT(client.received(), HasSubstr("too old resource version: " + old_version));
+  }
+  {
+    RawClient client(server_->port());
+    ASSERT_TRUE(client.Send(
+        Get("/apis/discovery.k8s.io/v1/endpointslices?resourceVersion=" + old_version)));
+    ASSERT_TRUE(client.ReadToEof());
+    EXPECT_THAT(client.received(), ::testing::StartsWith("HTTP/1.1 410"));
+    EXPECT_EQ(client.Body()["code"], 410);
+  }
+}
+
+TEST_F(ApiServerHttpTest, StopEndsOpenWatchesAndJoins) {
+  RawClient first(server_->port());
+  RawClient second(server_->port());
+  ASSERT_TRUE(first.Send(Get("/api/v1/services?watch=1")));
+  ASSERT_TRUE(second.Send(Get("/api/v1/namespaces/default/pods?watch=1&resourceVersion=1")));
+  ASSERT_TRUE(first.ReadUntil("chunked"));
+  ASSERT_TRUE(second.ReadUntil("chunked"));
+  // A keep-alive connection idle between requests.
+  RawClient idle(server_->port());
+  ASSERT_TRUE(idle.Send("GET /version HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\n\r\n"));
+  ASSERT_TRUE(idle.ReadUntil("}"));
+  auto start = std::chrono::steady_clock::now();
+  server_->Stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+  EXPECT_TRUE(first.ReadToEof());
+  EXPECT_TRUE(second.ReadToEof());
+  EXPECT_TRUE(idle.ReadToEof());
+}
+
+TEST_F(ApiServerHttpTest, ScaleSubresourceReadsAndWritesReplicas) {
+  json deployment = {
+      {"metadata", {{"name", "web"}}},
+      {"spec", {{"replicas", 2}, {"selector", {{"matchLabels", {{"app", "web"}}}}}}}};
+  ASSERT_TRUE(store_->Create("deployments", "default", deployment).ok());
+  {
+    RawClient client(server_->port());
+    ASSERT_TRUE(client.Send(Get("/apis/apps/v1/namespaces/default/deployments/web/scale")));
+    ASSERT_TRUE(client.ReadToEof());
+    json scale = client.Body();
+    EXPECT_EQ(scale["apiVersion"], "autoscaling/v1");
+    EXPECT_EQ(scale["spec"]["replicas"], 2);
+    EXPECT_EQ(scale["status"]["selector"], "app=web");
+  }
+  RawClient client(server_->port());
+  std::string body = R"({"spec":{"replicas":7}})";
+  ASSERT_TRUE(
+      client.Send("PUT /apis/apps/v1/namespaces/default/deployments/web/scale HTTP/1.1\r\n"
+                  "Host: x\r\nAuthorization: Bearer t\r\nConnection: close\r\n"
+                  "Content-Length: " +
+                  std::to_string(body.size()) + "\r\n\r\n" + body));
+  ASSERT_TRUE(client.ReadToEof());
+  EXPECT_EQ(client.Body()["spec"]["replicas"], 7);
+  EXPECT_EQ((*store_->Get("deployments", "default", "web"))["spec"]["replicas"], 7);
+}
+
+}  // namespace
+}  // namespace podlb::sandbox
