@@ -13,6 +13,10 @@ packages=(
   grpc-proto
   # real third-party peers used by the tests
   python3 python3-kubernetes python3-grpcio python3-h2 python3-yaml dnsmasq-base
+  # headless browser that renders the demo's HTML report in a test
+  chromium
+  # proxy benchmark peers and load generator (bench/proxy/run.sh; not needed by the tests)
+  nginx haproxy nghttp2-proxy nghttp2-client
 )
 # kubectl: whichever is on PATH; Debian's kubernetes-client when there is none.
 command -v kubectl >/dev/null 2>&1 || packages+=(kubernetes-client)
@@ -31,3 +35,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 echo "bootstrap: all packages present"
+
+# Test-only npm peers (grpc-js-xds, the second independent xDS client of the control-plane
+# tests), pinned by package-lock.json; node_modules is gitignored.
+cd "$(dirname "$0")/.."
+if [ -f package-lock.json ] && command -v npm >/dev/null 2>&1; then
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "bootstrap: node_modules installed from package-lock.json"
+fi

@@ -1,0 +1,56 @@
+// `podlb bootstrap`: prints the xDS bootstrap JSON for a client of `podlb control-plane`.
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "cli/commands.h"
+#include "xds/bootstrap.h"
+
+namespace podlb::cli {
+namespace {
+
+struct BootstrapFlags {
+  std::string server;
+  std::string node_id;
+  std::string zone;
+  std::string region;
+  bool tls = false;
+};
+
+std::string DefaultNodeId() {
+  // In a pod, POD_NAME comes from the downward API; elsewhere the hostname is the best name.
+  if (const char* pod = std::getenv("POD_NAME"); pod != nullptr && *pod != '\0') return pod;
+  char host[256] = {};
+  if (gethostname(host, sizeof(host) - 1) == 0 && host[0] != '\0') return host;
+  return "podlb-client";
+}
+
+int RunBootstrap(const BootstrapFlags& flags) {
+  xds::BootstrapOptions options{.server = flags.server,
+                                .node_id = flags.node_id.empty() ? DefaultNodeId() : flags.node_id,
+                                .zone = flags.zone,
+                                .region = flags.region,
+                                .tls = flags.tls};
+  std::string json = xds::BuildBootstrapJson(options) + "\n";
+  fwrite(json.data(), 1, json.size(), stdout);
+  return 0;
+}
+
+}  // namespace
+
+void AddBootstrapCommand(CLI::App& app, CommandTable& table) {
+  auto flags = std::make_shared<BootstrapFlags>();
+  auto* sub = app.add_subcommand(
+      "bootstrap",
+      "Print the xDS bootstrap JSON a gRPC client needs (for GRPC_XDS_BOOTSTRAP or "
+      "GRPC_XDS_BOOTSTRAP_CONFIG)");
+  sub->add_option("--server", flags->server, "control plane address HOST:PORT")->required();
+  sub->add_option("--node-id", flags->node_id, "node id (default: $POD_NAME, else the hostname)");
+  sub->add_option("--zone", flags->zone, "the client's zone, for zone-aware Services");
+  sub->add_option("--region", flags->region, "the client's region");
+  sub->add_flag("--tls", flags->tls, "connect to the control plane with TLS");
+  table.push_back({sub, [flags] { return RunBootstrap(*flags); }});
+}
+
+}  // namespace podlb::cli

@@ -1,0 +1,111 @@
+#include "xds/ads_service.h"
+
+#include "core/logging.h"
+#include "nlohmann/json.hpp"
+#include "xds/ads_stream.h"
+
+namespace podlb::xds {
+
+AdsService::AdsService(Registry& registry, AdsServiceOptions options)
+    : registry_(registry), options_(std::move(options)), cache_(registry) {}
+
+AdsService::~AdsService() { Stop(); }
+
+void AdsService::Start() {
+  push_thread_ = std::thread([this] { PushLoop(); });
+  subscription_ = registry_.SubscribeAll(
+      [this](const ServiceKey& key, const EndpointSetConstSharedPtr&) {
+        metrics_.registry_changes_total.fetch_add(1, std::memory_order_relaxed);
+        absl::MutexLock lock(&pending_mu_);
+        if (pending_.empty()) pending_since_ = absl::Now();
+        pending_.insert(key);
+      });
+}
+
+void AdsService::Stop() {
+  subscription_.reset();
+  {
+    absl::MutexLock lock(&pending_mu_);
+    stopping_ = true;
+  }
+  if (push_thread_.joinable()) push_thread_.join();
+}
+
+void AdsService::PushLoop() {
+  for (;;) {
+    std::set<ServiceKey> keys;
+    absl::Time since;
+    {
+      absl::MutexLock lock(&pending_mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(pending_mu_) {
+        return stopping_ || !pending_.empty();
+      };
+      pending_mu_.Await(absl::Condition(&ready));
+      if (stopping_) return;
+      // Coalesce: let the burst that started at pending_since_ gather for the window, counted
+      // from its first change, so no change waits longer than the window.
+      absl::Time deadline = pending_since_ + absl::FromChrono(options_.coalesce_window);
+      auto only_stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(pending_mu_) {
+        return stopping_;
+      };
+      pending_mu_.AwaitWithDeadline(absl::Condition(&only_stopping), deadline);
+      if (stopping_) return;
+      keys.swap(pending_);
+      since = pending_since_;
+    }
+    std::vector<std::shared_ptr<AdsStream>> streams;
+    {
+      absl::MutexLock lock(&streams_mu_);
+      streams.reserve(streams_.size());
+      for (const auto& [id, stream] : streams_) streams.push_back(stream);
+    }
+    // No lock held: a stream may run reactions inline from StartWrite.
+    for (const auto& stream : streams) stream->OnServicesChanged(keys, since);
+  }
+}
+
+grpc::ServerBidiReactor<envoy::service::discovery::v3::DiscoveryRequest,
+                        envoy::service::discovery::v3::DiscoveryResponse>*
+AdsService::StreamAggregatedResources(grpc::CallbackServerContext* context) {
+  std::shared_ptr<AdsStream> stream;
+  {
+    absl::MutexLock lock(&streams_mu_);
+    uint64_t id = next_stream_id_++;
+    stream = std::make_shared<AdsStream>(this, id, context->peer());
+    streams_[id] = stream;
+  }
+  metrics_.streams_total.fetch_add(1, std::memory_order_relaxed);
+  metrics_.connected_clients.fetch_add(1, std::memory_order_relaxed);
+  stream->Begin();
+  return stream.get();
+}
+
+void AdsService::RemoveStream(uint64_t id) {
+  std::shared_ptr<AdsStream> last;  // destroyed after the lock is released
+  absl::MutexLock lock(&streams_mu_);
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return;
+  last = std::move(it->second);
+  streams_.erase(it);
+  metrics_.connected_clients.fetch_sub(1, std::memory_order_relaxed);
+}
+
+size_t AdsService::StreamCount() const {
+  absl::MutexLock lock(&streams_mu_);
+  return streams_.size();
+}
+
+std::string AdsService::DebugConfigJson() const {
+  std::vector<std::shared_ptr<AdsStream>> streams;
+  {
+    absl::MutexLock lock(&streams_mu_);
+    for (const auto& [id, stream] : streams_) streams.push_back(stream);
+  }
+  nlohmann::json clients = nlohmann::json::array();
+  for (const auto& stream : streams) clients.push_back(stream->DebugJson());
+  nlohmann::json out;
+  out["clients"] = std::move(clients);
+  return out.dump(2);
+}
+
+}  // namespace podlb::xds

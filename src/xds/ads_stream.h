@@ -1,0 +1,93 @@
+// AdsStream: one client's state-of-the-world ADS stream (a grpc++ callback reactor). It keeps,
+// per resource type, what the client subscribed to, what it was last sent, and what it ACKed;
+// answers subscription changes at once and pushes on Registry changes. gRPC threads call the
+// On* reactions; the service's push thread calls OnServicesChanged. All state is under mu_, and
+// no lock is held while calling into gRPC (StartWrite/Finish may run reactions inline).
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "envoy/service/discovery/v3/ads.grpc.pb.h"
+#include "nlohmann/json.hpp"
+#include "xds/resource_cache.h"
+#include "xds/service_policy.h"
+#include "xds/type_urls.h"
+#include "xds/xds_metrics.h"
+
+namespace podlb::xds {
+
+class AdsService;
+
+class AdsStream : public grpc::ServerBidiReactor<envoy::service::discovery::v3::DiscoveryRequest,
+                                                 envoy::service::discovery::v3::DiscoveryResponse>  {
+ public:
+  AdsStream(AdsService* service, uint64_t id, std::string peer);
+
+  uint64_t id() const { return id_; }
+  // Starts reading. Called once, by the service, right after registering the stream.
+  void Begin();
+  // Some Services changed; push every affected type. `changed_at` is when the first of the
+  // changes reached the control plane (for the push-latency histogram).
+  void OnServicesChanged(const std::set<ServiceKey>& keys, absl::Time changed_at);
+  nlohmann::json DebugJson() const;
+
+  void OnReadDone(bool ok) override;
+  void OnWriteDone(bool ok) override;
+  void OnDone() override;
+  void OnCancel() override {}
+
+ private:
+  struct TypeState {
+    bool seen_request = false;
+    bool wildcard = false;
+    std::set<std::string> names;
+    bool dirty = false;
+    bool force = false;  // send even if nothing changed (a new subscription)
+    std::optional<absl::Time> pending_since;
+    uint64_t versions_sent = 0;
+    std::string sent_version;
+    std::string sent_nonce;
+    std::map<std::string, CachedResource> sent;  // what the last response carried
+    std::string acked_version;
+    std::map<std::string, CachedResource> acked;
+    uint64_t nacks = 0;
+    std::string last_nack;
+  };
+
+  void HandleRequestLocked(const envoy::service::discovery::v3::DiscoveryRequest& request)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool BuildNextResponseLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool BuildResponseLocked(ResourceType type, TypeState& state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RecomputeWatchedKeysLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Starts the next write if one is due, or Finish if the stream is closing.
+  void Pump();
+
+  AdsService* const service_;
+  const uint64_t id_;
+  const std::string peer_;
+  envoy::service::discovery::v3::DiscoveryRequest request_;  // owned by the outstanding read
+
+  mutable absl::Mutex mu_;
+  envoy::service::discovery::v3::DiscoveryResponse response_ ABSL_GUARDED_BY(mu_);
+  bool have_node_ ABSL_GUARDED_BY(mu_) = false;
+  std::string node_id_ ABSL_GUARDED_BY(mu_);
+  std::string user_agent_ ABSL_GUARDED_BY(mu_);
+  ClientProfile profile_ ABSL_GUARDED_BY(mu_);
+  std::array<TypeState, kResourceTypeCount> types_ ABSL_GUARDED_BY(mu_);
+  std::set<ServiceKey> watched_ ABSL_GUARDED_BY(mu_);
+  bool any_wildcard_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t nonce_counter_ ABSL_GUARDED_BY(mu_) = 0;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool read_closed_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace podlb::xds

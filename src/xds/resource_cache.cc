@@ -1,0 +1,85 @@
+#include "xds/resource_cache.h"
+
+#include "absl/strings/str_join.h"
+#include "core/logging.h"
+#include "xds/resource_builders.h"
+
+namespace podlb::xds {
+
+std::optional<ServiceKey> ResourceCache::KeyOf(const std::string& name) {
+  auto key = ServiceKey::Parse(name);
+  if (!key.ok()) return std::nullopt;
+  return *key;
+}
+
+std::vector<std::string> ResourceCache::AllNames(ResourceType type) const {
+  std::vector<std::string> names;
+  for (const ServiceKey& key : registry_.Keys()) {
+    names.push_back(type == ResourceType::kListener ? ListenerNameFor(key) : ClusterNameFor(key));
+  }
+  return names;
+}
+
+size_t ResourceCache::size() const {
+  absl::MutexLock lock(&mu_);
+  return entries_.size();
+}
+
+const ServicePolicy& ResourceCache::PolicyLocked(const EndpointSet& set) {
+  PolicyEntry& entry = policies_[set.key()];
+  if (entry.set_version != set.version()) {
+    ServicePolicy policy = ParseServicePolicy(set.annotations());
+    if (!policy.problems.empty() &&
+        (entry.set_version == 0 || entry.policy.problems != policy.problems)) {
+      LogWarn("xds: Service {}: {}", set.key().ToString(), absl::StrJoin(policy.problems, "; "));
+    }
+    entry.policy = std::move(policy);
+    entry.set_version = set.version();
+  }
+  return entry.policy;
+}
+
+std::optional<CachedResource> ResourceCache::Get(ResourceType type, const std::string& name,
+                                                 const ClientProfile& client) {
+  std::optional<ServiceKey> key = KeyOf(name);
+  if (!key) return std::nullopt;
+  EndpointSetConstSharedPtr set = registry_.Current(*key);
+  if (!set) return std::nullopt;
+
+  absl::MutexLock lock(&mu_);
+  const ServicePolicy& policy = PolicyLocked(*set);
+  LbPolicy lb = EffectiveLbPolicy(policy, client);
+  bool outlier = client.supports_outlier_detection;
+  std::string cluster = ClusterNameFor(*key);
+  std::string variant;
+  if (type == ResourceType::kClusterLoadAssignment) {
+    if (policy.zone_aware) variant = "zone=" + client.zone;
+  } else {
+    variant = std::string(ToString(lb)) + (outlier ? "+od" : "");
+  }
+  Entry& entry = entries_[{type, name, variant}];
+  if (entry.any && entry.set_version == set->version()) {
+    return CachedResource{*key, set->version(), entry.any};
+  }
+  auto any = std::make_shared<google::protobuf::Any>();
+  switch (type) {
+    case ResourceType::kListener:
+      any->PackFrom(ListenerBuilder(name, cluster, policy, lb).Build());
+      break;
+    case ResourceType::kRouteConfiguration:
+      any->PackFrom(RouteConfigurationBuilder(name, cluster, policy, lb).Build());
+      break;
+    case ResourceType::kCluster:
+      any->PackFrom(ClusterBuilder(name, policy, lb, outlier).Build());
+      break;
+    case ResourceType::kClusterLoadAssignment:
+      any->PackFrom(
+          ClusterLoadAssignmentBuilder(name, *set, policy.zone_aware ? client.zone : "").Build());
+      break;
+  }
+  entry.any = std::move(any);
+  entry.set_version = set->version();
+  return CachedResource{*key, set->version(), entry.any};
+}
+
+}  // namespace podlb::xds

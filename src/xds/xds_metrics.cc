@@ -1,0 +1,50 @@
+#include "xds/xds_metrics.h"
+
+#include "fmt/format.h"
+
+namespace podlb::xds {
+
+void XdsMetrics::ObservePushLatency(absl::Duration latency) {
+  double seconds = absl::ToDoubleSeconds(latency);
+  size_t i = 0;
+  while (i < kBucketsSeconds.size() && seconds > kBucketsSeconds[i]) ++i;
+  buckets_[i].fetch_add(1, std::memory_order_relaxed);
+  latency_count_.fetch_add(1, std::memory_order_relaxed);
+  latency_sum_micros_.fetch_add(static_cast<uint64_t>(absl::ToInt64Microseconds(latency)),
+                                std::memory_order_relaxed);
+}
+
+std::string XdsMetrics::PrometheusText() const {
+  std::string out;
+  auto counter = [&](const char* name, const char* help, uint64_t value) {
+    out += fmt::format("# HELP {0} {1}\n# TYPE {0} counter\n{0} {2}\n", name, help, value);
+  };
+  out += fmt::format(
+      "# HELP podlb_xds_connected_clients ADS streams open now.\n"
+      "# TYPE podlb_xds_connected_clients gauge\npodlb_xds_connected_clients {}\n",
+      connected_clients.load());
+  counter("podlb_xds_streams_total", "ADS streams accepted.", streams_total.load());
+  counter("podlb_xds_pushes_total", "DiscoveryResponses sent.", pushes_total.load());
+  counter("podlb_xds_resources_sent_total", "Resources carried by DiscoveryResponses.",
+          resources_sent_total.load());
+  counter("podlb_xds_acks_total", "Responses clients accepted.", acks_total.load());
+  counter("podlb_xds_nacks_total", "Responses clients rejected.", nacks_total.load());
+  counter("podlb_xds_registry_changes_total", "Endpoint set changes received from discovery.",
+          registry_changes_total.load());
+  out += "# HELP podlb_xds_push_latency_seconds From an endpoint change to the response leaving "
+         "for a client.\n# TYPE podlb_xds_push_latency_seconds histogram\n";
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < kBucketsSeconds.size(); ++i) {
+    cumulative += buckets_[i].load();
+    out += fmt::format("podlb_xds_push_latency_seconds_bucket{{le=\"{}\"}} {}\n",
+                       kBucketsSeconds[i], cumulative);
+  }
+  cumulative += buckets_[kBucketsSeconds.size()].load();
+  out += fmt::format("podlb_xds_push_latency_seconds_bucket{{le=\"+Inf\"}} {}\n", cumulative);
+  out += fmt::format("podlb_xds_push_latency_seconds_sum {}\n",
+                     static_cast<double>(latency_sum_micros_.load()) / 1e6);
+  out += fmt::format("podlb_xds_push_latency_seconds_count {}\n", latency_count_.load());
+  return out;
+}
+
+}  // namespace podlb::xds

@@ -1,0 +1,174 @@
+// The ADS protocol as a scripted client sees it: per-type versions and nonces, absent
+// resources, ACK/NACK, pushes on Registry changes, unsubscribe and resubscribe, name forms,
+// and the unimplemented delta stream. In-process XdsServer on 127.0.0.1, raw generated stub.
+#include "envoy/config/endpoint/v3/endpoint.pb.h"
+#include "envoy/config/listener/v3/listener.pb.h"
+#include "envoy/service/discovery/v3/ads.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "xds/type_urls.h"
+#include "xds/xds_server.h"
+
+namespace podlb::xds {
+namespace {
+
+using envoy::service::discovery::v3::AggregatedDiscoveryService;
+using envoy::service::discovery::v3::DiscoveryRequest;
+using envoy::service::discovery::v3::DiscoveryResponse;
+
+Endpoint Ep(const std::string& address) {
+  Endpoint e;
+  e.address = address;
+  e.port = 50051;
+  e.ready = e.serving = true;
+  e.zone = "z1";
+  return e;
+}
+
+class AdsProtocolTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    registry_.Publish({{"default", "greeter", "grpc"}, {"default", "greeter", "50051"}},
+                      {Ep("10.0.0.1"), Ep("10.0.0.2")});
+    server_ = std::make_unique<XdsServer>(
+        registry_, XdsServerOptions{.listen = "127.0.0.1:0", .tls = {}, .ads = {}});
+    ASSERT_TRUE(server_->Start().ok());
+    channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
+                                   grpc::InsecureChannelCredentials());
+    stub_ = AggregatedDiscoveryService::NewStub(channel_);
+    context_.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    stream_ = stub_->StreamAggregatedResources(&context_);
+  }
+  void TearDown() override {
+    context_.TryCancel();
+    stream_.reset();
+    server_->Stop();
+  }
+
+  void Send(std::string_view type, std::vector<std::string> names, const std::string& version = "",
+            const std::string& nonce = "", const std::string& error = "") {
+    DiscoveryRequest request;
+    if (first_) {
+      request.mutable_node()->set_id("scripted");
+      request.mutable_node()->set_user_agent_name("gRPC C-core test");
+      request.mutable_node()->mutable_locality()->set_zone(zone_);
+      first_ = false;
+    }
+    request.set_type_url(std::string(type));
+    for (auto& n : names) request.add_resource_names(n);
+    request.set_version_info(version);
+    request.set_response_nonce(nonce);
+    if (!error.empty()) request.mutable_error_detail()->set_message(error);
+    ASSERT_TRUE(stream_->Write(request));
+  }
+  DiscoveryResponse Read() {
+    DiscoveryResponse response;
+    EXPECT_TRUE(stream_->Read(&response));
+    return response;
+  }
+  void Ack(const DiscoveryResponse& r, std::vector<std::string> names) {
+    Send(r.type_url(), std::move(names), r.version_info(), r.nonce());
+  }
+
+  Registry registry_;
+  std::unique_ptr<XdsServer> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<AggregatedDiscoveryService::Stub> stub_;
+  grpc::ClientContext context_;
+  std::unique_ptr<grpc::ClientReaderWriter<DiscoveryRequest, DiscoveryResponse>> stream_;
+  bool first_ = true;
+  std::string zone_;
+};
+
+TEST_F(AdsProtocolTest, ListenerAbsenceIsAnsweredAndNameFormsResolve) {
+  Send(kListenerType, {"greeter.default:50051", "missing.default:50051"});
+  DiscoveryResponse r = Read();
+  EXPECT_EQ(r.type_url(), kListenerType);
+  ASSERT_EQ(r.resources_size(), 1);  // the missing one is left out: the client learns absence
+  envoy::config::listener::v3::Listener listener;
+  ASSERT_TRUE(r.resources(0).UnpackTo(&listener));
+  EXPECT_EQ(listener.name(), "greeter.default:50051");
+  Ack(r, {"greeter.default:50051", "missing.default:50051"});
+
+  // Another form, a port name: answered at once, with a new version and nonce.
+  Send(kListenerType, {"greeter.default:50051", "missing.default:50051",
+                       "greeter.default.svc.cluster.local:grpc"},
+       r.version_info(), r.nonce());
+  DiscoveryResponse r2 = Read();
+  EXPECT_EQ(r2.resources_size(), 2);
+  EXPECT_NE(r2.nonce(), r.nonce());
+  EXPECT_NE(r2.version_info(), r.version_info());
+  // Both requests carried the last nonce without an error: each is an ACK.
+  EXPECT_EQ(server_->service().metrics().acks_total.load(), 2u);
+}
+
+TEST_F(AdsProtocolTest, EndpointPushNackAndResubscribe) {
+  const std::string cluster = "default/greeter:50051";
+  Send(kClusterLoadAssignmentType, {cluster});
+  DiscoveryResponse r = Read();
+  envoy::config::endpoint::v3::ClusterLoadAssignment cla;
+  ASSERT_EQ(r.resources_size(), 1);
+  ASSERT_TRUE(r.resources(0).UnpackTo(&cla));
+  EXPECT_EQ(cla.endpoints(0).lb_endpoints_size(), 2);
+  Ack(r, {cluster});
+
+  // A Registry change is pushed.
+  registry_.Publish({{"default", "greeter", "grpc"}, {"default", "greeter", "50051"}},
+                    {Ep("10.0.0.1"), Ep("10.0.0.2"), Ep("10.0.0.3")});
+  DiscoveryResponse pushed = Read();
+  ASSERT_TRUE(pushed.resources(0).UnpackTo(&cla));
+  EXPECT_EQ(cla.endpoints(0).lb_endpoints_size(), 3);
+
+  // NACK it: counted, and the stream keeps working for the next change.
+  Send(kClusterLoadAssignmentType, {cluster}, r.version_info(), pushed.nonce(), "bad endpoints");
+  registry_.Publish({{"default", "greeter", "grpc"}, {"default", "greeter", "50051"}},
+                    {Ep("10.0.0.4")});
+  DiscoveryResponse after_nack = Read();
+  ASSERT_TRUE(after_nack.resources(0).UnpackTo(&cla));
+  EXPECT_EQ(cla.endpoints(0).lb_endpoints_size(), 1);
+  EXPECT_EQ(server_->service().metrics().nacks_total.load(), 1u);
+  Ack(after_nack, {cluster});
+
+  // Idle channel: unsubscribe everything, later subscribe again: the current resource at once,
+  // although its content did not change meanwhile.
+  Send(kClusterLoadAssignmentType, {}, after_nack.version_info(), after_nack.nonce());
+  Send(kClusterLoadAssignmentType, {cluster}, after_nack.version_info(), after_nack.nonce());
+  DiscoveryResponse again = Read();
+  ASSERT_EQ(again.resources_size(), 1);
+  EXPECT_EQ(again.resources(0).value(), after_nack.resources(0).value());
+}
+
+TEST_F(AdsProtocolTest, ClusterAbsenceIsAnEmptyResponse) {
+  Send(kClusterType, {"default/nothing:80"});
+  DiscoveryResponse r = Read();
+  EXPECT_EQ(r.type_url(), kClusterType);
+  EXPECT_EQ(r.resources_size(), 0);
+}
+
+TEST_F(AdsProtocolTest, ZoneAwareServiceGivesTheClientsZonePriorityZero) {
+  Endpoint far = Ep("10.0.1.1");
+  far.zone = "z2";
+  registry_.Publish({{"default", "zonal", "50051"}}, {Ep("10.0.0.1"), far},
+                    {{"podlb.io/zone-aware", "true"}});
+  zone_ = "z2";
+  Send(kClusterLoadAssignmentType, {"default/zonal:50051"});
+  DiscoveryResponse r = Read();
+  envoy::config::endpoint::v3::ClusterLoadAssignment cla;
+  ASSERT_EQ(r.resources_size(), 1);
+  ASSERT_TRUE(r.resources(0).UnpackTo(&cla));
+  ASSERT_EQ(cla.endpoints_size(), 2);
+  for (const auto& locality : cla.endpoints()) {
+    EXPECT_EQ(locality.priority(), locality.locality().zone() == "z2" ? 0u : 1u);
+  }
+}
+
+TEST_F(AdsProtocolTest, DeltaIsUnimplemented) {
+  grpc::ClientContext context;
+  auto delta = stub_->DeltaAggregatedResources(&context);
+  envoy::service::discovery::v3::DeltaDiscoveryResponse response;
+  EXPECT_FALSE(delta->Read(&response));
+  EXPECT_EQ(delta->Finish().error_code(), grpc::StatusCode::UNIMPLEMENTED);
+}
+
+}  // namespace
+}  // namespace podlb::xds

@@ -1,0 +1,160 @@
+// Unit tests of the xDS resource builders and the Service policy: the rules real clients
+// enforce (locality weights, contiguous priorities, unique addresses, router last).
+#include "xds/resource_builders.h"
+
+#include "envoy/config/core/v3/base.pb.h"
+#include "envoy/extensions/filters/http/router/v3/router.pb.h"
+#include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb.h"
+#include "gtest/gtest.h"
+#include "xds/bootstrap.h"
+#include "xds/service_policy.h"
+#include "nlohmann/json.hpp"
+
+namespace podlb::xds {
+namespace {
+
+using envoy::config::endpoint::v3::ClusterLoadAssignment;
+
+Endpoint Ep(std::string address, std::string zone, bool ready = true, bool serving = true,
+            bool terminating = false, uint32_t weight = 1) {
+  Endpoint e;
+  e.address = std::move(address);
+  e.port = 50051;
+  e.pod_name = "pod-" + e.address;
+  e.zone = std::move(zone);
+  e.ready = ready;
+  e.serving = serving;
+  e.terminating = terminating;
+  e.weight = weight;
+  return e;
+}
+
+const ServiceKey kKey{"default", "greeter", "50051"};
+
+void ExpectValidForClients(const ClusterLoadAssignment& cla) {
+  std::set<uint32_t> priorities;
+  std::set<std::string> addresses;
+  for (const auto& locality : cla.endpoints()) {
+    EXPECT_TRUE(locality.has_load_balancing_weight()) << cla.DebugString();
+    EXPECT_GT(locality.load_balancing_weight().value(), 0u);
+    priorities.insert(locality.priority());
+    for (const auto& lb : locality.lb_endpoints()) {
+      const auto& sa = lb.endpoint().address().socket_address();
+      EXPECT_TRUE(addresses.insert(sa.address() + ":" + std::to_string(sa.port_value())).second);
+    }
+  }
+  uint32_t expect = 0;
+  for (uint32_t p : priorities) EXPECT_EQ(p, expect++) << "priorities must be 0..N without gaps";
+}
+
+TEST(ClusterLoadAssignmentBuilderTest, OneWeightedLocalityPerZoneAndHealthMapping) {
+  EndpointSet set(kKey, 1,
+                  {Ep("10.0.0.1", "a"), Ep("10.0.0.2", "a", true, true, false, 3),
+                   Ep("10.0.0.3", "b", false, true, true),    // terminating, serving: draining
+                   Ep("10.0.0.4", "b", false, false, true),   // not serving: absent
+                   Ep("10.0.0.5", "")});
+  ClusterLoadAssignment cla = ClusterLoadAssignmentBuilder("default/greeter:50051", set).Build();
+  ExpectValidForClients(cla);
+  ASSERT_EQ(cla.endpoints_size(), 3);  // "", "a", "b"
+  std::map<std::string, const envoy::config::endpoint::v3::LocalityLbEndpoints*> by_zone;
+  for (const auto& l : cla.endpoints()) by_zone[l.locality().zone()] = &l;
+  EXPECT_EQ(by_zone["a"]->load_balancing_weight().value(), 4u);
+  EXPECT_EQ(by_zone["a"]->lb_endpoints_size(), 2);
+  ASSERT_EQ(by_zone["b"]->lb_endpoints_size(), 1);
+  EXPECT_EQ(by_zone["b"]->lb_endpoints(0).health_status(), envoy::config::core::v3::DRAINING);
+  EXPECT_EQ(by_zone["a"]->lb_endpoints(0).health_status(), envoy::config::core::v3::HEALTHY);
+  for (const auto& l : cla.endpoints()) EXPECT_EQ(l.priority(), 0u);
+}
+
+TEST(ClusterLoadAssignmentBuilderTest, ZoneAwarePrioritiesAreContiguous) {
+  EndpointSet set(kKey, 1, {Ep("10.0.0.1", "a"), Ep("10.0.0.2", "b"), Ep("10.0.0.3", "c")});
+  ClusterLoadAssignment cla = ClusterLoadAssignmentBuilder("c", set, "b").Build();
+  ExpectValidForClients(cla);
+  for (const auto& l : cla.endpoints()) {
+    EXPECT_EQ(l.priority(), l.locality().zone() == "b" ? 0u : 1u);
+  }
+  // The client's zone has no endpoint: no empty priority 0, everything at 0.
+  ClusterLoadAssignment elsewhere = ClusterLoadAssignmentBuilder("c", set, "z").Build();
+  ExpectValidForClients(elsewhere);
+  for (const auto& l : elsewhere.endpoints()) EXPECT_EQ(l.priority(), 0u);
+}
+
+TEST(ClusterLoadAssignmentBuilderTest, NoEndpointsGivesEmptyAssignment) {
+  EndpointSet set(kKey, 1, {Ep("10.0.0.4", "b", false, false, false)});
+  ClusterLoadAssignment cla = ClusterLoadAssignmentBuilder("c", set).Build();
+  EXPECT_EQ(cla.cluster_name(), "c");
+  EXPECT_EQ(cla.endpoints_size(), 0);
+}
+
+TEST(ListenerBuilderTest, ApiListenerWithInlineRouteAndRouterLast) {
+  ServicePolicy policy = ParseServicePolicy({{"podlb.io/lb-policy", "ring_hash"},
+                                             {"podlb.io/hash-header", "X-User"},
+                                             {"podlb.io/timeout", "1.5s"},
+                                             {"podlb.io/retry-on-unavailable", "true"}});
+  EXPECT_TRUE(policy.problems.empty());
+  auto listener =
+      ListenerBuilder("greeter.default:50051", "default/greeter:50051", policy,
+                      LbPolicy::kRingHash).Build();
+  EXPECT_EQ(listener.name(), "greeter.default:50051");
+  envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager hcm;
+  ASSERT_TRUE(listener.api_listener().api_listener().UnpackTo(&hcm));
+  ASSERT_GT(hcm.http_filters_size(), 0);
+  EXPECT_TRUE(hcm.http_filters(hcm.http_filters_size() - 1)
+                  .typed_config()
+                  .Is<envoy::extensions::filters::http::router::v3::Router>());
+  ASSERT_EQ(hcm.route_config().virtual_hosts_size(), 1);
+  const auto& action = hcm.route_config().virtual_hosts(0).routes(0).route();
+  EXPECT_EQ(action.cluster(), "default/greeter:50051");
+  ASSERT_EQ(action.hash_policy_size(), 1);
+  EXPECT_EQ(action.hash_policy(0).header().header_name(), "x-user");
+  EXPECT_EQ(action.max_stream_duration().max_stream_duration().nanos(), 500000000);
+  EXPECT_EQ(action.retry_policy().retry_on(), "unavailable");
+  EXPECT_EQ(action.retry_policy().num_retries().value(), 2u);
+}
+
+TEST(ClusterBuilderTest, EdsOverAdsWithPolicy) {
+  ServicePolicy policy = ParseServicePolicy({{"podlb.io/outlier-detection", "true"}});
+  auto cluster = ClusterBuilder("default/greeter:50051", policy, LbPolicy::kRingHash, true).Build();
+  EXPECT_EQ(cluster.type(), envoy::config::cluster::v3::Cluster::EDS);
+  EXPECT_TRUE(cluster.eds_cluster_config().eds_config().has_ads());
+  EXPECT_EQ(cluster.eds_cluster_config().service_name(), "default/greeter:50051");
+  EXPECT_EQ(cluster.lb_policy(), envoy::config::cluster::v3::Cluster::RING_HASH);
+  EXPECT_TRUE(cluster.has_ring_hash_lb_config());
+  EXPECT_TRUE(cluster.has_outlier_detection());
+}
+
+TEST(ServicePolicyTest, BadAnnotationsFallBackAndAreReported) {
+  ServicePolicy policy = ParseServicePolicy({{"podlb.io/lb-policy", "maglev"},
+                                             {"podlb.io/timeout", "soon"},
+                                             {"podlb.io/zone-aware", "true"}});
+  EXPECT_EQ(policy.lb_policy, LbPolicy::kRoundRobin);
+  EXPECT_FALSE(policy.timeout);
+  EXPECT_TRUE(policy.zone_aware);
+  EXPECT_EQ(policy.problems.size(), 2u);
+}
+
+TEST(ServicePolicyTest, LeastRequestFallsBackForCCore) {
+  ServicePolicy policy = ParseServicePolicy({{"podlb.io/lb-policy", "least_request"}});
+  envoy::config::core::v3::Node node;
+  node.set_user_agent_name("gRPC C-core linux");
+  node.set_user_agent_version("1.51.1");
+  EXPECT_EQ(EffectiveLbPolicy(policy, ProfileFromNode(node)), LbPolicy::kRoundRobin);
+  node.set_user_agent_name("gRPC Java");
+  EXPECT_EQ(EffectiveLbPolicy(policy, ProfileFromNode(node)), LbPolicy::kLeastRequest);
+  node.set_user_agent_name("gRPC Node Pure JS");
+  (*node.mutable_metadata()->mutable_fields())["podlb.io/capabilities"].set_string_value(
+      "least_request");
+  EXPECT_EQ(EffectiveLbPolicy(policy, ProfileFromNode(node)), LbPolicy::kLeastRequest);
+}
+
+TEST(BootstrapTest, LocalityAlwaysPresent) {
+  auto json = nlohmann::json::parse(BuildBootstrapJson({.server = "127.0.0.1:1", .node_id = "n"}));
+  EXPECT_EQ(json["xds_servers"][0]["server_uri"], "127.0.0.1:1");
+  EXPECT_EQ(json["xds_servers"][0]["channel_creds"][0]["type"], "insecure");
+  EXPECT_EQ(json["xds_servers"][0]["server_features"][1], "ignore_resource_deletion");
+  EXPECT_TRUE(json["node"]["locality"].is_object());
+  EXPECT_EQ(json["node"]["id"], "n");
+}
+
+}  // namespace
+}  // namespace podlb::xds
