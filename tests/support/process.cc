@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -32,8 +33,10 @@ pid_t Spawn(const std::vector<std::string>& argv, const std::vector<std::string>
             int stdout_fd, int stderr_fd) {
   pid_t pid = fork();
   if (pid != 0) return pid;
-  // Child: new process group so Terminate reaches helpers it starts too.
+  // Child: new process group so Terminate reaches helpers it starts too. If the test binary
+  // dies (a crash), the kernel kills the child, so no orphan keeps ctest's pipes open.
   setpgid(0, 0);
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (stdout_fd >= 0) dup2(stdout_fd, STDOUT_FILENO);
   if (stderr_fd >= 0) dup2(stderr_fd, STDERR_FILENO);
   int devnull = open("/dev/null", O_RDONLY);
