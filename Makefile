@@ -8,7 +8,7 @@ CTEST_FLAGS ?=
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: all bootstrap configure build test demo bench clean format
+.PHONY: all bootstrap configure build test demo bench bench-proxy fuzz-proxy clean format
 
 all: build
 
@@ -31,6 +31,19 @@ demo: build
 
 bench: build
 	@scripts/bench.sh $(BUILD_DIR)
+
+# podlb proxy vs nginx / HAProxy / nghttpx under h2load (needs `make bootstrap` for the peers).
+bench-proxy: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target podlb bench_backend
+	@bench/proxy/run.sh $(BUILD_DIR)
+
+# A longer libFuzzer run of the proxy's downstream HTTP/2 path (clang build in build-fuzz).
+FUZZ_SECONDS ?= 600
+fuzz-proxy:
+	CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build build-fuzz -j $(JOBS) --target proxy_downstream_fuzzer
+	mkdir -p build-fuzz/proxy-corpus
+	build-fuzz/tests/proxy/fuzz/proxy_downstream_fuzzer -max_total_time=$(FUZZ_SECONDS) -max_len=8192 build-fuzz/proxy-corpus
 
 clean:
 	rm -rf $(BUILD_DIR)

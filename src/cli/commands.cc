@@ -6,6 +6,10 @@ CommandTable RegisterCommands(CLI::App& app) {
   CommandTable table;
   AddEndpointsCommand(app, table);
   AddSandboxCommand(app, table);
+  AddControlPlaneCommand(app, table);
+  AddBootstrapCommand(app, table);
+  AddProxyCommand(app, table);
+  AddDemoCommand(app, table);
   return table;
 }
 

@@ -17,6 +17,10 @@ using CommandTable = std::vector<Command>;
 
 void AddEndpointsCommand(CLI::App& app, CommandTable& table);
 void AddSandboxCommand(CLI::App& app, CommandTable& table);
+void AddControlPlaneCommand(CLI::App& app, CommandTable& table);
+void AddBootstrapCommand(CLI::App& app, CommandTable& table);
+void AddProxyCommand(CLI::App& app, CommandTable& table);
+void AddDemoCommand(CLI::App& app, CommandTable& table);
 
 CommandTable RegisterCommands(CLI::App& app);
 int RunSelected(const CommandTable& table);

@@ -1,0 +1,102 @@
+// The demo's cluster on the real sandbox: API-server stand-in, deployment and endpointslice
+// controllers, real backend pods. Its endpoints reach the demo the way they reach podlb: a
+// KubernetesSource watching the sandbox's API server over TLS. Scale and restart go through the
+// API as `kubectl scale` and `kubectl rollout restart` do, so they return as soon as the API
+// accepted them and the controllers roll the pods from there.
+#include <fstream>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "demo/cluster.h"
+#include "discovery/kubernetes/kube_config.h"
+#include "discovery/kubernetes/kubernetes_source.h"
+#include "sandbox/sandbox.h"
+#include "sandbox/sandbox_client.h"
+
+namespace podlb::demo {
+namespace {
+
+std::string RandomPodSubnet() {
+  std::mt19937 rng(std::random_device{}());
+  return absl::StrCat("127.0.", std::uniform_int_distribution<int>(1, 99)(rng), ".2");
+}
+
+class SandboxCluster final : public DemoCluster {
+ public:
+  explicit SandboxCluster(ClusterOptions options) : options_(std::move(options)) {}
+  ~SandboxCluster() override { Stop(); }
+
+  absl::Status Start() override {
+    sandbox_ = std::make_unique<sandbox::Sandbox>(
+        sandbox::SandboxOptions{.replicas = options_.replicas,
+                                .pod_port = options_.pod_port,
+                                .grace_period = options_.termination_grace,
+                                // Its own stretch of 127/8, so a demo beside other sandboxes
+                                // (parallel tests) rarely meets a taken pod address.
+                                .first_pod_ip = RandomPodSubnet(),
+                                .max_connection_age = options_.max_connection_age});
+    if (auto status = sandbox_->Start(); !status.ok()) return status;
+    kubeconfig_path_ = options_.work_dir + "/kubeconfig";
+    {
+      std::ofstream out(kubeconfig_path_, std::ios::trunc);
+      out << sandbox_->Kubeconfig();
+      if (!out) return absl::InternalError("demo: cannot write " + kubeconfig_path_);
+    }
+    auto config = LoadKubeconfig(kubeconfig_path_);
+    if (!config.ok()) return config.status();
+    source_ = std::make_unique<KubernetesSource>(
+        *config, KubernetesSourceOptions{.ns = "default", .services = {"greeter"}}, registry_);
+    if (auto status = source_->Start(); !status.ok()) return status;
+    // Ready when the Service shows `replicas` ready endpoints, as a client would see it.
+    absl::Mutex mu;
+    size_t ready = 0;
+    auto subscription = registry_.Subscribe(
+        service(), [&](const ServiceKey&, const EndpointSetConstSharedPtr& set) {
+          absl::MutexLock lock(&mu);
+          ready = set ? set->CountWithHealth(EndpointHealth::kEligible) : 0;
+        });
+    absl::MutexLock lock(&mu);
+    auto enough = [&]() { return ready == static_cast<size_t>(options_.replicas); };
+    if (!mu.AwaitWithTimeout(absl::Condition(&enough), absl::Seconds(20))) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "demo: the sandbox's greeter Service did not reach ", options_.replicas,
+          " ready endpoints within 20 s (", ready, " ready)"));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Scale(int replicas) override {
+    return Client().Scale("default", "greeter", replicas);
+  }
+  absl::Status RollingRestart() override { return Client().RolloutRestart("default", "greeter"); }
+
+  void Stop() override {
+    if (source_) source_->Stop();
+    if (sandbox_) sandbox_->Stop();
+  }
+
+  Registry& registry() override { return registry_; }
+  ServiceKey service() const override { return {"default", "greeter", "grpc"}; }
+  std::string kubeconfig_path() const override { return kubeconfig_path_; }
+
+ private:
+  sandbox::SandboxClient Client() {
+    return sandbox::SandboxClient(
+        {.server = sandbox_->api_url(), .ca_pem = sandbox_->ca_pem(), .token = sandbox_->token()});
+  }
+
+  const ClusterOptions options_;
+  Registry registry_;
+  std::unique_ptr<sandbox::Sandbox> sandbox_;
+  std::unique_ptr<KubernetesSource> source_;
+  std::string kubeconfig_path_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<DemoCluster>> MakeSandboxCluster(const ClusterOptions& options) {
+  return std::make_unique<SandboxCluster>(options);
+}
+
+}  // namespace podlb::demo

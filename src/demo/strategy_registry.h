@@ -1,0 +1,22 @@
+// The wiring of every strategy family and of the cluster the demo runs on: the one place that
+// knows which podlb pieces this build has. Call from the CLI thread.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "demo/cluster.h"
+#include "demo/strategy.h"
+
+namespace podlb::demo {
+
+// Baselines first, then the podlb strategies this build has.
+void RegisterAllStrategies(StrategyCatalog& catalog);
+// What `podlb demo` runs without --strategies.
+std::vector<std::string> DefaultStrategies(const StrategyCatalog& catalog);
+// A fresh cluster per run: the sandbox when this build has it, else the local stop-gap.
+ClusterFactory DefaultClusterFactory();
+// A TCP port on 127.0.0.1 that was free a moment ago.
+int PickFreeLoopbackPort();
+
+}  // namespace podlb::demo
