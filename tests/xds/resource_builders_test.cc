@@ -47,7 +47,7 @@ void ExpectValidForClients(const ClusterLoadAssignment& cla) {
   for (uint32_t p : priorities) EXPECT_EQ(p, expect++) << "priorities must be 0..N without gaps";
 }
 
-TEST(ClusterLoadAssignmentBuilderTest, OneWeightedLocalityPerZoneAndHealthMapping) {
+TEST(ClusterLoadAssignmentBuilderTest, OneWeightedLocalityAndHealthMapping) {
   EndpointSet set(kKey, 1,
                   {Ep("10.0.0.1", "a"), Ep("10.0.0.2", "a", true, true, false, 3),
                    Ep("10.0.0.3", "b", false, true, true),    // terminating, serving: draining
@@ -55,28 +55,38 @@ TEST(ClusterLoadAssignmentBuilderTest, OneWeightedLocalityPerZoneAndHealthMappin
                    Ep("10.0.0.5", "")});
   ClusterLoadAssignment cla = ClusterLoadAssignmentBuilder("default/greeter:50051", set).Build();
   ExpectValidForClients(cla);
-  ASSERT_EQ(cla.endpoints_size(), 3);  // "", "a", "b"
-  std::map<std::string, const envoy::config::endpoint::v3::LocalityLbEndpoints*> by_zone;
-  for (const auto& l : cla.endpoints()) by_zone[l.locality().zone()] = &l;
-  EXPECT_EQ(by_zone["a"]->load_balancing_weight().value(), 4u);
-  EXPECT_EQ(by_zone["a"]->lb_endpoints_size(), 2);
-  ASSERT_EQ(by_zone["b"]->lb_endpoints_size(), 1);
-  EXPECT_EQ(by_zone["b"]->lb_endpoints(0).health_status(), envoy::config::core::v3::DRAINING);
-  EXPECT_EQ(by_zone["a"]->lb_endpoints(0).health_status(), envoy::config::core::v3::HEALTHY);
-  for (const auto& l : cla.endpoints()) EXPECT_EQ(l.priority(), 0u);
+  // Without zone awareness every zone shares one locality, so the client's round robin is exact
+  // instead of a random pick between per-zone localities.
+  ASSERT_EQ(cla.endpoints_size(), 1);
+  const auto& locality = cla.endpoints(0);
+  EXPECT_EQ(locality.priority(), 0u);
+  EXPECT_EQ(locality.load_balancing_weight().value(), 6u);  // 1 + 3 + 1 (draining) + 1
+  ASSERT_EQ(locality.lb_endpoints_size(), 4);
+  std::map<std::string, envoy::config::core::v3::HealthStatus> health;
+  for (const auto& lb : locality.lb_endpoints())
+    health[lb.endpoint().address().socket_address().address()] = lb.health_status();
+  EXPECT_EQ(health.count("10.0.0.4"), 0u);
+  EXPECT_EQ(health["10.0.0.3"], envoy::config::core::v3::DRAINING);
+  EXPECT_EQ(health["10.0.0.1"], envoy::config::core::v3::HEALTHY);
 }
 
 TEST(ClusterLoadAssignmentBuilderTest, ZoneAwarePrioritiesAreContiguous) {
   EndpointSet set(kKey, 1, {Ep("10.0.0.1", "a"), Ep("10.0.0.2", "b"), Ep("10.0.0.3", "c")});
   ClusterLoadAssignment cla = ClusterLoadAssignmentBuilder("c", set, "b").Build();
   ExpectValidForClients(cla);
+  ASSERT_EQ(cla.endpoints_size(), 2);
   for (const auto& l : cla.endpoints()) {
-    EXPECT_EQ(l.priority(), l.locality().zone() == "b" ? 0u : 1u);
+    for (const auto& lb : l.lb_endpoints()) {
+      bool in_zone = lb.endpoint().address().socket_address().address() == "10.0.0.2";
+      EXPECT_EQ(l.priority(), in_zone ? 0u : 1u);
+    }
   }
   // The client's zone has no endpoint: no empty priority 0, everything at 0.
   ClusterLoadAssignment elsewhere = ClusterLoadAssignmentBuilder("c", set, "z").Build();
   ExpectValidForClients(elsewhere);
-  for (const auto& l : elsewhere.endpoints()) EXPECT_EQ(l.priority(), 0u);
+  ASSERT_EQ(elsewhere.endpoints_size(), 1);
+  EXPECT_EQ(elsewhere.endpoints(0).priority(), 0u);
+  EXPECT_EQ(elsewhere.endpoints(0).lb_endpoints_size(), 3);
 }
 
 TEST(ClusterLoadAssignmentBuilderTest, NoEndpointsGivesEmptyAssignment) {
