@@ -1,0 +1,211 @@
+// `podlb proxy`: the node-local / sidecar gRPC proxy. Flag parsing and wiring only: discovery
+// source → Registry → ProxyServer workers, plus the admin server; SIGTERM drains.
+#include <cstdio>
+
+#include "absl/strings/numbers.h"
+#include "admin/admin_server.h"
+#include "cli/commands.h"
+#include "cli/signals.h"
+#include "cli/source_flags.h"
+#include "core/logging.h"
+#include "proxy/proxy_server.h"
+
+namespace podlb::cli {
+namespace {
+
+struct ProxyFlags {
+  SourceFlags source;
+  std::vector<std::string> listen;
+  int workers = 1;
+  std::string admin = "127.0.0.1:9901";
+  std::string lb = "p2c";
+  std::string hash_header;
+  std::string zone;
+  std::string default_namespace = "default";
+  double drain_timeout_seconds = 30;
+  int shutdown_notice_ms = 1000;
+  std::string tls_cert;
+  std::string tls_key;
+  uint32_t max_concurrent_streams = 1024;
+  uint32_t max_header_list_size = 16 * 1024;
+  double idle_timeout_seconds = 300;
+  double stream_idle_timeout_seconds = 300;
+  uint32_t consecutive_failures = 3;
+  double health_check_interval_seconds = 0;
+};
+
+// HOST:PORT[=SERVICE], where HOST may be [v6].
+absl::StatusOr<proxy::ListenerConfig> ParseListen(const std::string& text,
+                                                  const std::string& default_ns) {
+  proxy::ListenerConfig config;
+  std::string address = text;
+  if (size_t eq = text.find('='); eq != std::string::npos) {
+    address = text.substr(0, eq);
+    auto key = ServiceKey::Parse(text.substr(eq + 1), default_ns);
+    if (!key.ok())
+      return absl::InvalidArgumentError("--listen " + text + ": " +
+                                        std::string(key.status().message()));
+    config.service = *key;
+  }
+  size_t colon = address.rfind(':');
+  uint32_t port = 0;
+  if (colon == std::string::npos || !absl::SimpleAtoi(address.substr(colon + 1), &port) ||
+      port > 65535) {
+    return absl::InvalidArgumentError("--listen " + text +
+                                      ": write HOST:PORT or HOST:PORT=NAMESPACE/SERVICE:PORT");
+  }
+  config.host = address.substr(0, colon);
+  if (config.host.size() >= 2 && config.host.front() == '[')
+    config.host = config.host.substr(1, config.host.size() - 2);
+  config.port = static_cast<uint16_t>(port);
+  return config;
+}
+
+std::chrono::milliseconds Ms(double seconds) {
+  return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+}
+
+int RunProxy(const ProxyFlags& flags) {
+  proxy::ProxyOptions options;
+  std::vector<ServiceKey> services;
+  for (const std::string& l : flags.listen) {
+    auto config = ParseListen(l, flags.default_namespace);
+    if (!config.ok()) {
+      LogError("{}", std::string(config.status().message()));
+      return 2;
+    }
+    if (config->service) services.push_back(*config->service);
+    options.listeners.push_back(*config);
+  }
+  options.workers = flags.workers;
+  if (flags.lb == "p2c") {
+    options.picker = proxy::PickerKind::kP2c;
+  } else if (flags.lb == "round_robin") {
+    options.picker = proxy::PickerKind::kRoundRobin;
+  } else if (flags.lb == "ring_hash") {
+    if (flags.hash_header.empty()) {
+      LogError("--lb ring_hash needs --hash-header NAME (the request header to hash)");
+      return 2;
+    }
+    options.picker = proxy::PickerKind::kRingHash;
+  }
+  options.hash_header = flags.hash_header;
+  options.zone = flags.zone;
+  options.default_namespace = flags.default_namespace;
+  options.shutdown_notice_delay = std::chrono::milliseconds(flags.shutdown_notice_ms);
+  options.tls_cert_file = flags.tls_cert;
+  options.tls_key_file = flags.tls_key;
+  options.max_concurrent_streams = flags.max_concurrent_streams;
+  options.max_header_list_bytes = flags.max_header_list_size;
+  options.idle_timeout = Ms(flags.idle_timeout_seconds);
+  options.stream_idle_timeout = Ms(flags.stream_idle_timeout_seconds);
+  options.consecutive_failures = flags.consecutive_failures;
+  options.health_check_interval = Ms(flags.health_check_interval_seconds);
+
+  Registry registry;
+  auto source = flags.source.MakeSource(registry, services);
+  if (!source.ok()) {
+    LogError("{}", std::string(source.status().message()));
+    return 2;
+  }
+  if (auto status = (*source)->Start(); !status.ok()) {
+    LogError("{}", std::string(status.message()));
+    return 1;
+  }
+  proxy::ProxyServer server(options, registry);
+  if (auto status = server.Start(); !status.ok()) {
+    LogError("{}", std::string(status.message()));
+    (*source)->Stop();
+    return 1;
+  }
+  AdminServer admin;
+  EndpointSource* src = source->get();
+  admin.Handle("/healthz", [](const std::string&) { return AdminResponse{.body = "ok\n"}; });
+  admin.Handle("/readyz", [src, &server](const std::string&) {
+    if (server.draining()) return AdminResponse{.status = 503, .body = "draining\n"};
+    if (!src->HasSynced())
+      return AdminResponse{
+          .status = 503,
+          .body = "discovery not synced: " + std::string(src->Health().message()) + "\n"};
+    return AdminResponse{.body = "ready\n"};
+  });
+  admin.Handle("/metrics", [&server](const std::string&) {
+    return AdminResponse{.content_type = "text/plain; version=0.0.4",
+                         .body = server.stats().Render()};
+  });
+  admin.Handle("/debug/endpoints", [&server](const std::string&) {
+    return AdminResponse{.body = server.DebugEndpoints()};
+  });
+  if (!flags.admin.empty()) {
+    if (auto status = admin.Start(flags.admin); !status.ok()) {
+      LogError("{}", std::string(status.message()));
+      server.Stop();
+      (*source)->Stop();
+      return 1;
+    }
+  }
+  for (size_t i = 0; i < options.listeners.size(); ++i) {
+    const auto& l = options.listeners[i];
+    std::printf("podlb proxy listening on %s:%u routing %s\n", l.host.c_str(), server.ports()[i],
+                l.service ? l.service->ToString().c_str() : "by :authority");
+  }
+  if (!flags.admin.empty()) std::printf("podlb proxy admin on port %d\n", admin.port());
+  std::fflush(stdout);
+
+  int sig = WaitForTerminationSignal();
+  LogInfo("proxy: signal {}: draining (GOAWAY notice, final GOAWAY after {} ms, up to {} s)", sig,
+          flags.shutdown_notice_ms, flags.drain_timeout_seconds);
+  int64_t busy = server.Drain(Ms(flags.drain_timeout_seconds));
+  if (busy > 0) LogWarn("proxy: drain timeout: {} workers still had streams open", busy);
+  admin.Stop();
+  server.Stop();
+  (*source)->Stop();
+  std::printf("podlb proxy drained\n");
+  std::fflush(stdout);
+  return 0;
+}
+
+}  // namespace
+
+void AddProxyCommand(CLI::App& app, CommandTable& table) {
+  auto flags = std::make_shared<ProxyFlags>();
+  auto* sub =
+      app.add_subcommand("proxy", "Node-local / sidecar gRPC proxy that balances every call");
+  sub->add_option("--listen", flags->listen,
+                  "HOST:PORT=NAMESPACE/SERVICE:PORT binds a port to a service; HOST:PORT alone "
+                  "routes by :authority (repeatable)")
+      ->required();
+  sub->add_option("--workers", flags->workers, "event-loop threads")->check(CLI::Range(1, 256));
+  sub->add_option("--admin", flags->admin,
+                  "admin HTTP address (/healthz /readyz /metrics "
+                  "/debug/endpoints); empty disables");
+  sub->add_option("--lb", flags->lb, "p2c (least outstanding of two), round_robin, ring_hash")
+      ->check(CLI::IsMember({"p2c", "round_robin", "ring_hash"}));
+  sub->add_option("--hash-header", flags->hash_header, "request header hashed by ring_hash");
+  sub->add_option("--zone", flags->zone, "prefer endpoints in this zone (the node's)")
+      ->envname("PODLB_ZONE");
+  sub->add_option("--default-namespace", flags->default_namespace,
+                  "namespace for :authority and --listen names without one");
+  sub->add_option("--drain-timeout", flags->drain_timeout_seconds,
+                  "seconds in-flight calls may take to finish after SIGTERM");
+  sub->add_option("--shutdown-notice-delay", flags->shutdown_notice_ms,
+                  "milliseconds between the GOAWAY notice and the final GOAWAY");
+  sub->add_option("--tls-cert", flags->tls_cert, "PEM certificate chain: serve TLS (ALPN h2)");
+  sub->add_option("--tls-key", flags->tls_key, "PEM private key for --tls-cert");
+  sub->add_option("--max-concurrent-streams", flags->max_concurrent_streams,
+                  "per downstream connection");
+  sub->add_option("--max-header-list-size", flags->max_header_list_size,
+                  "bytes of request headers per stream (RFC 9113 accounting)");
+  sub->add_option("--idle-timeout", flags->idle_timeout_seconds,
+                  "seconds a connection without streams stays open");
+  sub->add_option("--stream-idle-timeout", flags->stream_idle_timeout_seconds,
+                  "seconds a stream may go without frames");
+  sub->add_option("--outlier-consecutive-failures", flags->consecutive_failures,
+                  "transport failures in a row that eject an endpoint");
+  sub->add_option("--health-check-interval", flags->health_check_interval_seconds,
+                  "seconds between active grpc.health.v1 checks of every endpoint (0 = off)");
+  flags->source.AddTo(*sub);
+  table.push_back({sub, [flags] { return RunProxy(*flags); }});
+}
+
+}  // namespace podlb::cli

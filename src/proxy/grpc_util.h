@@ -1,0 +1,24 @@
+// Small gRPC-over-HTTP/2 helpers for the proxy data path: parsing grpc-timeout and escaping
+// grpc-message. Pure functions, any thread.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace podlb::proxy {
+
+// gRPC status codes the proxy produces itself.
+inline constexpr int kGrpcDeadlineExceeded = 4;
+inline constexpr int kGrpcResourceExhausted = 8;
+inline constexpr int kGrpcInternal = 13;
+inline constexpr int kGrpcUnavailable = 14;
+
+// "100m", "5S", "1H"... (the PROTOCOL-HTTP2 TimeoutValue + TimeoutUnit). nullopt if malformed.
+std::optional<std::chrono::nanoseconds> ParseGrpcTimeout(std::string_view value);
+
+// Percent-encodes a grpc-message value as the spec asks (bytes outside 0x20..0x7e and '%').
+std::string PercentEncode(std::string_view message);
+
+}  // namespace podlb::proxy

@@ -1,0 +1,65 @@
+// Typed configuration of the proxy (built by cli/proxy_command.cc, read by every worker).
+// Immutable after ProxyServer::Start: safe to read from any thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/endpoint.h"
+
+namespace podlb::proxy {
+
+enum class PickerKind { kP2c, kRoundRobin, kRingHash };
+
+struct ListenerConfig {
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;  // 0 picks a free port (shared by every worker through SO_REUSEPORT)
+  // Set: every stream goes to this service. Unset: route by :authority.
+  std::optional<ServiceKey> service;
+};
+
+struct ProxyOptions {
+  std::vector<ListenerConfig> listeners;
+  int workers = 1;
+
+  PickerKind picker = PickerKind::kP2c;
+  std::string hash_header;  // kRingHash: the request header whose value is hashed
+  std::string zone;         // preferred zone (the node's), empty = none
+
+  // Downstream limits (hostile input).
+  uint32_t max_concurrent_streams = 1024;
+  uint32_t max_header_list_bytes = 16 * 1024;
+  uint32_t stream_window = 256 * 1024;  // bytes buffered per stream and direction, at most
+  uint32_t connection_window = 16 * 1024 * 1024;
+  std::chrono::milliseconds handshake_timeout{10'000};
+  std::chrono::milliseconds idle_timeout{300'000};         // connection without streams
+  std::chrono::milliseconds stream_idle_timeout{300'000};  // stream without frames
+  uint32_t max_resets_per_second = 200;                    // CVE-2023-44487 rapid reset
+  uint32_t max_control_frames_per_second = 1000;           // SETTINGS + PING floods
+  std::string default_namespace = "default";               // for :authority "name:port"
+
+  // Upstream.
+  int max_connections_per_host = 8;
+  std::chrono::milliseconds connect_timeout{2'000};
+  int max_attempts = 3;  // for streams refused without processing
+
+  // Passive outlier ejection.
+  uint32_t consecutive_failures = 3;
+  std::chrono::milliseconds base_ejection{1'000};
+  std::chrono::milliseconds max_ejection{30'000};
+
+  // Active grpc.health.v1 checks every interval (0 = off).
+  std::chrono::milliseconds health_check_interval{0};
+
+  // Drain (SIGTERM): shutdown notice, then the final GOAWAY after this delay.
+  std::chrono::milliseconds shutdown_notice_delay{1'000};
+
+  // TLS downstream (ALPN h2) when both are set.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+};
+
+}  // namespace podlb::proxy

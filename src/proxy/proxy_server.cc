@@ -1,0 +1,170 @@
+#include "proxy/proxy_server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "core/logging.h"
+#include "proxy/worker.h"
+
+namespace podlb::proxy {
+namespace {
+
+absl::StatusOr<int> BindListener(const std::string& host, uint16_t port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* res = nullptr;
+  std::string port_text = std::to_string(port);
+  int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), port_text.c_str(), &hints, &res);
+  if (rc != 0) {
+    return absl::InvalidArgumentError("--listen " + host + ":" + port_text +
+                                      ": cannot resolve the host: " + gai_strerror(rc));
+  }
+  int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+  if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 4096) != 0) {
+    std::string error = strerror(errno);
+    close(fd);
+    freeaddrinfo(res);
+    return absl::UnavailableError("--listen " + host + ":" + port_text + ": " + error +
+                                  " (is another process bound to it?)");
+  }
+  freeaddrinfo(res);
+  return fd;
+}
+
+uint16_t BoundPort(int fd) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  if (addr.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
+  return ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+}
+
+int SelectAlpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+               unsigned int inlen, void*) {
+  static const unsigned char kH2[] = {2, 'h', '2'};
+  unsigned char* selected = nullptr;
+  if (SSL_select_next_proto(&selected, outlen, kH2, sizeof(kH2), in, inlen) !=
+      OPENSSL_NPN_NEGOTIATED)
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+  *out = selected;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+}  // namespace
+
+ProxyServer::ProxyServer(ProxyOptions options, Registry& registry)
+    : options_(std::move(options)), registry_(registry) {}
+
+ProxyServer::~ProxyServer() {
+  Stop();
+  if (tls_ != nullptr) SSL_CTX_free(tls_);
+}
+
+absl::Status ProxyServer::InitTls() {
+  tls_ = SSL_CTX_new(TLS_server_method());
+  SSL_CTX_set_min_proto_version(tls_, TLS1_2_VERSION);
+  SSL_CTX_set_mode(tls_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                             SSL_MODE_RELEASE_BUFFERS);
+  SSL_CTX_set_options(tls_, SSL_OP_NO_RENEGOTIATION);
+  if (SSL_CTX_use_certificate_chain_file(tls_, options_.tls_cert_file.c_str()) != 1 ||
+      SSL_CTX_use_PrivateKey_file(tls_, options_.tls_key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    char buf[256];
+    ERR_error_string_n(ERR_get_error(), buf, sizeof(buf));
+    return absl::InvalidArgumentError("TLS: cannot load --tls-cert " + options_.tls_cert_file +
+                                      " / --tls-key " + options_.tls_key_file + ": " + buf);
+  }
+  SSL_CTX_set_alpn_select_cb(tls_, &SelectAlpn, nullptr);
+  return absl::OkStatus();
+}
+
+absl::Status ProxyServer::Start() {
+  if (options_.listeners.empty())
+    return absl::InvalidArgumentError("proxy: no --listen address given");
+  if (options_.workers < 1) options_.workers = 1;
+  if (!options_.tls_cert_file.empty() || !options_.tls_key_file.empty()) {
+    if (auto status = InitTls(); !status.ok()) return status;
+  }
+  std::vector<std::vector<ListenSocket>> per_worker(options_.workers);
+  for (const ListenerConfig& l : options_.listeners) {
+    uint16_t port = l.port;
+    for (int w = 0; w < options_.workers; ++w) {
+      auto fd = BindListener(l.host, port);
+      if (!fd.ok()) {
+        for (auto& sockets : per_worker)
+          for (auto& s : sockets) close(s.fd);
+        return fd.status();
+      }
+      port = BoundPort(*fd);  // port 0: the others join the port the first one got
+      per_worker[w].push_back({*fd, &l});
+    }
+    ports_.push_back(port);
+  }
+  for (int w = 0; w < options_.workers; ++w) {
+    workers_.push_back(std::make_unique<Worker>(w, options_, registry_, stats_, tls_));
+    if (auto status = workers_.back()->Start(std::move(per_worker[w])); !status.ok()) return status;
+  }
+  started_ = true;
+  return absl::OkStatus();
+}
+
+int64_t ProxyServer::Drain(std::chrono::milliseconds timeout) {
+  if (!started_) return 0;
+  draining_ = true;
+  struct State {
+    absl::Mutex mu;
+    size_t idle ABSL_GUARDED_BY(mu) = 0;
+  };
+  auto state = std::make_shared<State>();
+  for (auto& w : workers_) {
+    w->PostDrain([state] {
+      absl::MutexLock lock(&state->mu);
+      ++state->idle;
+    });
+  }
+  size_t total = workers_.size();
+  size_t idle;
+  {
+    absl::MutexLock lock(&state->mu);
+    auto all_idle = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state->mu) { return state->idle == total; };
+    state->mu.AwaitWithTimeout(absl::Condition(&all_idle),
+                               absl::FromChrono(timeout + options_.shutdown_notice_delay));
+    idle = state->idle;
+  }
+  return static_cast<int64_t>(total - idle);
+}
+
+void ProxyServer::Stop() {
+  for (auto& w : workers_) w->StopAndJoin();
+  workers_.clear();
+  started_ = false;
+}
+
+std::string ProxyServer::DebugEndpoints() {
+  std::string out;
+  for (auto& w : workers_) {
+    auto text = std::make_shared<std::string>();
+    Worker* worker = w.get();
+    auto done = std::make_shared<absl::Notification>();
+    worker->loop().Post([worker, text, done] {
+      *text = worker->DescribeClusters();
+      done->Notify();
+    });
+    if (done->WaitForNotificationWithTimeout(absl::Seconds(2))) out += *text;
+  }
+  return out;
+}
+
+}  // namespace podlb::proxy

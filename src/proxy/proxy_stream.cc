@@ -1,0 +1,270 @@
+#include "proxy/proxy_stream.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/logging.h"
+#include "proxy/cluster.h"
+#include "proxy/downstream_session.h"
+#include "proxy/grpc_util.h"
+#include "proxy/upstream_session.h"
+#include "proxy/worker.h"
+
+namespace podlb::proxy {
+namespace {
+
+// Request bytes kept after they went upstream, so a refused stream can be replayed elsewhere.
+// A unary gRPC request fits; a long client stream gives up retries rather than memory.
+constexpr size_t kRetryBufferLimit = 64 * 1024;
+
+}  // namespace
+
+ProxyStream::ProxyStream(DownstreamSession* downstream, int32_t id)
+    : downstream_(downstream),
+      downstream_id_(id),
+      last_activity_(downstream->worker()->loop().now()) {
+  // One allocation each instead of a few growth steps (a gRPC call carries ~8 headers).
+  request_headers_.reserve(12);
+  response_headers_.reserve(4);
+  downstream_->worker()->OnStreamOpened();
+  downstream_->worker()->stats().downstream_streams_total.fetch_add(1, std::memory_order_relaxed);
+}
+
+ProxyStream::~ProxyStream() {
+  if (deadline_timer_ != 0) downstream_->worker()->loop().CancelTimer(deadline_timer_);
+  DetachUpstream();
+  downstream_->worker()->OnStreamClosed();
+}
+
+bool ProxyStream::AddRequestHeader(std::string_view name, std::string_view value, size_t limit) {
+  request_header_bytes_ += name.size() + value.size() + 32;  // RFC 9113 §6.5.2 accounting
+  if (request_header_bytes_ > limit) return false;
+  if (name == ":authority") {
+    authority_ = value;
+  } else if (name == "host" && authority_.empty()) {
+    authority_ = value;
+  } else if (name == "grpc-timeout") {
+    if (auto timeout = ParseGrpcTimeout(value)) {
+      EventLoop& loop = downstream_->worker()->loop();
+      if (deadline_timer_ != 0) loop.CancelTimer(deadline_timer_);
+      deadline_timer_ = loop.AddTimer(*timeout, [this] { OnDeadline(); });
+    }
+  }
+  const std::string& hash_header = downstream_->options().hash_header;
+  if (!hash_header.empty() && name == hash_header) hash_value_ = value;
+  request_headers_.emplace_back(name, value);
+  return true;
+}
+
+void ProxyStream::OnRequestHeadersDone(bool end_stream) {
+  request_ended_ = end_stream;
+  if (finished_) return;  // the deadline may already have passed
+  std::string error;
+  cluster_ = downstream_->Route(authority_, &error);
+  if (cluster_ == nullptr || !Dispatch(&error)) Fail(kGrpcUnavailable, error);
+}
+
+bool ProxyStream::Dispatch(std::string* error) {
+  int max_attempts = downstream_->options().max_attempts;
+  while (attempts_ < max_attempts) {
+    ++attempts_;
+    UpstreamHost* host = cluster_->Pick(hash_value_, failed_host_, error);
+    if (host == nullptr) return false;
+    UpstreamSession* session = cluster_->SessionFor(host);
+    if (session == nullptr) {
+      *error = "cannot connect to " + host->host_port + " for " + cluster_->key().ToString();
+      failed_host_ = host;
+      continue;
+    }
+    host_ = host;
+    ++host->outstanding;
+    host->stats->requests.fetch_add(1, std::memory_order_relaxed);
+    host->stats->active_streams.fetch_add(1, std::memory_order_relaxed);
+    upstream_ = session;
+    request_sent_ = request_base_;
+    request_headers_sent_ = false;
+    upstream_id_ = session->Submit(this);
+    if (upstream_id_ < 0) {
+      DetachUpstream();
+      failed_host_ = host;
+      *error = "no stream available on " + host->host_port;
+      continue;
+    }
+    return true;
+  }
+  if (error->empty()) *error = "gave up after " + std::to_string(max_attempts) + " attempts";
+  return false;
+}
+
+void ProxyStream::DetachUpstream() {
+  if (upstream_ != nullptr) {
+    upstream_->Cancel(upstream_id_);
+    upstream_ = nullptr;
+    upstream_id_ = -1;
+  }
+  if (host_ != nullptr) {
+    --host_->outstanding;
+    host_->stats->active_streams.fetch_sub(1, std::memory_order_relaxed);
+    host_ = nullptr;
+  }
+}
+
+void ProxyStream::OnRequestData(const uint8_t* data, size_t len) {
+  if (finished_ && upstream_ == nullptr) {
+    // Nobody will read it: hand the window straight back.
+    downstream_->ConsumeRequest(downstream_id_, len);
+    return;
+  }
+  request_body_.Append(data, len);
+  if (upstream_ != nullptr) upstream_->ResumeData(upstream_id_);
+}
+
+void ProxyStream::OnRequestEnd() {
+  request_ended_ = true;
+  if (upstream_ != nullptr) upstream_->ResumeData(upstream_id_);
+}
+
+void ProxyStream::DropSentRequestBytes() {
+  request_body_.Pop(request_sent_ - request_base_);
+  request_base_ = request_sent_;
+}
+
+ssize_t ProxyStream::ReadRequest(uint8_t* buf, size_t len, uint32_t* flags) {
+  size_t offset = request_sent_ - request_base_;
+  size_t available = request_body_.size() - offset;
+  size_t n = std::min(len, available);
+  if (n > 0) {
+    std::memcpy(buf, request_body_.data() + offset, n);
+    request_sent_ += n;
+    if (request_sent_ > request_consumed_) {
+      downstream_->ConsumeRequest(downstream_id_, request_sent_ - request_consumed_);
+      request_consumed_ = request_sent_;
+    }
+    if (!retryable_ || request_sent_ - request_base_ > kRetryBufferLimit) {
+      retryable_ = false;
+      DropSentRequestBytes();
+    }
+  }
+  if (n == available && request_ended_) {
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return n;
+  }
+  if (n == 0) return NGHTTP2_ERR_DEFERRED;
+  return n;
+}
+
+void ProxyStream::AddResponseHeader(bool trailer, std::string_view name, std::string_view value) {
+  (trailer ? response_trailers_ : response_headers_).emplace_back(name, value);
+}
+
+void ProxyStream::OnResponseHeadersDone(bool end_stream) {
+  last_activity_ = downstream_->worker()->loop().now();
+  response_headers_received_ = true;
+  retryable_ = false;
+  DropSentRequestBytes();
+  if (host_ != nullptr) cluster_->ReportSuccess(host_);
+  if (finished_) return;
+  if (end_stream) {  // trailers-only response
+    response_ended_ = true;
+    finished_ = true;
+  }
+  response_submitted_ = true;
+  downstream_->SubmitResponse(downstream_id_, response_headers_, !end_stream);
+}
+
+void ProxyStream::OnResponseData(const uint8_t* data, size_t len) {
+  if (local_reply_) {
+    if (upstream_ != nullptr) upstream_->Consume(upstream_id_, len);
+    return;
+  }
+  last_activity_ = downstream_->worker()->loop().now();
+  response_body_.Append(data, len);
+  ResumeDownstream();
+}
+
+void ProxyStream::OnResponseEnd() {
+  if (local_reply_) return;
+  response_ended_ = true;
+  finished_ = true;
+  ResumeDownstream();
+}
+
+void ProxyStream::ResumeDownstream() {
+  if (response_submitted_) downstream_->ResumeData(downstream_id_);
+}
+
+ssize_t ProxyStream::ReadResponse(uint8_t* buf, size_t len, uint32_t* flags) {
+  size_t n = std::min(len, response_body_.size());
+  if (n > 0) {
+    std::memcpy(buf, response_body_.data(), n);
+    response_body_.Pop(n);
+    if (upstream_ != nullptr) upstream_->Consume(upstream_id_, n);
+  }
+  if (response_body_.empty() && response_ended_) {
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (!response_trailers_.empty()) {
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      downstream_->SubmitTrailers(downstream_id_, response_trailers_);
+    }
+    return n;
+  }
+  if (n == 0) return NGHTTP2_ERR_DEFERRED;
+  return n;
+}
+
+void ProxyStream::OnUpstreamClosed(uint32_t error_code, bool connection_lost,
+                                   bool never_connected) {
+  UpstreamHost* host = host_;
+  upstream_ = nullptr;  // the session already forgot the stream
+  upstream_id_ = -1;
+  DetachUpstream();
+  if (response_ended_ || local_reply_) return;
+  bool refused = error_code == NGHTTP2_REFUSED_STREAM || never_connected || !request_headers_sent_;
+  if (!response_headers_received_ && refused && retryable_ && request_base_ == 0) {
+    if (host != nullptr) host->stats->retries.fetch_add(1, std::memory_order_relaxed);
+    failed_host_ = host;
+    std::string error;
+    if (Dispatch(&error)) return;
+    Fail(kGrpcUnavailable, "stream refused and not retried: " + error);
+    return;
+  }
+  std::string where = host != nullptr ? host->host_port : std::string("upstream");
+  if (host != nullptr && cluster_ != nullptr) cluster_->ReportFailure(host);
+  if (connection_lost) {
+    Fail(kGrpcUnavailable, "podlb proxy: connection to " + where + " lost mid-call");
+  } else {
+    Fail(kGrpcUnavailable, "podlb proxy: " + where + " reset the stream (HTTP/2 error " +
+                               std::to_string(error_code) + ")");
+  }
+}
+
+void ProxyStream::OnDeadline() {
+  deadline_timer_ = 0;
+  if (finished_) return;
+  downstream_->worker()->stats().deadline_exceeded_total.fetch_add(1, std::memory_order_relaxed);
+  Fail(kGrpcDeadlineExceeded, "deadline exceeded (grpc-timeout) at podlb proxy");
+}
+
+void ProxyStream::Fail(int grpc_status, const std::string& message) {
+  DetachUpstream();
+  if (finished_) return;
+  finished_ = true;
+  local_reply_ = true;
+  downstream_->worker()->stats().local_replies_total.fetch_add(1, std::memory_order_relaxed);
+  HeaderList status{{"grpc-status", std::to_string(grpc_status)},
+                    {"grpc-message", PercentEncode(message)}};
+  if (!response_submitted_) {
+    HeaderList headers{{":status", "200"}, {"content-type", "application/grpc"}};
+    headers.insert(headers.end(), status.begin(), status.end());
+    response_submitted_ = true;
+    response_ended_ = true;
+    downstream_->SubmitResponse(downstream_id_, headers, false);
+    return;
+  }
+  // Headers (and maybe data) already went out: finish with trailers after what is queued.
+  response_trailers_ = std::move(status);
+  response_ended_ = true;
+  ResumeDownstream();
+}
+
+}  // namespace podlb::proxy
