@@ -7,6 +7,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "podlb/podlb.h"
+#include "support/dnsmasq.h"
 #include "support/process.h"
 
 namespace podlb {
@@ -89,30 +90,6 @@ TEST(CreateChannelTest, EmptyServiceFailsFastNamingIt) {
   EXPECT_THAT(result, HasSubstr("default/greeter:grpc"));
 }
 
-// dnsmasq on a loopback port answering from a hosts file it re-reads on SIGHUP.
-class Dnsmasq {
- public:
-  Dnsmasq(const std::string& dir, const std::vector<std::string>& addresses) : dir_(dir) {
-    port_ = testing::PickFreePort();
-    WriteHosts(addresses);
-    process_ = std::make_unique<testing::ChildProcess>(std::vector<std::string>{
-        "dnsmasq", "--keep-in-foreground", "--port=" + std::to_string(port_),
-        "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
-        "--addn-hosts=" + dir_ + "/hosts", "--user=root", "--pid-file=", "--log-facility=-"});
-  }
-  void WriteHosts(const std::vector<std::string>& addresses) {
-    std::string content;
-    for (const auto& a : addresses) content += a + " greeter.default.svc.cluster.local\n";
-    testing::WriteFile(dir_ + "/hosts", content);
-  }
-  void Reload() { kill(process_->pid(), SIGHUP); }
-  std::string server() const { return "127.0.0.1:" + std::to_string(port_); }
-
- private:
-  std::string dir_;
-  int port_;
-  std::unique_ptr<testing::ChildProcess> process_;
-};
 
 TEST(CreateChannelTest, DnsSourceBringsNewPodsInWithinOneInterval) {
   // A headless Service gives one port for every pod: bind them all to the same port.
@@ -124,7 +101,7 @@ TEST(CreateChannelTest, DnsSourceBringsNewPodsInWithinOneInterval) {
     ips.push_back(pods.back()->ip());
   }
   testing::TempDir dir;
-  Dnsmasq dns(dir.path(), {ips[0], ips[1], ips[2]});
+  testing::Dnsmasq dns(dir.path(), {ips[0], ips[1], ips[2]});
   const auto interval = std::chrono::milliseconds(300);
   auto channel = CreateChannel(
       "dns:///greeter.default.svc.cluster.local:" + std::to_string(port),

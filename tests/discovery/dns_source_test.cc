@@ -7,6 +7,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "support/dnsmasq.h"
 #include "support/process.h"
 #include "support/registry_waiter.h"
 
@@ -76,35 +77,10 @@ TEST(CaresResolverTest, RejectsABadServerListClearly) {
   EXPECT_THAT(std::string(resolver.status().message()), ::testing::HasSubstr("host:port"));
 }
 
-// A real DNS server (dnsmasq) on a loopback port serving a hosts file it re-reads on SIGHUP.
-class Dnsmasq {
- public:
-  Dnsmasq(const std::string& dir, const std::vector<std::string>& addresses) : dir_(dir) {
-    port_ = testing::PickFreePort();
-    WriteHosts(addresses);
-    process_ = std::make_unique<testing::ChildProcess>(std::vector<std::string>{
-        "dnsmasq", "--keep-in-foreground", "--port=" + std::to_string(port_),
-        "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
-        "--addn-hosts=" + dir_ + "/hosts", "--user=root", "--pid-file=", "--log-facility=-"});
-  }
-  void WriteHosts(const std::vector<std::string>& addresses) {
-    std::string content;
-    for (const auto& a : addresses) content += a + " greeter.default.svc.cluster.local\n";
-    testing::WriteFile(dir_ + "/hosts", content);
-  }
-  void Reload() { kill(process_->pid(), SIGHUP); }
-  void Kill() { process_.reset(); }
-  std::string server() const { return "127.0.0.1:" + std::to_string(port_); }
-
- private:
-  std::string dir_;
-  int port_;
-  std::unique_ptr<testing::ChildProcess> process_;
-};
 
 TEST(DnsSourceIntegrationTest, FollowsARealDnsServerAndSurvivesItsDeath) {
   testing::TempDir dir;
-  Dnsmasq dns(dir.path(), {"127.0.0.2", "127.0.0.3", "127.0.0.4"});
+  testing::Dnsmasq dns(dir.path(), {"127.0.0.2", "127.0.0.3", "127.0.0.4"});
   auto resolver = MakeCaresResolver({.servers = dns.server(),
                                      .timeout = std::chrono::milliseconds(200),
                                      .tries = 1});
