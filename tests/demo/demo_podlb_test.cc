@@ -13,8 +13,8 @@ const char* const kStrategies[] = {"xds", "proxy", "library"};
 class DemoPodlbTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    // xds spreads by weighted random picks among zones (gRPC's weighted_target), so its share
-    // has binomial noise: 1,600 steady calls keep that well inside the 1.2 bar.
+    // 1,600 steady calls: enough that one call more or less on a pod cannot move the share much
+    // (the control plane sends one locality per priority, so gRPC's round robin is exact).
     steady_ = new DemoJson;
     steady_ok_ = RunDemoJson({"--duration", "4", "--rate", "400", "--strategies",
                               "xds,proxy,library", "--scenarios", "steady"},
