@@ -40,6 +40,11 @@ echo "bootstrap: all packages present"
 # tests), pinned by package-lock.json; node_modules is gitignored.
 cd "$(dirname "$0")/.."
 if [ -f package-lock.json ] && command -v npm >/dev/null 2>&1; then
+  # npm ci wipes and reinstalls node_modules; skip it while the install is newer than the lock.
+  if [ node_modules/.package-lock.json -nt package-lock.json ]; then
+    echo "bootstrap: node_modules up to date"
+    exit 0
+  fi
   npm ci --no-audit --no-fund --loglevel=error
   echo "bootstrap: node_modules installed from package-lock.json"
 fi
