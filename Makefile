@@ -8,7 +8,7 @@ CTEST_FLAGS ?=
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: all bootstrap configure build test demo bench bench-proxy fuzz-proxy clean format
+.PHONY: all bootstrap configure build test demo bench bench-proxy fuzz-proxy fuzz-proxy-brief clean format
 
 all: build
 
@@ -44,6 +44,12 @@ fuzz-proxy:
 	cmake --build build-fuzz -j $(JOBS) --target proxy_downstream_fuzzer
 	mkdir -p build-fuzz/proxy-corpus
 	build-fuzz/tests/proxy/fuzz/proxy_downstream_fuzzer -max_total_time=$(FUZZ_SECONDS) -max_len=8192 build-fuzz/proxy-corpus
+
+# The brief run CI does: 20,000 inputs through the same fuzzer, as a ctest.
+fuzz-proxy-brief: bootstrap
+	CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPODLB_BUILD_BENCH=OFF
+	cmake --build build-fuzz -j $(JOBS) --target proxy_downstream_fuzzer
+	cd build-fuzz && ctest --output-on-failure -R proxy/fuzz_downstream_brief
 
 clean:
 	rm -rf $(BUILD_DIR)

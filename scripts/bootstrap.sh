@@ -4,8 +4,8 @@
 set -euo pipefail
 
 packages=(
-  # toolchain
-  build-essential cmake ninja-build ccache pkg-config git
+  # toolchain (clang + compiler-rt only for the proxy's libFuzzer target)
+  build-essential cmake ninja-build ccache pkg-config git clang libclang-rt-14-dev
   # libraries
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libnghttp2-dev libssl-dev libc-ares-dev libcurl4-openssl-dev nlohmann-json3-dev
