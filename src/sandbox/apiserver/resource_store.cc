@@ -18,6 +18,14 @@ namespace {
 
 using json = nlohmann::json;
 
+// The served type with this plural name (plurals are unique across the served groups), or null.
+const ResourceType* TypeByPlural(const std::string& resource) {
+  for (const auto& type : ServedResourceTypes()) {
+    if (type.resource == resource) return &type;
+  }
+  return nullptr;
+}
+
 std::string GroupResource(const std::string& resource) {
   for (const auto& type : ServedResourceTypes()) {
     if (type.resource == resource && !type.group.empty()) return resource + "." + type.group;
@@ -206,10 +214,7 @@ ResourceStore::~ResourceStore() {
 
 absl::StatusOr<json> ResourceStore::Create(const std::string& resource, const std::string& ns,
                                            json object) {
-  const ResourceType* type = nullptr;
-  for (const auto& t : ServedResourceTypes()) {
-    if (t.resource == resource) type = &t;
-  }
+  const ResourceType* type = TypeByPlural(resource);
   if (type == nullptr) {
     return absl::NotFoundError("the server could not find the requested resource \"" + resource +
                                "\"");
@@ -274,10 +279,7 @@ absl::StatusOr<json> ResourceStore::Create(const std::string& resource, const st
 
 absl::StatusOr<json> ResourceStore::Update(const std::string& resource, const std::string& ns,
                                            json object) {
-  const ResourceType* type = nullptr;
-  for (const auto& t : ServedResourceTypes()) {
-    if (t.resource == resource) type = &t;
-  }
+  const ResourceType* type = TypeByPlural(resource);
   if (type == nullptr) {
     return absl::NotFoundError("the server could not find the requested resource \"" + resource +
                                "\"");
@@ -336,10 +338,7 @@ absl::StatusOr<json> ResourceStore::Update(const std::string& resource, const st
 
 absl::StatusOr<json> ResourceStore::Delete(const std::string& resource, const std::string& ns,
                                            const std::string& name) {
-  const ResourceType* type = nullptr;
-  for (const auto& t : ServedResourceTypes()) {
-    if (t.resource == resource) type = &t;
-  }
+  const ResourceType* type = TypeByPlural(resource);
   std::string namespace_name = type != nullptr && type->namespaced ? ns : "";
   std::lock_guard lock(impl_->core->mu);
   auto& objects = impl_->core->objects[resource];
@@ -358,10 +357,7 @@ absl::StatusOr<json> ResourceStore::Delete(const std::string& resource, const st
 
 absl::StatusOr<json> ResourceStore::Get(const std::string& resource, const std::string& ns,
                                         const std::string& name) const {
-  const ResourceType* type = nullptr;
-  for (const auto& t : ServedResourceTypes()) {
-    if (t.resource == resource) type = &t;
-  }
+  const ResourceType* type = TypeByPlural(resource);
   std::string namespace_name = type != nullptr && type->namespaced ? ns : "";
   std::lock_guard lock(impl_->core->mu);
   auto objects = impl_->core->objects.find(resource);
@@ -392,10 +388,7 @@ absl::StatusOr<std::unique_ptr<Watcher>> ResourceStore::Watch(const std::string&
                                                               const std::string& ns,
                                                               const LabelSelector& selector,
                                                               uint64_t from_version) {
-  const ResourceType* type = nullptr;
-  for (const auto& t : ServedResourceTypes()) {
-    if (t.resource == resource) type = &t;
-  }
+  const ResourceType* type = TypeByPlural(resource);
   auto state = std::make_shared<WatcherState>();
   state->resource = resource;
   state->ns = type != nullptr && type->namespaced ? ns : "";
