@@ -132,7 +132,13 @@ int RunClientCommand(const SandboxFlags& flags) {
              flags.replicas_text);
     return 2;
   }
-  auto creds = sandbox::LoadKubeconfig(flags.state_dir + "/kubeconfig");
+  const std::string kubeconfig = flags.state_dir + "/kubeconfig";
+  if (!std::filesystem::exists(kubeconfig)) {
+    LogError("podlb sandbox: no kubeconfig at {}: is the sandbox running? start it with "
+             "`podlb sandbox --state-dir DIR`", kubeconfig);
+    return 1;
+  }
+  auto creds = LoadKubeconfig(kubeconfig);
   if (!creds.ok()) {
     LogError("podlb sandbox: {}", std::string(creds.status().message()));
     return 1;

@@ -2,13 +2,8 @@
 
 #include <curl/curl.h>
 
-#include <fstream>
-#include <sstream>
-
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "sandbox/controllers/store_watch.h"
-#include "yaml-cpp/yaml.h"
 
 namespace podlb::sandbox {
 namespace {
@@ -18,51 +13,7 @@ size_t AppendBody(char* data, size_t size, size_t count, void* user) {
   return size * count;
 }
 
-// Finds the map in `list` whose "name" is `name` and returns its `field`; the first if no name.
-YAML::Node Named(const YAML::Node& list, const std::string& name, const std::string& field) {
-  if (!list || !list.IsSequence()) return YAML::Node();
-  for (const auto& item : list) {
-    if (name.empty() || item["name"].as<std::string>("") == name) return item[field];
-  }
-  return YAML::Node();
-}
-
 }  // namespace
-
-absl::StatusOr<KubeconfigCredentials> LoadKubeconfig(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) {
-    return absl::NotFoundError(
-        absl::StrCat("no kubeconfig at ", path,
-                     ": is the sandbox running? start it with `podlb sandbox --state-dir DIR`"));
-  }
-  std::stringstream text;
-  text << in.rdbuf();
-  try {
-    YAML::Node root = YAML::Load(text.str());
-    std::string context_name = root["current-context"].as<std::string>("");
-    YAML::Node context = Named(root["contexts"], context_name, "context");
-    std::string cluster_name = context ? context["cluster"].as<std::string>("") : "";
-    std::string user_name = context ? context["user"].as<std::string>("") : "";
-    YAML::Node cluster = Named(root["clusters"], cluster_name, "cluster");
-    YAML::Node user = Named(root["users"], user_name, "user");
-    KubeconfigCredentials creds;
-    if (cluster) creds.server = cluster["server"].as<std::string>("");
-    if (creds.server.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat("kubeconfig ", path, ": no cluster server"));
-    }
-    std::string ca_data = cluster["certificate-authority-data"].as<std::string>("");
-    if (!ca_data.empty() && !absl::Base64Unescape(ca_data, &creds.ca_pem)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("kubeconfig ", path, ": certificate-authority-data is not base64"));
-    }
-    if (user) creds.token = user["token"].as<std::string>("");
-    return creds;
-  } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("kubeconfig ", path, " is not valid YAML: ", e.what()));
-  }
-}
 
 absl::StatusOr<nlohmann::json> SandboxClient::Request(const std::string& method,
                                                       const std::string& path,

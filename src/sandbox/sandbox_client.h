@@ -7,22 +7,16 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "discovery/kubernetes/kube_config.h"
 #include "nlohmann/json.hpp"
 
 namespace podlb::sandbox {
 
-struct KubeconfigCredentials {
-  std::string server;  // https://127.0.0.1:PORT
-  std::string ca_pem;
-  std::string token;
-};
-
-// Reads the current context's cluster and user from a kubeconfig file.
-absl::StatusOr<KubeconfigCredentials> LoadKubeconfig(const std::string& path);
-
+// Credentials come from podlb::LoadKubeconfig (discovery), the same loader every podlb
+// component uses; only server, CA data and bearer token are used here.
 class SandboxClient {
  public:
-  explicit SandboxClient(KubeconfigCredentials credentials) : creds_(std::move(credentials)) {}
+  explicit SandboxClient(KubeConfig credentials) : creds_(std::move(credentials)) {}
 
   // `kubectl scale deployment/NAME --replicas=N`: PATCH on the scale subresource.
   absl::Status Scale(const std::string& ns, const std::string& name, int replicas);
@@ -35,7 +29,7 @@ class SandboxClient {
                                          const std::string& content_type, const std::string& body);
 
  private:
-  KubeconfigCredentials creds_;
+  KubeConfig creds_;
 };
 
 }  // namespace podlb::sandbox
