@@ -1,6 +1,7 @@
 // Access to grpc::ChannelInterface's private virtuals (CreateCall, NotifyOnStateChangeImpl,
-// WaitForStateChangeImpl, CallbackCQ) so a channel of our own can forward a call to the grpc::Channel it
-// picked. Pure functions: callable from any thread.
+// WaitForStateChangeImpl, CallbackCQ) so a channel of our own can forward a call to the
+// grpc::Channel it picked, and to the channel reference a grpc::ClientContext holds for its call.
+// Pure functions: callable from any thread.
 //
 // Why this exists: grpc++ 1.51 has no public resolver or LB-policy API, and ChannelInterface
 // makes these methods private with a fixed friend list (stubs, DelegatingChannel). Overriding
@@ -11,6 +12,7 @@
 #pragma once
 
 #include <grpcpp/channel.h>
+#include <grpcpp/client_context.h>
 #include <grpcpp/impl/channel_interface.h>
 
 namespace podlb::client {
@@ -23,16 +25,19 @@ using NotifyOnStateChangeFn = void (grpc::ChannelInterface::*)(grpc_connectivity
 using WaitForStateChangeFn = bool (grpc::ChannelInterface::*)(grpc_connectivity_state,
                                                                 gpr_timespec);
 using CallbackCQFn = grpc::CompletionQueue* (grpc::ChannelInterface::*)();
+using ContextChannelMember = std::shared_ptr<grpc::Channel> grpc::ClientContext::*;
 
 namespace channel_access_internal {
 struct CreateCallTag {};
 struct NotifyTag {};
 struct WaitTag {};
 struct CallbackCQTag {};
+struct ContextChannelTag {};
 CreateCallFn Get(CreateCallTag);
 NotifyOnStateChangeFn Get(NotifyTag);
 WaitForStateChangeFn Get(WaitTag);
 CallbackCQFn Get(CallbackCQTag);
+ContextChannelMember Get(ContextChannelTag);
 
 template <typename Tag, typename Fn, Fn kMember>
 struct Expose {
@@ -44,6 +49,7 @@ template struct Expose<NotifyTag, NotifyOnStateChangeFn,
 template struct Expose<WaitTag, WaitForStateChangeFn,
                        &grpc::ChannelInterface::WaitForStateChangeImpl>;
 template struct Expose<CallbackCQTag, CallbackCQFn, &grpc::ChannelInterface::CallbackCQ>;
+template struct Expose<ContextChannelTag, ContextChannelMember, &grpc::ClientContext::channel_>;
 }  // namespace channel_access_internal
 
 // Starts a call on `channel` exactly as a generated stub would (virtual dispatch included).
@@ -67,6 +73,12 @@ inline bool WaitForStateChangeOn(grpc::ChannelInterface& channel,
 // The callback-API completion queue of `channel`.
 inline grpc::CompletionQueue* CallbackCQOf(grpc::ChannelInterface& channel) {
   return (channel.*Get(channel_access_internal::CallbackCQTag{}))();
+}
+
+// The reference to the channel a ClientContext's call runs on (set by CreateCall, released when
+// the context is destroyed). Touch it only between CreateCall and the call's first operation.
+inline std::shared_ptr<grpc::Channel>& ChannelHeldBy(grpc::ClientContext& context) {
+  return context.*Get(channel_access_internal::ContextChannelTag{});
 }
 
 }  // namespace podlb::client

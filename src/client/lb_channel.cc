@@ -30,6 +30,33 @@ bool IsIpv6(const std::string& address) {
   return inet_pton(AF_INET6, address.c_str(), &buf) == 1;
 }
 
+// Counts a call as in flight on `counter` until its ClientContext releases the endpoint's
+// channel (when the context is destroyed): the context's reference is swapped for one that
+// carries a guard. Cheaper than a grpc++ interceptor, which costs microseconds on every batch.
+class InFlightGuard {
+ public:
+  InFlightGuard(std::shared_ptr<grpc::Channel> channel, std::shared_ptr<CallCounter> counter)
+      : channel_(std::move(channel)), counter_(std::move(counter)) {
+    counter_->in_flight.fetch_add(1, std::memory_order_relaxed);
+  }
+  ~InFlightGuard() { counter_->in_flight.fetch_sub(1, std::memory_order_relaxed); }
+  InFlightGuard(const InFlightGuard&) = delete;
+  InFlightGuard& operator=(const InFlightGuard&) = delete;
+
+  grpc::Channel* channel() const { return channel_.get(); }
+
+ private:
+  const std::shared_ptr<grpc::Channel> channel_;
+  const std::shared_ptr<CallCounter> counter_;
+};
+
+void TrackInFlight(grpc::ClientContext& context, const std::shared_ptr<CallCounter>& counter) {
+  std::shared_ptr<grpc::Channel>& held = ChannelHeldBy(context);
+  if (!held) return;  // the call was not created; nothing will run on it
+  auto guard = std::make_shared<InFlightGuard>(std::move(held), counter);
+  held = std::shared_ptr<grpc::Channel>(guard, guard->channel());
+}
+
 int Rank(grpc_connectivity_state state) {
   switch (state) {
     case GRPC_CHANNEL_READY:
@@ -73,25 +100,22 @@ LbChannel::~LbChannel() {
 
 void LbChannel::Update(const EndpointSetConstSharedPtr& set) {
   absl::MutexLock lock(&mu_);
-  std::map<std::string, std::shared_ptr<EndpointChannel>> next;
+  std::map<std::string, EndpointChannelSharedPtr> next;
   std::vector<EndpointChannelSharedPtr> eligible;
   size_t created = 0, draining = 0;
   if (set) {
     for (const Endpoint& endpoint : set->endpoints()) {
       const std::string host_port = endpoint.HostPort();
       auto it = channels_.find(host_port);
-      std::shared_ptr<EndpointChannel> entry;
+      EndpointChannelSharedPtr entry;
       if (it != channels_.end()) {
         entry = it->second;  // same pod address: keep its connection
       } else {
-        entry = std::make_shared<EndpointChannel>();
-        entry->host_port = host_port;
-        entry->counter = std::make_shared<CallCounter>();
-        entry->channel = MakeEndpointChannel(host_port, IsIpv6(endpoint.address), options_.policy,
-                                             options_.credentials, options_.channel_args,
-                                             entry->counter);
+        entry = std::make_shared<const EndpointChannel>(host_port, IsIpv6(endpoint.address),
+                                                        options_.credentials,
+                                                        options_.channel_args, methods_);
         // Connect now, so the pod's first call does not pay for the handshake.
-        entry->channel->GetState(true);
+        entry->channel().GetState(true);
         ++created;
       }
       next.emplace(host_port, entry);
@@ -134,8 +158,20 @@ grpc::internal::Call LbChannel::CreateCall(const grpc::internal::RpcMethod& meth
   // reference of its own (grpc::Channel::CreateCall stores one in the ClientContext).
   std::shared_ptr<const Picker> picker = picker_.load(std::memory_order_acquire);
   const EndpointChannel* endpoint = picker->Pick();
-  grpc::Channel& target = endpoint ? *endpoint->channel : *lame_;
-  return CreateCallOn(target, method, context, cq);
+  const void* tag = method.channel_tag();  // a RegisteredMethod of ours, or null (generic stubs)
+  if (endpoint == nullptr) {
+    // The tag means nothing to the lame channel: fail the call by name.
+    const grpc::internal::RpcMethod by_name(method.name(), method.suffix_for_stats(),
+                                            method.method_type());
+    return CreateCallOn(*lame_, by_name, context, cq);
+  }
+  const grpc::internal::RpcMethod& on_endpoint =
+      tag ? endpoint->Registered(*static_cast<const RegisteredMethod*>(tag), method) : method;
+  grpc::internal::Call call = CreateCallOn(endpoint->channel(), on_endpoint, context, cq);
+  if (options_.policy == LbPolicy::kPowerOfTwoChoices) {
+    TrackInFlight(*context, endpoint->counter());
+  }
+  return call;
 }
 
 void LbChannel::PerformOpsOnCall(grpc::internal::CallOpSetInterface* ops,
@@ -144,16 +180,25 @@ void LbChannel::PerformOpsOnCall(grpc::internal::CallOpSetInterface* ops,
   call->PerformOps(ops);
 }
 
-void* LbChannel::RegisterMethod(const char*) {
-  // A registered-method tag belongs to one grpc_channel and a call may go to any endpoint, so
-  // calls use the unregistered path (method name per call).
-  return nullptr;
+void* LbChannel::RegisterMethod(const char* method) {
+  // Stubs register each method once, at construction. gRPC's tag for a registered method
+  // belongs to one grpc_channel and a call may go to any endpoint, so the tag handed out here is
+  // our own: each EndpointChannel registers the method with its channel on first use.
+  absl::MutexLock lock(&methods_->mu);
+  if (auto it = methods_->by_name.find(method); it != methods_->by_name.end()) {
+    return const_cast<RegisteredMethod*>(it->second);
+  }
+  if (methods_->methods.size() >= kMaxRegisteredMethods) return nullptr;  // unregistered path
+  RegisteredMethod& added =
+      methods_->methods.emplace_back(RegisteredMethod{methods_->methods.size(), method});
+  methods_->by_name.emplace(added.name, &added);
+  return &added;
 }
 
 std::shared_ptr<grpc::Channel> LbChannel::StateDelegate() {
   std::shared_ptr<const Picker> picker = picker_.load(std::memory_order_acquire);
   if (picker->empty()) return lame_;
-  return picker->eligible()[0]->channel;
+  return picker->eligible()[0]->shared_channel();
 }
 
 grpc_connectivity_state LbChannel::GetState(bool try_to_connect) {
@@ -161,7 +206,7 @@ grpc_connectivity_state LbChannel::GetState(bool try_to_connect) {
   if (picker->empty()) return GRPC_CHANNEL_TRANSIENT_FAILURE;
   grpc_connectivity_state best = GRPC_CHANNEL_SHUTDOWN;
   for (const auto& endpoint : picker->eligible()) {
-    grpc_connectivity_state state = endpoint->channel->GetState(try_to_connect);
+    grpc_connectivity_state state = endpoint->channel().GetState(try_to_connect);
     if (Rank(state) > Rank(best)) best = state;
   }
   return best;

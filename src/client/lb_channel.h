@@ -7,6 +7,7 @@
 #include <grpcpp/channel.h>
 
 #include <atomic>
+#include <deque>
 #include <map>
 #include <memory>
 #include <string>
@@ -66,6 +67,14 @@ class LbChannel final : public grpc::ChannelInterface {
                               gpr_timespec deadline) override;
   grpc::CompletionQueue* CallbackCQ() override;
 
+  // Methods registered by stubs on this channel. Shared with the EndpointChannels, whose
+  // per-endpoint registrations point at the names held here.
+  struct MethodTable {
+    absl::Mutex mu;
+    std::deque<RegisteredMethod> methods ABSL_GUARDED_BY(mu);  // a deque: addresses are stable
+    std::map<std::string, const RegisteredMethod*, std::less<>> by_name ABSL_GUARDED_BY(mu);
+  };
+
   // The channel state waits are delegated to: the first eligible endpoint, else the lame one.
   std::shared_ptr<grpc::Channel> StateDelegate();
 
@@ -77,10 +86,11 @@ class LbChannel final : public grpc::ChannelInterface {
   // Its callback completion queue also serves callback-API calls on every endpoint.
   const std::shared_ptr<grpc::Channel> lame_;
 
+  const std::shared_ptr<MethodTable> methods_ = std::make_shared<MethodTable>();
   std::atomic<std::shared_ptr<const Picker>> picker_;
 
   mutable absl::Mutex mu_;
-  std::map<std::string, std::shared_ptr<EndpointChannel>> channels_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, EndpointChannelSharedPtr> channels_ ABSL_GUARDED_BY(mu_);
   uint64_t updates_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t channels_created_ ABSL_GUARDED_BY(mu_) = 0;
 

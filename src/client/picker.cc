@@ -1,7 +1,6 @@
 #include "client/picker.h"
 
 #include <grpcpp/create_channel.h>
-#include <grpcpp/support/client_interceptor.h>
 
 #include <chrono>
 #include <random>
@@ -9,50 +8,6 @@
 
 namespace podlb::client {
 namespace {
-
-// Counts one call in flight from creation until its status arrives (or the call is destroyed
-// without one, e.g. it failed to start).
-class InFlightInterceptor : public grpc::experimental::Interceptor {
- public:
-  explicit InFlightInterceptor(CallCounter* counter) : counter_(counter) {
-    counter_->in_flight.fetch_add(1, std::memory_order_relaxed);
-    counter_->started.fetch_add(1, std::memory_order_relaxed);
-  }
-  ~InFlightInterceptor() override { Finish(); }
-
-  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
-    if (methods->QueryInterceptionHookPoint(
-            grpc::experimental::InterceptionHookPoints::POST_RECV_STATUS)) {
-      Finish();
-    }
-    methods->Proceed();
-  }
-
- private:
-  void Finish() {
-    if (!finished_) {
-      finished_ = true;
-      counter_->in_flight.fetch_sub(1, std::memory_order_relaxed);
-    }
-  }
-  // Safe as a raw pointer: the factory owning the counter lives in the grpc::Channel, which the
-  // ClientContext keeps alive until after it destroys its interceptors.
-  CallCounter* counter_;
-  bool finished_ = false;
-};
-
-class InFlightInterceptorFactory : public grpc::experimental::ClientInterceptorFactoryInterface {
- public:
-  explicit InFlightInterceptorFactory(std::shared_ptr<CallCounter> counter)
-      : counter_(std::move(counter)) {}
-  grpc::experimental::Interceptor* CreateClientInterceptor(
-      grpc::experimental::ClientRpcInfo*) override {
-    return new InFlightInterceptor(counter_.get());
-  }
-
- private:
-  std::shared_ptr<CallCounter> counter_;
-};
 
 uint64_t NextRandom() {
   // xorshift64*, one state per thread: no shared cache line, no lock.
@@ -68,22 +23,44 @@ uint64_t NextRandom() {
 }
 
 bool Failing(const EndpointChannel& e) {
-  return e.channel->GetState(false) == GRPC_CHANNEL_TRANSIENT_FAILURE;
+  return e.channel().GetState(false) == GRPC_CHANNEL_TRANSIENT_FAILURE;
+}
+
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& host_port, bool ipv6,
+                                           const std::shared_ptr<grpc::ChannelCredentials>& creds,
+                                           const grpc::ChannelArguments& args) {
+  // ipv4:/ipv6: targets skip the resolver; channels with equal arguments share gRPC's global
+  // subchannel pool, so re-creating one does not reconnect.
+  return grpc::CreateCustomChannel((ipv6 ? "ipv6:" : "ipv4:") + host_port,
+                                   creds ? creds : grpc::InsecureChannelCredentials(), args);
 }
 
 }  // namespace
 
-std::shared_ptr<grpc::Channel> MakeEndpointChannel(
-    const std::string& host_port, bool ipv6, LbPolicy policy,
-    const std::shared_ptr<grpc::ChannelCredentials>& credentials,
-    const grpc::ChannelArguments& args, const std::shared_ptr<CallCounter>& counter) {
-  std::string target = (ipv6 ? "ipv6:" : "ipv4:") + host_port;
-  auto creds = credentials ? credentials : grpc::InsecureChannelCredentials();
-  if (policy == LbPolicy::kRoundRobin) return grpc::CreateCustomChannel(target, creds, args);
-  std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> factories;
-  factories.push_back(std::make_unique<InFlightInterceptorFactory>(counter));
-  return grpc::experimental::CreateCustomChannelWithInterceptors(target, creds, args,
-                                                                 std::move(factories));
+EndpointChannel::EndpointChannel(std::string host_port, bool ipv6,
+                                 const std::shared_ptr<grpc::ChannelCredentials>& credentials,
+                                 const grpc::ChannelArguments& args,
+                                 std::shared_ptr<const void> methods_owner)
+    : host_port_(std::move(host_port)),
+      channel_(MakeChannel(host_port_, ipv6, credentials, args)),
+      methods_owner_(std::move(methods_owner)) {}
+
+EndpointChannel::~EndpointChannel() {
+  for (auto& method : methods_) delete method.load(std::memory_order_acquire);
+}
+
+const grpc::internal::RpcMethod& EndpointChannel::Registered(
+    const RegisteredMethod& registered, const grpc::internal::RpcMethod& method) const {
+  std::atomic<grpc::internal::RpcMethod*>& slot = methods_[registered.index];
+  grpc::internal::RpcMethod* current = slot.load(std::memory_order_acquire);
+  if (current != nullptr) return *current;
+  // First call of this method on this endpoint: register it with the endpoint's channel. Two
+  // threads may race here; one wins and the other frees its copy (registration is idempotent).
+  auto* fresh = new grpc::internal::RpcMethod(registered.name.c_str(), method.suffix_for_stats(),
+                                              method.method_type(), channel_);
+  if (slot.compare_exchange_strong(current, fresh, std::memory_order_acq_rel)) return *fresh;
+  delete fresh;
+  return *current;
 }
 
 Picker::Picker(LbPolicy policy, std::vector<EndpointChannelSharedPtr> eligible)
@@ -116,8 +93,8 @@ const EndpointChannel* Picker::PickTwoChoices() const {
   if (b >= a) ++b;  // distinct from a
   const EndpointChannel* first = eligible_[a].get();
   const EndpointChannel* second = eligible_[b].get();
-  if (second->counter->in_flight.load(std::memory_order_relaxed) <
-      first->counter->in_flight.load(std::memory_order_relaxed)) {
+  if (second->counter()->in_flight.load(std::memory_order_relaxed) <
+      first->counter()->in_flight.load(std::memory_order_relaxed)) {
     std::swap(first, second);
   }
   if (!Failing(*first)) return first;

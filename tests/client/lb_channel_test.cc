@@ -5,6 +5,9 @@
 
 #include <algorithm>
 
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/support/byte_buffer.h>
+
 #include "absl/synchronization/notification.h"
 #include "client_test_support.h"
 #include "gmock/gmock.h"
@@ -216,6 +219,44 @@ TEST_P(LbChannelTest, AsyncAndCallbackApisWork) {
   }
 }
 
+// Generated stubs register their methods (the fast path); a GenericStub names the method per
+// call. Both must reach every pod, and many stubs on one channel register each method once.
+TEST_P(LbChannelTest, RegisteredAndUnregisteredMethodsBothBalance) {
+  std::vector<std::unique_ptr<sandbox::BackendPod>> pods;
+  for (int i = 0; i < 3; ++i) pods.push_back(StartPod("pod-" + std::to_string(i), 2 + i));
+  Publish(EndpointsOf(pods));
+  auto channel = MakeChannel();
+  std::map<std::string, int> registered, generic;
+  for (int i = 0; i < 30; ++i) {
+    // A new stub per call: re-registration must hand back the same method.
+    ++registered[CallOnce(*grpc::testing::TestService::NewStub(channel))];
+  }
+  grpc::GenericStub generic_stub(channel);
+  for (int i = 0; i < 30; ++i) {
+    grpc::ClientContext context;
+    grpc::testing::SimpleRequest request;
+    grpc::ByteBuffer request_bytes, response_bytes;
+    bool own_buffer = false;
+    using RequestCodec = grpc::SerializationTraits<grpc::testing::SimpleRequest>;
+    ASSERT_TRUE(RequestCodec::Serialize(request, &request_bytes, &own_buffer).ok());
+    absl::Notification done;
+    grpc::Status status;
+    generic_stub.UnaryCall(&context, "/grpc.testing.TestService/UnaryCall", {}, &request_bytes,
+                           &response_bytes, [&](grpc::Status s) {
+                             status = s;
+                             done.Notify();
+                           });
+    ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    grpc::testing::SimpleResponse response;
+    using ResponseCodec = grpc::SerializationTraits<grpc::testing::SimpleResponse>;
+    ASSERT_TRUE(ResponseCodec::Deserialize(&response_bytes, &response).ok());
+    ++generic[response.hostname()];
+  }
+  EXPECT_EQ(registered.size(), 3u) << ::testing::PrintToString(registered);
+  EXPECT_EQ(generic.size(), 3u) << ::testing::PrintToString(generic);
+}
+
 TEST(LbChannelPowerOfTwoTest, SendsNewCallsToThePodWithFewerInFlight) {
   Registry registry;
   auto a = StartPod("a", 2);
@@ -249,6 +290,7 @@ TEST(LbChannelPowerOfTwoTest, SendsNewCallsToThePodWithFewerInFlight) {
     h.stream->WritesDone();
     EXPECT_TRUE(h.stream->Finish().ok());
     h.stream.reset();
+    h.context.reset();  // a call counts as in flight until its ClientContext is destroyed
   }
   EXPECT_EQ(on_a, 3);
   for (int i = 0; i < 10; ++i) EXPECT_EQ(CallOnce(*stub), "b") << "call " << i;
