@@ -1,0 +1,142 @@
+// libpodlb end to end against the sandbox cluster: `podlb sandbox` (API server, controllers,
+// real gRPC pods) and a C++ program using podlb::CreateChannel("kubernetes:///…") with the
+// sandbox's kubeconfig, so the Kubernetes source watches the API server as it would in a cluster.
+// Scaling, restarting and deleting pods go through `podlb sandbox scale|restart` and kubectl.
+#include <dirent.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "grpc/testing/test.grpc.pb.h"
+#include "gtest/gtest.h"
+#include "podlb/podlb.h"
+#include "support/sandbox_cluster.h"
+
+namespace podlb::testing {
+namespace {
+
+using std::chrono::milliseconds;
+
+struct Shared {
+  std::unique_ptr<SandboxCluster> cluster;
+  std::unique_ptr<grpc::testing::TestService::Stub> stub;
+};
+Shared* g_shared = nullptr;
+
+std::string Call(milliseconds timeout, bool wait_for_ready) {
+  grpc::ClientContext context;
+  context.set_wait_for_ready(wait_for_ready);
+  context.set_deadline(std::chrono::system_clock::now() + timeout);
+  grpc::testing::SimpleRequest request;
+  grpc::testing::SimpleResponse response;
+  grpc::Status status = g_shared->stub->UnaryCall(&context, request, &response);
+  return status.ok() ? response.hostname() : "";
+}
+
+// This process's established TCP connections, as "local port" strings keyed by the remote IP.
+// Read from /proc (sockets whose inode is one of our descriptors), i.e. what the pods accepted
+// from us; the API server and readiness probes are other peers or other processes.
+std::map<std::string, std::set<std::string>> OurConnectionsByRemoteIp() {
+  std::set<std::string> inodes;
+  if (DIR* fds = opendir("/proc/self/fd")) {
+    while (dirent* entry = readdir(fds)) {
+      char target[64] = {};
+      std::string path = std::string("/proc/self/fd/") + entry->d_name;
+      ssize_t n = readlink(path.c_str(), target, sizeof(target) - 1);
+      std::string link(target, n > 0 ? static_cast<size_t>(n) : 0);
+      if (link.starts_with("socket:[")) inodes.insert(link.substr(8, link.size() - 9));
+    }
+    closedir(fds);
+  }
+  std::map<std::string, std::set<std::string>> out;
+  // gRPC's client sockets are dual-stack: IPv4 peers show up in tcp6 as ::ffff:a.b.c.d.
+  for (const char* file : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream table(file);
+    std::string line;
+    std::getline(table, line);  // header
+    while (std::getline(table, line)) {
+      std::istringstream in(line);
+      std::string slot, local, remote, state, queues, timer, retransmits, uid, timeout, inode;
+      if (!(in >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid >>
+            timeout >> inode)) {
+        continue;
+      }
+      if (state != "01" || !inodes.count(inode)) continue;  // 01: ESTABLISHED
+      // "0100007F:1F90": the address as 32-bit words in host (little-endian) order, then the
+      // port in hex. The IPv4 address (or the v4-mapped tail of an IPv6 one) is the last word.
+      const size_t colon = remote.find(':');
+      uint32_t ip = std::stoul(remote.substr(colon - 8, 8), nullptr, 16);
+      std::string remote_ip = std::to_string(ip & 0xff) + "." + std::to_string((ip >> 8) & 0xff) +
+                              "." + std::to_string((ip >> 16) & 0xff) + "." +
+                              std::to_string(ip >> 24);
+      out[remote_ip].insert(std::to_string(std::stoul(local.substr(local.find(':') + 1), nullptr, 16)));
+    }
+  }
+  return out;
+}
+
+class SandboxLibraryTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    g_shared = new Shared;
+    g_shared->cluster = std::make_unique<SandboxCluster>(5);
+    if (!g_shared->cluster->started()) return;
+    ChannelOptions options;
+    options.kubeconfig = g_shared->cluster->kubeconfig();
+    auto channel = CreateChannelOrError("kubernetes:///greeter.default:grpc", options);
+    EXPECT_TRUE(channel.ok()) << channel.status();
+    if (channel.ok()) g_shared->stub = grpc::testing::TestService::NewStub(*channel);
+  }
+  static void TearDownTestSuite() {
+    delete g_shared;
+    g_shared = nullptr;
+  }
+  void SetUp() override {
+    ASSERT_NE(g_shared->stub, nullptr) << "the sandbox did not start or the channel failed";
+  }
+  static SandboxCluster& cluster() { return *g_shared->cluster; }
+};
+
+TEST_F(SandboxLibraryTest, SpreadsEvenlyOverThreePods) {
+  cluster().ExpectEvenSpreadOverThreePods(Call);
+}
+
+TEST_F(SandboxLibraryTest, ScaledUpPodsTakeCallsWithinOneSecondOfBeingReady) {
+  cluster().ExpectScaledUpPodsTakeCallsPromptly(Call);
+}
+
+TEST_F(SandboxLibraryTest, RollingRestartLosesNoCallAndEndsOnNewPods) {
+  cluster().ExpectRollingRestartLosesNoCall(Call);
+}
+
+// Asserted: when one pod of three is replaced, the client keeps its very connections (same
+// local ports) to the two pods that stay and opens exactly one to the replacement.
+TEST_F(SandboxLibraryTest, ReplacingOnePodOpensNoConnectionToThePodsThatStay) {
+  std::set<std::string> before = cluster().Settle(Call, 3);
+  auto ips = cluster().PodIps();
+  auto connections_before = OurConnectionsByRemoteIp();
+  for (const auto& pod : before) {
+    ASSERT_TRUE(ips.count(pod)) << pod;
+    ASSERT_EQ(connections_before[ips[pod]].size(), 1u) << pod << " at " << ips[pod];
+  }
+  const std::string replaced = *before.begin();
+  ASSERT_TRUE(cluster().DeletePod(replaced));
+  std::set<std::string> after = cluster().WaitReadyPods(3, {replaced});
+  ASSERT_TRUE(SandboxCluster::WaitClientUses(Call, after));
+
+  ips = cluster().PodIps();
+  auto connections_after = OurConnectionsByRemoteIp();
+  for (const auto& pod : after) {
+    ASSERT_TRUE(ips.count(pod)) << pod;
+    if (before.count(pod)) {
+      EXPECT_EQ(connections_after[ips[pod]], connections_before[ips[pod]])
+          << pod << " (stayed) was reconnected";
+    } else {
+      EXPECT_EQ(connections_after[ips[pod]].size(), 1u) << pod << " (new)";
+    }
+  }
+}
+
+}  // namespace
+}  // namespace podlb::testing

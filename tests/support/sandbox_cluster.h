@@ -1,0 +1,87 @@
+// A `podlb sandbox` cluster for end-to-end tests: the API-server stand-in, its controllers and
+// real gRPC pods in a child process, driven the way an operator would (`podlb sandbox
+// scale|restart`, kubectl, the official Python client's watch). Shared by the xDS, proxy and
+// client-library tests so each proves the same promises against the same cluster. Test thread
+// only.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "support/process.h"
+
+namespace podlb::testing {
+
+class SandboxCluster {
+ public:
+  using Clock = std::chrono::steady_clock;
+  // One unary call through the strategy under test: the name of the pod that answered, or ""
+  // on failure.
+  using CallFn = std::function<std::string(std::chrono::milliseconds timeout, bool wait_for_ready)>;
+  static constexpr std::chrono::seconds kTimeout{20};
+
+  // Starts the sandbox with its `greeter` Deployment (3 pods, Service port 50051 named "grpc")
+  // on 127.`octet`.<pid-derived>.2 and up, so concurrent test binaries never share addresses.
+  // Check started() before use.
+  explicit SandboxCluster(int octet);
+
+  bool started() const { return started_; }
+  const std::string& dir() const { return dir_.path(); }
+  std::string kubeconfig() const { return dir_.path() + "/kubeconfig"; }
+
+  // `podlb sandbox VERB --state-dir DIR default/greeter EXTRA...`, e.g. Run("scale", {"6"}).
+  ::testing::AssertionResult Run(const std::string& verb,
+                                 const std::vector<std::string>& extra = {}) const;
+  // `kubectl delete pod NAME`: the Deployment replaces it.
+  ::testing::AssertionResult DeletePod(const std::string& pod) const;
+
+  // kubectl's view of the greeter's pods: name -> pod IP.
+  std::map<std::string, std::string> PodIps() const;
+  // kubectl's view: every endpoint of the greeter (pod name -> ready).
+  std::map<std::string, bool> KubectlEndpoints() const;
+  // Waits until kubectl lists exactly `n` endpoints, all ready, none in `exclude`.
+  std::set<std::string> WaitReadyPods(size_t n, const std::set<std::string>& exclude = {}) const;
+
+  // Calls back to back until `window` consecutive calls all succeed on `pods` and every one of
+  // them answered (each call is the event waited for, not a poll).
+  static ::testing::AssertionResult WaitClientUses(const CallFn& call,
+                                                   const std::set<std::string>& pods,
+                                                   int window = 60);
+  // Scales to `n` ready pods and waits until the client uses exactly them.
+  std::set<std::string> Settle(const CallFn& call, size_t n) const;
+
+  // A Python-client watch on the greeter's EndpointSlices, past its initial list; its lines
+  // carry CLOCK_MONOTONIC times (std::chrono::steady_clock's clock) of each event.
+  std::unique_ptr<ChildProcess> StartReadyWatch() const;
+  // When the watch first listed each pod ready.
+  static std::map<std::string, Clock::time_point> ReadyTimes(const ChildProcess& watch);
+  // Expects each pod of `first_seen` not in `before` to have answered within 1 s of being
+  // listed ready; prints each lag.
+  static void ExpectPromptFirstCalls(const ChildProcess& watch,
+                                     const std::map<std::string, Clock::time_point>& first_seen,
+                                     const std::set<std::string>& before, Clock::time_point scaled);
+
+  // The promises every strategy makes, asserted the same way for each.
+  // 300 calls over 3 ready pods: all succeed, max/min share <= 1.2.
+  void ExpectEvenSpreadOverThreePods(const CallFn& call) const;
+  // Scale 3 -> 6: every new pod answers within 1 s of being listed ready, all six within 3 s.
+  void ExpectScaledUpPodsTakeCallsPromptly(const CallFn& call) const;
+  // Rolling restart under a caller that does not wait for ready: no failed call, and afterwards
+  // only the new pods answer.
+  void ExpectRollingRestartLosesNoCall(const CallFn& call) const;
+
+ private:
+  TempDir dir_;
+  std::unique_ptr<ChildProcess> sandbox_;
+  bool started_ = false;
+};
+
+double MaxOverMin(const std::map<std::string, int>& counts);
+
+}  // namespace podlb::testing
