@@ -13,6 +13,8 @@ packages=(
   grpc-proto
   # real third-party peers used by the tests
   python3 python3-kubernetes python3-grpcio python3-h2 python3-yaml dnsmasq-base
+  # test certificates (TLS and mTLS tests)
+  openssl
   # headless browser that renders the demo's HTML report in a test
   chromium
   # proxy benchmark peers and load generator (bench/proxy/run.sh; not needed by the tests)

@@ -26,6 +26,11 @@ struct ProxyFlags {
   int shutdown_notice_ms = 1000;
   std::string tls_cert;
   std::string tls_key;
+  bool upstream_tls = false;
+  std::string upstream_ca;
+  std::string upstream_cert;
+  std::string upstream_key;
+  std::string upstream_server_name;
   uint32_t max_concurrent_streams = 1024;
   uint32_t max_header_list_size = 16 * 1024;
   double idle_timeout_seconds = 300;
@@ -95,12 +100,27 @@ int RunProxy(const ProxyFlags& flags) {
   options.shutdown_notice_delay = std::chrono::milliseconds(flags.shutdown_notice_ms);
   options.tls_cert_file = flags.tls_cert;
   options.tls_key_file = flags.tls_key;
+  // Any upstream TLS detail implies --upstream-tls: a CA given for h2c would be a silent no-op.
+  options.upstream_tls = {.enabled = flags.upstream_tls || !flags.upstream_ca.empty() ||
+                                     !flags.upstream_cert.empty() ||
+                                     !flags.upstream_server_name.empty(),
+                          .ca_file = flags.upstream_ca,
+                          .cert_file = flags.upstream_cert,
+                          .key_file = flags.upstream_key,
+                          .server_name = flags.upstream_server_name};
   options.max_concurrent_streams = flags.max_concurrent_streams;
   options.max_header_list_bytes = flags.max_header_list_size;
   options.idle_timeout = Ms(flags.idle_timeout_seconds);
   options.stream_idle_timeout = Ms(flags.stream_idle_timeout_seconds);
   options.consecutive_failures = flags.consecutive_failures;
   options.health_check_interval = Ms(flags.health_check_interval_seconds);
+  if (options.upstream_tls.enabled) {
+    // Unreadable or mismatched TLS files are flag errors: report them before discovery starts.
+    if (auto tls = proxy::MakeClientTlsContext(options.upstream_tls); !tls.ok()) {
+      LogError("{}", std::string(tls.status().message()));
+      return 2;
+    }
+  }
 
   Registry registry;
   auto source = flags.source.MakeSource(registry, services);
@@ -192,6 +212,16 @@ void AddProxyCommand(CLI::App& app, CommandTable& table) {
                   "milliseconds between the GOAWAY notice and the final GOAWAY");
   sub->add_option("--tls-cert", flags->tls_cert, "PEM certificate chain: serve TLS (ALPN h2)");
   sub->add_option("--tls-key", flags->tls_key, "PEM private key for --tls-cert");
+  sub->add_flag("--upstream-tls", flags->upstream_tls,
+                "TLS (ALPN h2) to the endpoints, verified against the system CAs or --upstream-ca");
+  sub->add_option("--upstream-ca", flags->upstream_ca,
+                  "PEM CA bundle the endpoints' certificates must chain to (implies --upstream-tls)");
+  sub->add_option("--upstream-cert", flags->upstream_cert,
+                  "PEM client certificate chain for endpoints that require mTLS");
+  sub->add_option("--upstream-key", flags->upstream_key, "PEM private key for --upstream-cert");
+  sub->add_option("--upstream-server-name", flags->upstream_server_name,
+                  "SNI sent to the endpoints, and the name their certificates must carry "
+                  "(default: the chain is verified, the name is not)");
   sub->add_option("--max-concurrent-streams", flags->max_concurrent_streams,
                   "per downstream connection");
   sub->add_option("--max-header-list-size", flags->max_header_list_size,

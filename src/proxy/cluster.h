@@ -34,6 +34,7 @@ struct UpstreamHost {
   uint32_t consecutive_failures = 0;
   uint32_t ejections = 0;
   bool health_check_failed = false;  // last active grpc.health.v1 probe said not SERVING
+  std::string last_error;  // why the last connection to it failed or was lost, for call errors
   Clock::time_point ejected_until{};
   std::vector<std::unique_ptr<UpstreamSession>> sessions;
   std::shared_ptr<HostStats> stats;

@@ -241,38 +241,22 @@ bool DownstreamSession::HandleTlsHandshake() {
 
 ssize_t DownstreamSession::RawRead(uint8_t* buf, size_t len) {
   if (ssl_ == nullptr) return read(fd_, buf, len);
-  int n = SSL_read(ssl_, buf, static_cast<int>(len));
-  if (n > 0) return n;
-  int err = SSL_get_error(ssl_, n);
-  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-    errno = EAGAIN;
-    return -1;
-  }
-  ERR_clear_error();
-  if (err == SSL_ERROR_ZERO_RETURN) return 0;
-  errno = ECONNRESET;
-  return -1;
+  return TlsRead(ssl_, buf, len);
 }
 
 ssize_t DownstreamSession::RawWrite(const uint8_t* buf, size_t len) {
   if (fd_ < 0) return static_cast<ssize_t>(len);  // fuzzing: output goes nowhere
   if (ssl_ == nullptr) return write(fd_, buf, len);
-  int n = SSL_write(ssl_, buf, static_cast<int>(len));
-  if (n > 0) return n;
-  int err = SSL_get_error(ssl_, n);
-  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-    errno = EAGAIN;
-    return -1;
-  }
-  ERR_clear_error();
-  errno = EPIPE;
-  return -1;
+  return TlsWrite(ssl_, buf, len);
 }
 
 void DownstreamSession::HandleRead() {
   if (!tls_handshake_done_ && !HandleTlsHandshake()) return;
   uint8_t buf[64 * 1024];
-  for (int i = 0; i < kReadsPerEvent && !closed_; ++i) {
+  // SSL_read returns one TLS record (<= 16 KiB) at a time, and records OpenSSL already pulled
+  // off the socket raise no further epoll event: keep reading while any are buffered.
+  for (int i = 0; (i < kReadsPerEvent || (ssl_ != nullptr && SSL_pending(ssl_) > 0)) && !closed_;
+       ++i) {
     if (!nghttp2_session_want_read(session_)) return;
     ssize_t n = RawRead(buf, sizeof(buf));
     if (n == 0) {
@@ -287,7 +271,7 @@ void DownstreamSession::HandleRead() {
       Close();
       return;
     }
-    if (static_cast<size_t>(n) < sizeof(buf)) return;
+    if (ssl_ == nullptr && static_cast<size_t>(n) < sizeof(buf)) return;
   }
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/endpoint.h"
+#include "proxy/tls.h"
 
 namespace podlb::proxy {
 
@@ -60,6 +61,8 @@ struct ProxyOptions {
   // TLS downstream (ALPN h2) when both are set.
   std::string tls_cert_file;
   std::string tls_key_file;
+  // TLS to the endpoints (h2c when not enabled).
+  UpstreamTlsOptions upstream_tls;
 };
 
 }  // namespace podlb::proxy

@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <openssl/err.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -52,17 +51,6 @@ uint16_t BoundPort(int fd) {
   return ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
 }
 
-int SelectAlpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
-               unsigned int inlen, void*) {
-  static const unsigned char kH2[] = {2, 'h', '2'};
-  unsigned char* selected = nullptr;
-  if (SSL_select_next_proto(&selected, outlen, kH2, sizeof(kH2), in, inlen) !=
-      OPENSSL_NPN_NEGOTIATED)
-    return SSL_TLSEXT_ERR_ALERT_FATAL;
-  *out = selected;
-  return SSL_TLSEXT_ERR_OK;
-}
-
 }  // namespace
 
 ProxyServer::ProxyServer(ProxyOptions options, Registry& registry)
@@ -70,24 +58,6 @@ ProxyServer::ProxyServer(ProxyOptions options, Registry& registry)
 
 ProxyServer::~ProxyServer() {
   Stop();
-  if (tls_ != nullptr) SSL_CTX_free(tls_);
-}
-
-absl::Status ProxyServer::InitTls() {
-  tls_ = SSL_CTX_new(TLS_server_method());
-  SSL_CTX_set_min_proto_version(tls_, TLS1_2_VERSION);
-  SSL_CTX_set_mode(tls_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-                             SSL_MODE_RELEASE_BUFFERS);
-  SSL_CTX_set_options(tls_, SSL_OP_NO_RENEGOTIATION);
-  if (SSL_CTX_use_certificate_chain_file(tls_, options_.tls_cert_file.c_str()) != 1 ||
-      SSL_CTX_use_PrivateKey_file(tls_, options_.tls_key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
-    char buf[256];
-    ERR_error_string_n(ERR_get_error(), buf, sizeof(buf));
-    return absl::InvalidArgumentError("TLS: cannot load --tls-cert " + options_.tls_cert_file +
-                                      " / --tls-key " + options_.tls_key_file + ": " + buf);
-  }
-  SSL_CTX_set_alpn_select_cb(tls_, &SelectAlpn, nullptr);
-  return absl::OkStatus();
 }
 
 absl::Status ProxyServer::Start() {
@@ -95,7 +65,14 @@ absl::Status ProxyServer::Start() {
     return absl::InvalidArgumentError("proxy: no --listen address given");
   if (options_.workers < 1) options_.workers = 1;
   if (!options_.tls_cert_file.empty() || !options_.tls_key_file.empty()) {
-    if (auto status = InitTls(); !status.ok()) return status;
+    auto tls = MakeServerTlsContext(options_.tls_cert_file, options_.tls_key_file);
+    if (!tls.ok()) return tls.status();
+    downstream_tls_ = std::move(*tls);
+  }
+  if (options_.upstream_tls.enabled) {
+    auto tls = MakeClientTlsContext(options_.upstream_tls);
+    if (!tls.ok()) return tls.status();
+    upstream_tls_ = std::move(*tls);
   }
   std::vector<std::vector<ListenSocket>> per_worker(options_.workers);
   for (const ListenerConfig& l : options_.listeners) {
@@ -113,7 +90,8 @@ absl::Status ProxyServer::Start() {
     ports_.push_back(port);
   }
   for (int w = 0; w < options_.workers; ++w) {
-    workers_.push_back(std::make_unique<Worker>(w, options_, registry_, stats_, tls_));
+    workers_.push_back(std::make_unique<Worker>(w, options_, registry_, stats_,
+                                                      downstream_tls_.get(), upstream_tls_.get()));
     if (auto status = workers_.back()->Start(std::move(per_worker[w])); !status.ok()) return status;
   }
   started_ = true;

@@ -39,12 +39,12 @@ class ProxyServer {
   std::string DebugEndpoints();
 
  private:
-  absl::Status InitTls();
-
   ProxyOptions options_;
   Registry& registry_;
   ProxyStats stats_;
-  SSL_CTX* tls_ = nullptr;
+  // Declared before the workers, which hold raw pointers to them: destroyed after.
+  SslCtxPtr downstream_tls_;  // null: h2c downstream
+  SslCtxPtr upstream_tls_;    // null: h2c to the endpoints
   std::vector<uint16_t> ports_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<bool> draining_{false};

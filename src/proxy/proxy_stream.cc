@@ -225,13 +225,19 @@ void ProxyStream::OnUpstreamClosed(uint32_t error_code, bool connection_lost,
     failed_host_ = host;
     std::string error;
     if (Dispatch(&error)) return;
-    Fail(kGrpcUnavailable, "stream refused and not retried: " + error);
+    if (host != nullptr && !host->last_error.empty()) {
+      error += " (last error from " + host->host_port + ": " + host->last_error + ")";
+    }
+    Fail(kGrpcUnavailable, "podlb proxy: stream refused and not retried: " + error);
     return;
   }
   std::string where = host != nullptr ? host->host_port : std::string("upstream");
   if (host != nullptr && cluster_ != nullptr) cluster_->ReportFailure(host);
   if (connection_lost) {
-    Fail(kGrpcUnavailable, "podlb proxy: connection to " + where + " lost mid-call");
+    Fail(kGrpcUnavailable, "podlb proxy: connection to " + where + " lost mid-call" +
+                               (host != nullptr && !host->last_error.empty()
+                                    ? " (" + host->last_error + ")"
+                                    : std::string()));
   } else {
     Fail(kGrpcUnavailable, "podlb proxy: " + where + " reset the stream (HTTP/2 error " +
                                std::to_string(error_code) + ")");

@@ -12,6 +12,7 @@
 
 #include "core/logging.h"
 #include "proxy/cluster.h"
+#include "proxy/tls.h"
 #include "proxy/nv_array.h"
 #include "proxy/upstream_stream.h"
 #include "proxy/worker.h"
@@ -81,6 +82,7 @@ bool UpstreamSession::Connect() {
   connect_timer_ = worker_->loop().AddTimer(worker_->options().connect_timeout, [this] {
     connect_timer_ = 0;
     if (state_ == State::kConnecting) Close("connect timed out");
+    if (state_ == State::kHandshaking) Close("TLS handshake timed out");
   });
   return true;
 }
@@ -155,32 +157,102 @@ void UpstreamSession::OnConnected() {
     Close(std::string("connect: ") + strerror(err));
     return;
   }
+  SSL_CTX* tls = worker_->upstream_tls();
+  if (tls == nullptr) {
+    OnReady();
+    return;
+  }
+  ssl_ = SSL_new(tls);
+  SSL_set_fd(ssl_, fd_);
+  SSL_set_connect_state(ssl_);
+  const std::string& name = worker_->options().upstream_tls.server_name;
+  if (!name.empty()) {
+    SSL_set_tlsext_host_name(ssl_, name.c_str());
+    SSL_set1_host(ssl_, name.c_str());  // the certificate must carry this name
+  }
+  state_ = State::kHandshaking;  // the connect timer keeps running: it bounds the handshake too
+  ContinueHandshake();
+}
+
+void UpstreamSession::ContinueHandshake() {
+  int rc = SSL_do_handshake(ssl_);
+  if (rc == 1) {
+    const unsigned char* alpn = nullptr;
+    unsigned int alpn_len = 0;
+    SSL_get0_alpn_selected(ssl_, &alpn, &alpn_len);
+    // gRPC servers always negotiate h2; a server that picks another protocol would not
+    // understand our frames. One that ignores ALPN altogether is given the benefit of the doubt.
+    if (alpn_len != 0 && (alpn_len != 2 || memcmp(alpn, "h2", 2) != 0)) {
+      Close("TLS: the endpoint negotiated ALPN \"" +
+            std::string(reinterpret_cast<const char*>(alpn), alpn_len) + "\", not h2");
+      return;
+    }
+    OnReady();
+    return;
+  }
+  int err = SSL_get_error(ssl_, rc);
+  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+    const bool want_out = err == SSL_ERROR_WANT_WRITE;
+    if (want_out != want_out_) {
+      want_out_ = want_out;
+      worker_->loop().Modify(fd_, EPOLLIN | (want_out ? uint32_t{EPOLLOUT} : 0u), this);
+    }
+    return;
+  }
+  std::string reason = TakeTlsError("connection closed during the handshake");
+  long verify = SSL_get_verify_result(ssl_);
+  if (verify != X509_V_OK) {
+    reason = std::string("certificate verify failed: ") + X509_verify_cert_error_string(verify);
+  }
+  Close("TLS handshake: " + reason);
+}
+
+void UpstreamSession::OnReady() {
   state_ = State::kConnected;
   if (connect_timer_ != 0) worker_->loop().CancelTimer(connect_timer_);
   connect_timer_ = 0;
   cluster_->ReportSuccess(host_);
 }
 
+ssize_t UpstreamSession::RawRead(uint8_t* buf, size_t len) {
+  return ssl_ != nullptr ? TlsRead(ssl_, buf, len, &tls_error_) : read(fd_, buf, len);
+}
+
+ssize_t UpstreamSession::RawWrite(const uint8_t* buf, size_t len) {
+  return ssl_ != nullptr ? TlsWrite(ssl_, buf, len, &tls_error_) : write(fd_, buf, len);
+}
+
+std::string UpstreamSession::IoError(const char* what) const {
+  if (!tls_error_.empty()) return tls_error_;
+  return std::string(what) + ": " + strerror(errno);
+}
+
 void UpstreamSession::OnIo(uint32_t events) {
   if (state_ == State::kClosed) return;
   if (state_ == State::kConnecting) {
     if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) OnConnected();
-    if (state_ != State::kConnected) return;
+    if (state_ == State::kConnecting) return;
+  } else if (state_ == State::kHandshaking) {
+    ContinueHandshake();
   }
-  if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+  if (state_ != State::kConnected) return;
+  if (events & (EPOLLIN | EPOLLERR | EPOLLHUP) || ssl_ != nullptr) {
     uint8_t buf[64 * 1024];
-    ssize_t n = read(fd_, buf, sizeof(buf));
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-      Close(n == 0 ? "connection closed by the endpoint" : std::string("read: ") + strerror(errno));
-      return;
-    }
-    if (n > 0) {
+    // One read per event for h2c (level-triggered epoll fires again). SSL_read returns one TLS
+    // record at a time, and records OpenSSL already took off the socket raise no event: drain them.
+    do {
+      ssize_t n = RawRead(buf, sizeof(buf));
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+        Close(n == 0 ? "connection closed by the endpoint" : IoError("read"));
+        return;
+      }
+      if (n < 0) break;
       ssize_t rv = nghttp2_session_mem_recv(session_, buf, n);
       if (rv < 0) {
         Close(std::string("HTTP/2 error from the endpoint: ") + nghttp2_strerror(rv));
         return;
       }
-    }
+    } while (ssl_ != nullptr && SSL_pending(ssl_) > 0);
   }
   Flush();
 }
@@ -199,10 +271,10 @@ void UpstreamSession::Flush() {
       out_.append(reinterpret_cast<const char*>(data), n);
     }
     if (out_.empty()) break;
-    ssize_t w = write(fd_, out_.data(), out_.size());
+    ssize_t w = RawWrite(reinterpret_cast<const uint8_t*>(out_.data()), out_.size());
     if (w < 0) {
       if (errno == EAGAIN || errno == EINTR) break;
-      Close(std::string("write: ") + strerror(errno));
+      Close(IoError("write"));
       return;
     }
     out_.erase(0, w);
@@ -226,10 +298,22 @@ void UpstreamSession::UpdateEvents() {
 
 void UpstreamSession::Close(const std::string& reason) {
   if (state_ == State::kClosed) return;
-  bool never_connected = state_ == State::kConnecting;
+  bool never_connected = state_ == State::kConnecting || state_ == State::kHandshaking;
   state_ = State::kClosed;
+  if (never_connected || !streams_.empty()) {
+    // A failure calls may report. Logged once per distinct reason per host, not per attempt.
+    if (reason != host_->last_error) {
+      LogWarn("proxy: {} to {}: {}", never_connected ? "cannot connect" : "connection lost",
+              host_->host_port, reason);
+    }
+    host_->last_error = reason;
+  }
   if (connect_timer_ != 0) worker_->loop().CancelTimer(connect_timer_);
   connect_timer_ = 0;
+  if (ssl_ != nullptr) {
+    SSL_free(ssl_);  // no close_notify: the socket closes right below
+    ssl_ = nullptr;
+  }
   if (fd_ >= 0) {
     worker_->loop().Remove(fd_);
     close(fd_);

@@ -1,4 +1,5 @@
-// UpstreamSession: one HTTP/2 (h2c) client connection from a worker to one upstream endpoint,
+// UpstreamSession: one HTTP/2 client connection (h2c, or TLS with ALPN h2 when the worker has an
+// upstream TLS context) from a worker to one upstream endpoint,
 // shared by every downstream stream the worker balances onto that endpoint. Honours the peer's
 // SETTINGS_MAX_CONCURRENT_STREAMS (the host opens another session when full) and GOAWAY (no new
 // streams, the rest finish, then the session closes). Window updates are manual: response bytes
@@ -6,6 +7,7 @@
 #pragma once
 
 #include <nghttp2/nghttp2.h>
+#include <openssl/ssl.h>
 
 #include <string>
 #include <unordered_map>
@@ -45,7 +47,7 @@ class UpstreamSession : public IoHandler, public Flushable, public Deletable {
   void Flush() override;
 
  private:
-  enum class State { kConnecting, kConnected, kClosed };
+  enum class State { kConnecting, kHandshaking, kConnected, kClosed };
   static nghttp2_session_callbacks* Callbacks();
   static int OnHeader(nghttp2_session*, const nghttp2_frame*, const uint8_t*, size_t,
                       const uint8_t*, size_t, uint8_t, void*);
@@ -57,6 +59,13 @@ class UpstreamSession : public IoHandler, public Flushable, public Deletable {
                              nghttp2_data_source*, void*);
 
   void OnConnected();
+  // Drives the TLS handshake; on success the session is connected.
+  void ContinueHandshake();
+  void OnReady();
+  // read(2)/write(2) conventions; on a fatal TLS error `tls_error_` says why.
+  ssize_t RawRead(uint8_t* buf, size_t len);
+  ssize_t RawWrite(const uint8_t* buf, size_t len);
+  std::string IoError(const char* what) const;
   void Close(const std::string& reason);
   void UpdateEvents();
   void MaybeFinishDrain();
@@ -65,6 +74,8 @@ class UpstreamSession : public IoHandler, public Flushable, public Deletable {
   Cluster* cluster_;
   UpstreamHost* host_;
   int fd_ = -1;
+  SSL* ssl_ = nullptr;  // TLS upstream only
+  std::string tls_error_;
   State state_ = State::kConnecting;
   nghttp2_session* session_ = nullptr;
   bool goaway_ = false;

@@ -40,12 +40,13 @@ class Worker::Listener : public IoHandler {
 };
 
 Worker::Worker(int index, const ProxyOptions& options, Registry& registry, ProxyStats& stats,
-               SSL_CTX* tls)
+               SSL_CTX* downstream_tls, SSL_CTX* upstream_tls)
     : index_(index),
       options_(options),
       registry_(registry),
       stats_(stats),
-      tls_(tls),
+      downstream_tls_(downstream_tls),
+      upstream_tls_(upstream_tls),
       rng_state_(std::random_device{}() ^ (static_cast<uint64_t>(index) << 32)) {}
 
 Worker::~Worker() {
@@ -101,8 +102,8 @@ void Worker::Accept(const ListenSocket& socket) {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     SSL* ssl = nullptr;
-    if (tls_ != nullptr) {
-      ssl = SSL_new(tls_);
+    if (downstream_tls_ != nullptr) {
+      ssl = SSL_new(downstream_tls_);
       SSL_set_fd(ssl, fd);
       SSL_set_accept_state(ssl);
     }

@@ -33,8 +33,9 @@ struct ListenSocket {
 
 class Worker {
  public:
+  // `downstream_tls` / `upstream_tls`: null for h2c; owned by the ProxyServer, outlive the worker.
   Worker(int index, const ProxyOptions& options, Registry& registry, ProxyStats& stats,
-         SSL_CTX* tls);
+         SSL_CTX* downstream_tls, SSL_CTX* upstream_tls);
   ~Worker();
 
   // Takes ownership of `sockets` and starts the thread.
@@ -49,6 +50,7 @@ class Worker {
   const ProxyOptions& options() const { return options_; }
   ProxyStats& stats() { return stats_; }
   Registry& registry() { return registry_; }
+  SSL_CTX* upstream_tls() const { return upstream_tls_; }
   Cluster* ClusterForKey(const ServiceKey& key, std::string* error);
   Cluster* ClusterForAuthority(std::string_view authority, std::string* error);
   void OnStreamOpened() { ++active_streams_; }
@@ -67,7 +69,8 @@ class Worker {
   const ProxyOptions& options_;
   Registry& registry_;
   ProxyStats& stats_;
-  SSL_CTX* tls_;
+  SSL_CTX* downstream_tls_;
+  SSL_CTX* upstream_tls_;
   EventLoop loop_;
   std::thread thread_;
   std::vector<std::unique_ptr<Listener>> listeners_;

@@ -17,12 +17,14 @@ namespace podlb::testing {
 
 class TestBackend final : public grpc::testing::TestService::Service {
  public:
-  // `address` like "127.0.0.2"; picks a free port.
-  TestBackend(std::string name, std::string address, int max_concurrent_streams = 0)
+  // `address` like "127.0.0.2"; picks a free port. `credentials` null: plaintext (h2c).
+  TestBackend(std::string name, std::string address, int max_concurrent_streams = 0,
+              std::shared_ptr<grpc::ServerCredentials> credentials = nullptr)
       : name_(std::move(name)), address_(std::move(address)) {
     grpc::EnableDefaultHealthCheckService(true);  // grpc.health.v1, SERVING until told otherwise
     grpc::ServerBuilder builder;
-    builder.AddListeningPort(address_ + ":0", grpc::InsecureServerCredentials(), &port_);
+    builder.AddListeningPort(address_ + ":0",
+                             credentials ? credentials : grpc::InsecureServerCredentials(), &port_);
     if (max_concurrent_streams > 0)
       builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, max_concurrent_streams);
     builder.RegisterService(this);

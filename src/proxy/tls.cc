@@ -1,0 +1,114 @@
+#include "proxy/tls.h"
+
+#include <errno.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+namespace podlb::proxy {
+namespace {
+
+constexpr unsigned char kAlpnH2[] = {2, 'h', '2'};
+
+int SelectH2(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+             unsigned int inlen, void*) {
+  unsigned char* selected = nullptr;
+  if (SSL_select_next_proto(&selected, outlen, kAlpnH2, sizeof(kAlpnH2), in, inlen) !=
+      OPENSSL_NPN_NEGOTIATED) {
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+  }
+  *out = selected;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+SslCtxPtr NewContext(const SSL_METHOD* method) {
+  SslCtxPtr ctx(SSL_CTX_new(method));
+  SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
+  // Partial writes and moving buffers: our output buffer may shrink and move between retries.
+  SSL_CTX_set_mode(ctx.get(), SSL_MODE_ENABLE_PARTIAL_WRITE |
+                                  SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+  SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION);
+  return ctx;
+}
+
+}  // namespace
+
+std::string TakeTlsError(const std::string& fallback) {
+  unsigned long code = ERR_get_error();
+  ERR_clear_error();
+  if (code == 0) return fallback;
+  char buf[256];
+  ERR_error_string_n(code, buf, sizeof(buf));
+  return buf;
+}
+
+absl::StatusOr<SslCtxPtr> MakeServerTlsContext(const std::string& cert_file,
+                                               const std::string& key_file) {
+  SslCtxPtr ctx = NewContext(TLS_server_method());
+  if (SSL_CTX_use_certificate_chain_file(ctx.get(), cert_file.c_str()) != 1 ||
+      SSL_CTX_use_PrivateKey_file(ctx.get(), key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    return absl::InvalidArgumentError("TLS: cannot load --tls-cert " + cert_file +
+                                      " / --tls-key " + key_file + ": " + TakeTlsError("?"));
+  }
+  SSL_CTX_set_alpn_select_cb(ctx.get(), &SelectH2, nullptr);
+  return ctx;
+}
+
+absl::StatusOr<SslCtxPtr> MakeClientTlsContext(const UpstreamTlsOptions& options) {
+  SslCtxPtr ctx = NewContext(TLS_client_method());
+  if (options.ca_file.empty()) {
+    if (SSL_CTX_set_default_verify_paths(ctx.get()) != 1) {
+      return absl::InvalidArgumentError("upstream TLS: cannot load the system CA certificates: " +
+                                        TakeTlsError("?") + " (give --upstream-ca FILE)");
+    }
+  } else if (SSL_CTX_load_verify_locations(ctx.get(), options.ca_file.c_str(), nullptr) != 1) {
+    return absl::InvalidArgumentError("upstream TLS: cannot load --upstream-ca " +
+                                      options.ca_file + ": " + TakeTlsError("?"));
+  }
+  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+  if (options.cert_file.empty() != options.key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "upstream TLS: --upstream-cert and --upstream-key go together (the client certificate "
+        "and its private key, for endpoints that require mTLS)");
+  }
+  if (!options.cert_file.empty() &&
+      (SSL_CTX_use_certificate_chain_file(ctx.get(), options.cert_file.c_str()) != 1 ||
+       SSL_CTX_use_PrivateKey_file(ctx.get(), options.key_file.c_str(), SSL_FILETYPE_PEM) != 1 ||
+       SSL_CTX_check_private_key(ctx.get()) != 1)) {
+    return absl::InvalidArgumentError("upstream TLS: cannot load --upstream-cert " +
+                                      options.cert_file + " / --upstream-key " +
+                                      options.key_file + ": " + TakeTlsError("?"));
+  }
+  SSL_CTX_set_alpn_protos(ctx.get(), kAlpnH2, sizeof(kAlpnH2));
+  return ctx;
+}
+
+ssize_t TlsRead(SSL* ssl, uint8_t* buf, size_t len, std::string* error) {
+  int n = SSL_read(ssl, buf, static_cast<int>(len));
+  if (n > 0) return n;
+  int err = SSL_get_error(ssl, n);
+  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+    errno = EAGAIN;
+    return -1;
+  }
+  std::string reason = TakeTlsError("connection reset");
+  if (err == SSL_ERROR_ZERO_RETURN) return 0;
+  if (error != nullptr) *error = "TLS: " + reason;
+  errno = ECONNRESET;
+  return -1;
+}
+
+ssize_t TlsWrite(SSL* ssl, const uint8_t* buf, size_t len, std::string* error) {
+  int n = SSL_write(ssl, buf, static_cast<int>(len));
+  if (n > 0) return n;
+  int err = SSL_get_error(ssl, n);
+  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+    errno = EAGAIN;
+    return -1;
+  }
+  std::string reason = TakeTlsError("connection reset");
+  if (error != nullptr) *error = "TLS: " + reason;
+  errno = EPIPE;
+  return -1;
+}
+
+}  // namespace podlb::proxy

@@ -1,0 +1,46 @@
+// TLS for the proxy's two sides: the server context (downstream, ALPN h2) and the client context
+// (upstream: CA verification, optional client certificate for mTLS, optional name check), and
+// non-blocking SSL_read/SSL_write mapped to read(2)/write(2) conventions. Contexts are built once
+// at start and then shared read-only by every worker; an SSL object belongs to one worker.
+#pragma once
+
+#include <openssl/ssl.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace podlb::proxy {
+
+struct SslCtxDeleter {
+  void operator()(SSL_CTX* ctx) const { SSL_CTX_free(ctx); }
+};
+using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxDeleter>;
+
+struct UpstreamTlsOptions {
+  bool enabled = false;
+  std::string ca_file;      // verify endpoints against this CA bundle; empty: the system roots
+  std::string cert_file;    // client certificate chain for mTLS (with key_file)
+  std::string key_file;
+  std::string server_name;  // SNI, and the name the certificate must carry; empty: chain only
+};
+
+// Downstream: serves `cert_file`/`key_file`, TLS 1.2+, ALPN h2 only.
+absl::StatusOr<SslCtxPtr> MakeServerTlsContext(const std::string& cert_file,
+                                               const std::string& key_file);
+// Upstream: offers ALPN h2 and verifies the endpoint's chain (and name, when given).
+absl::StatusOr<SslCtxPtr> MakeClientTlsContext(const UpstreamTlsOptions& options);
+
+// Like read(2)/write(2) on a non-blocking socket: bytes moved, 0 on a clean close (read), or -1
+// with errno EAGAIN (retry on the next event) or another errno (the connection is over; then
+// `error`, when given, receives OpenSSL's reason, e.g. the peer's alert).
+ssize_t TlsRead(SSL* ssl, uint8_t* buf, size_t len, std::string* error = nullptr);
+ssize_t TlsWrite(SSL* ssl, const uint8_t* buf, size_t len, std::string* error = nullptr);
+
+// The oldest queued OpenSSL error as text (and clears the queue); `fallback` if there is none.
+std::string TakeTlsError(const std::string& fallback);
+
+}  // namespace podlb::proxy
