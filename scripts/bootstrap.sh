@@ -10,6 +10,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libnghttp2-dev libssl-dev libc-ares-dev libcurl4-openssl-dev nlohmann-json3-dev
   libspdlog-dev libfmt-dev libcli11-dev libyaml-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libgoogle-perftools-dev
   grpc-proto
   # real third-party peers used by the tests
   python3 python3-kubernetes python3-grpcio python3-h2 python3-yaml dnsmasq-base

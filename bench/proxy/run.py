@@ -128,6 +128,7 @@ http {
   maxconn 4096
 defaults
   mode http
+  http-reuse always
   timeout connect 5s
   timeout client 60s
   timeout server 60s
@@ -265,7 +266,7 @@ def main():
     try:
         for _ in range(args.repeat):
             for name, (cmd, host, port) in configs(tmp, args.build).items():
-                if args.only and args.only not in name:
+                if args.only and not any(o and o in name for o in args.only.split(",")):
                     continue
                 row = measure(name, cmd, host, port, args, tmp, body)
                 runs.setdefault(name, []).append(row)
