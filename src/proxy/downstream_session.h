@@ -36,8 +36,8 @@ class DownstreamSession : public IoHandler, public Flushable, public Deletable {
   nghttp2_session* session() { return session_; }
   const ProxyOptions& options() const;
 
-  void SubmitResponse(int32_t stream_id, const HeaderList& headers, bool with_body);
-  void SubmitTrailers(int32_t stream_id, const HeaderList& trailers);
+  void SubmitResponse(int32_t stream_id, const HeaderBlock& headers, bool with_body);
+  void SubmitTrailers(int32_t stream_id, const HeaderBlock& trailers);
   void ResumeData(int32_t stream_id);
   void ConsumeRequest(int32_t stream_id, size_t n);
   void ResetStream(int32_t stream_id, uint32_t error_code);

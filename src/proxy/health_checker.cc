@@ -40,7 +40,7 @@ class HealthChecker::Probe final : public UpstreamStreamHandler {
     session_ = nullptr;
   }
 
-  const HeaderList& request_headers() const override { return headers_; }
+  const HeaderBlock& request_headers() const override { return headers_; }
   ssize_t ReadRequest(uint8_t* buf, size_t len, uint32_t* flags) override {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
     if (sent_ || len < sizeof(kRequest)) return 0;
@@ -70,7 +70,7 @@ class HealthChecker::Probe final : public UpstreamStreamHandler {
   UpstreamHost* host_;
   UpstreamSession* session_ = nullptr;
   int32_t id_ = -1;
-  HeaderList headers_;
+  HeaderBlock headers_;
   bool sent_ = false;
   std::string grpc_status_;
   std::string body_;

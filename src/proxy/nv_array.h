@@ -1,4 +1,4 @@
-// NvArray: the nghttp2_nv view of a HeaderList for one submit call. nghttp2 copies the header
+// NvArray: the nghttp2_nv view of a HeaderBlock for one submit call. nghttp2 copies the header
 // block on submit, so the array lives on the stack for the usual handful of headers and only
 // falls back to the heap for long lists. Lives on one thread's stack.
 #pragma once
@@ -13,13 +13,13 @@ namespace podlb::proxy {
 
 class NvArray {
  public:
-  explicit NvArray(const HeaderList& headers) : size_(headers.size()) {
+  explicit NvArray(const HeaderBlock& headers) : size_(headers.size()) {
     if (size_ > kStack) {
       heap_.resize(size_);
       data_ = heap_.data();
     }
     for (size_t i = 0; i < size_; ++i) {
-      const auto& [name, value] = headers[i];
+      std::string_view name = headers.name(i), value = headers.value(i);
       data_[i] = {reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
                   reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
                   value.size(), NGHTTP2_NV_FLAG_NONE};

@@ -23,9 +23,6 @@ ProxyStream::ProxyStream(DownstreamSession* downstream, int32_t id)
     : downstream_(downstream),
       downstream_id_(id),
       last_activity_(downstream->worker()->loop().now()) {
-  // One allocation each instead of a few growth steps (a gRPC call carries ~8 headers).
-  request_headers_.reserve(12);
-  response_headers_.reserve(4);
   downstream_->worker()->OnStreamOpened();
   downstream_->worker()->stats().downstream_streams_total.fetch_add(1, std::memory_order_relaxed);
 }
@@ -52,7 +49,7 @@ bool ProxyStream::AddRequestHeader(std::string_view name, std::string_view value
   }
   const std::string& hash_header = downstream_->options().hash_header;
   if (!hash_header.empty() && name == hash_header) hash_value_ = value;
-  request_headers_.emplace_back(name, value);
+  request_headers_.Add(name, value);
   return true;
 }
 
@@ -154,7 +151,7 @@ ssize_t ProxyStream::ReadRequest(uint8_t* buf, size_t len, uint32_t* flags) {
 }
 
 void ProxyStream::AddResponseHeader(bool trailer, std::string_view name, std::string_view value) {
-  (trailer ? response_trailers_ : response_headers_).emplace_back(name, value);
+  (trailer ? response_trailers_ : response_headers_).Add(name, value);
 }
 
 void ProxyStream::OnResponseHeadersDone(bool end_stream) {
@@ -257,18 +254,20 @@ void ProxyStream::Fail(int grpc_status, const std::string& message) {
   finished_ = true;
   local_reply_ = true;
   downstream_->worker()->stats().local_replies_total.fetch_add(1, std::memory_order_relaxed);
-  HeaderList status{{"grpc-status", std::to_string(grpc_status)},
-                    {"grpc-message", PercentEncode(message)}};
+  const std::string code = std::to_string(grpc_status);
+  const std::string encoded = PercentEncode(message);
   if (!response_submitted_) {
-    HeaderList headers{{":status", "200"}, {"content-type", "application/grpc"}};
-    headers.insert(headers.end(), status.begin(), status.end());
+    HeaderBlock headers{{":status", "200"},
+                        {"content-type", "application/grpc"},
+                        {"grpc-status", code},
+                        {"grpc-message", encoded}};
     response_submitted_ = true;
     response_ended_ = true;
     downstream_->SubmitResponse(downstream_id_, headers, false);
     return;
   }
   // Headers (and maybe data) already went out: finish with trailers after what is queued.
-  response_trailers_ = std::move(status);
+  response_trailers_ = HeaderBlock{{"grpc-status", code}, {"grpc-message", encoded}};
   response_ended_ = true;
   ResumeDownstream();
 }

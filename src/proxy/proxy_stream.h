@@ -46,7 +46,7 @@ class ProxyStream final : public UpstreamStreamHandler {
   void OnRequestHeadersSent() override { request_headers_sent_ = true; }
   void OnUpstreamClosed(uint32_t error_code, bool connection_lost, bool never_connected) override;
   ssize_t ReadRequest(uint8_t* buf, size_t len, uint32_t* flags) override;
-  const HeaderList& request_headers() const override { return request_headers_; }
+  const HeaderBlock& request_headers() const override { return request_headers_; }
 
   // Ends the call with a gRPC status from the proxy (trailers-only if nothing was sent yet) and
   // cancels the upstream stream, if any.
@@ -72,7 +72,7 @@ class ProxyStream final : public UpstreamStreamHandler {
   Clock::time_point last_activity_;
   uint64_t deadline_timer_ = 0;
 
-  HeaderList request_headers_;
+  HeaderBlock request_headers_;
   size_t request_header_bytes_ = 0;
   std::string authority_;
   std::string hash_value_;
@@ -86,8 +86,8 @@ class ProxyStream final : public UpstreamStreamHandler {
   bool request_headers_sent_ = false;
   bool retryable_ = true;
 
-  HeaderList response_headers_;
-  HeaderList response_trailers_;
+  HeaderBlock response_headers_;
+  HeaderBlock response_trailers_;
   ByteQueue response_body_;
   bool response_headers_received_ = false;
   bool response_submitted_ = false;  // HEADERS went to nghttp2 for the downstream

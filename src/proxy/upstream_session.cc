@@ -69,13 +69,15 @@ bool UpstreamSession::Connect() {
   nghttp2_option_new(&option);
   nghttp2_option_set_no_auto_window_update(option, 1);
   nghttp2_option_set_peer_max_concurrent_streams(option, kAssumedMaxStreams);
+  nghttp2_option_set_no_closed_streams(option, 1);  // no priority tree to keep them for
   nghttp2_session_client_new2(&session_, Callbacks(), this, option);
   nghttp2_option_del(option);
   nghttp2_settings_entry settings[] = {
       {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, worker_->options().stream_window},
+      {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
   };
-  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, 2);
+  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, 3);
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kUpstreamConnectionWindow);
   want_out_ = true;  // EPOLLOUT reports the connect result
   worker_->loop().Add(fd_, EPOLLIN | EPOLLOUT, this);
@@ -97,7 +99,7 @@ bool UpstreamSession::HasCapacity() const {
 }
 
 int32_t UpstreamSession::Submit(UpstreamStreamHandler* stream) {
-  const HeaderList& headers = stream->request_headers();
+  const HeaderBlock& headers = stream->request_headers();
   NvArray nv(headers);
   nghttp2_data_provider provider{};
   provider.read_callback = &UpstreamSession::ReadRequest;

@@ -7,18 +7,16 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <utility>
-#include <vector>
+
+#include "proxy/header_block.h"
 
 namespace podlb::proxy {
 
-using Header = std::pair<std::string, std::string>;
-using HeaderList = std::vector<Header>;
 
 class UpstreamStreamHandler {
  public:
   virtual ~UpstreamStreamHandler() = default;
-  virtual const HeaderList& request_headers() const = 0;
+  virtual const HeaderBlock& request_headers() const = 0;
   // nghttp2 data source semantics: bytes, NGHTTP2_ERR_DEFERRED, flags |= EOF.
   virtual ssize_t ReadRequest(uint8_t* buf, size_t len, uint32_t* flags) = 0;
   virtual void OnRequestHeadersSent() = 0;
