@@ -122,6 +122,16 @@ ClientProfile ProfileFromNode(const envoy::config::core::v3::Node& node) {
   for (const std::string& feature : node.client_features()) {
     if (feature == "podlb.io/least_request") profile.supports_least_request = true;
   }
+  // C-core 1.50 and 1.51 (core versions 28 and 29: Debian 12's grpc++ and python3-grpcio)
+  // crash in their ring_hash picker on the first call (grpc/grpc#31766, fixed in 1.52). They
+  // get round robin for ring-hash Services; the metadata below can vouch for a patched build.
+  const std::string& version = node.user_agent_version();
+  if (absl::StartsWith(agent, "gRPC C-core") &&
+      (absl::StartsWith(version, "C-core 28.") || absl::StartsWith(version, "C-core 29."))) {
+    profile.supports_ring_hash = false;
+    profile.note = "its ring_hash crashes (" + version +
+                   " = gRPC 1.50/1.51, grpc/grpc#31766): ring-hash Services go to it as round robin";
+  }
   // Operators can vouch for a client podlb does not recognise through the bootstrap's node
   // metadata: {"podlb.io/capabilities": "least_request,ring_hash"}. Listed means supported.
   auto it = node.metadata().fields().find(kCapabilitiesMetadataKey);

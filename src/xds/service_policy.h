@@ -48,6 +48,8 @@ struct ClientProfile {
   bool supports_ring_hash = true;
   bool supports_least_request = false;
   bool supports_outlier_detection = true;
+  // Why a capability was withheld from this client, for the connect log line; empty if none.
+  std::string note;
 };
 ClientProfile ProfileFromNode(const envoy::config::core::v3::Node& node);
 

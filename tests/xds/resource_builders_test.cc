@@ -157,6 +157,28 @@ TEST(ServicePolicyTest, LeastRequestFallsBackForCCore) {
   EXPECT_EQ(EffectiveLbPolicy(policy, ProfileFromNode(node)), LbPolicy::kLeastRequest);
 }
 
+// C-core 1.50/1.51 crash in ring_hash (grpc/grpc#31766): round robin instead, unless an
+// operator vouches for the build; later C-core and other clients keep ring hash.
+TEST(ServicePolicyTest, RingHashFallsBackForCrashingCCore) {
+  ServicePolicy policy = ParseServicePolicy(
+      {{"podlb.io/lb-policy", "ring_hash"}, {"podlb.io/hash-header", "x-user"}});
+  envoy::config::core::v3::Node node;
+  node.set_user_agent_name("gRPC C-core linux");  // as Debian's libgrpc 1.51.1 sends it
+  node.set_user_agent_version("C-core 29.0.0");
+  EXPECT_EQ(EffectiveLbPolicy(policy, ProfileFromNode(node)), LbPolicy::kRoundRobin);
+  EXPECT_NE(ProfileFromNode(node).note.find("grpc/grpc#31766"), std::string::npos);
+  node.set_user_agent_version("C-core 30.0.0");  // 1.52, fixed
+  EXPECT_EQ(EffectiveLbPolicy(policy, ProfileFromNode(node)), LbPolicy::kRingHash);
+  node.set_user_agent_version("C-core 28.1.0");
+  (*node.mutable_metadata()->mutable_fields())["podlb.io/capabilities"].set_string_value(
+      "ring_hash");
+  EXPECT_EQ(EffectiveLbPolicy(policy, ProfileFromNode(node)), LbPolicy::kRingHash);
+  node.set_user_agent_name("gRPC Node Pure JS");
+  node.set_user_agent_version("1.14.1");
+  node.clear_metadata();
+  EXPECT_EQ(EffectiveLbPolicy(policy, ProfileFromNode(node)), LbPolicy::kRingHash);
+}
+
 TEST(BootstrapTest, LocalityAlwaysPresent) {
   auto json = nlohmann::json::parse(BuildBootstrapJson({.server = "127.0.0.1:1", .node_id = "n"}));
   EXPECT_EQ(json["xds_servers"][0]["server_uri"], "127.0.0.1:1");
