@@ -23,12 +23,12 @@ constexpr uint8_t kServing[] = {0, 0, 0, 0, 2, 0x08, 0x01};
 class HealthChecker::Probe final : public UpstreamStreamHandler {
  public:
   Probe(HealthChecker* checker, UpstreamHost* host) : checker_(checker), host_(host) {
-    headers_ = {{":method", "POST"},
-                {":scheme", "http"},
-                {":path", "/grpc.health.v1.Health/Check"},
-                {":authority", host->host_port},
-                {"content-type", "application/grpc"},
-                {"te", "trailers"}};
+    headers_.Add(":method", "POST");
+    headers_.Add(":scheme", "http");
+    headers_.Add(":path", "/grpc.health.v1.Health/Check");
+    headers_.Add(":authority", host->host_port);
+    headers_.Add("content-type", "application/grpc");
+    headers_.Add("te", "trailers");
   }
   UpstreamHost* host() const { return host_; }
   void Attach(UpstreamSession* session, int32_t id) {

@@ -267,7 +267,9 @@ void ProxyStream::Fail(int grpc_status, const std::string& message) {
     return;
   }
   // Headers (and maybe data) already went out: finish with trailers after what is queued.
-  response_trailers_ = HeaderBlock{{"grpc-status", code}, {"grpc-message", encoded}};
+  response_trailers_.Clear();  // the upstream's trailers, if any, are replaced by ours
+  response_trailers_.Add("grpc-status", code);
+  response_trailers_.Add("grpc-message", encoded);
   response_ended_ = true;
   ResumeDownstream();
 }
