@@ -9,6 +9,33 @@ namespace podlb::xds {
 
 using envoy::service::discovery::v3::DiscoveryRequest;
 
+namespace {
+
+// A response's version_info, derived from what it carries (FNV-1a 64 over each resource's name,
+// type and bytes, length-prefixed, in name order) rather than counted per stream: replicas of
+// the control plane, and one replica before and after a restart, then give the same resources
+// the same version, so a client that reconnects elsewhere sees no version change and debug
+// views agree. The hash must not be seeded per process (absl::Hash is), or replicas disagree.
+std::string ContentVersion(const std::map<std::string, CachedResource>& resources) {
+  uint64_t hash = 14695981039346656037ull;
+  auto mix_byte = [&hash](unsigned char c) {
+    hash ^= c;
+    hash *= 1099511628211ull;
+  };
+  auto mix = [&](std::string_view bytes) {
+    for (size_t n = bytes.size(), i = 0; i < 8; ++i, n >>= 8) mix_byte(n & 0xff);
+    for (unsigned char c : bytes) mix_byte(c);
+  };
+  for (const auto& [name, resource] : resources) {
+    mix(name);
+    mix(resource.any->type_url());
+    mix(resource.any->value());
+  }
+  return absl::StrCat(absl::Hex(hash, absl::kZeroPad16));
+}
+
+}  // namespace
+
 AdsStream::AdsStream(AdsService* service, uint64_t id, std::string peer)
     : service_(service), id_(id), peer_(std::move(peer)) {}
 
@@ -192,7 +219,7 @@ bool AdsStream::BuildResponseLocked(ResourceType type, TypeState& state) {
 
   response_.Clear();
   response_.set_type_url(std::string(TypeUrl(type)));
-  response_.set_version_info(std::to_string(++state.versions_sent));
+  response_.set_version_info(ContentVersion(current));
   response_.set_nonce(std::to_string(++nonce_counter_));
   response_.mutable_control_plane()->set_identifier(service_->options_.control_plane_id);
   for (const auto& [name, resource] : current) *response_.add_resources() = *resource.any;

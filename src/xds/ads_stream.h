@@ -52,7 +52,6 @@ class AdsStream : public grpc::ServerBidiReactor<envoy::service::discovery::v3::
     bool dirty = false;
     bool force = false;  // send even if nothing changed (a new subscription)
     std::optional<absl::Time> pending_since;
-    uint64_t versions_sent = 0;
     std::string sent_version;
     std::string sent_nonce;
     std::map<std::string, CachedResource> sent;  // what the last response carried

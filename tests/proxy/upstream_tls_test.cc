@@ -9,15 +9,14 @@
 #include "proxy/proxy_server.h"
 #include "proxy/test_backend.h"
 #include "support/process.h"
-#include "support/test_certs.h"
+#include "support/test_pki.h"
 
 namespace podlb::proxy {
 namespace {
 
-using ::podlb::testing::CertFiles;
 using ::podlb::testing::ProxyStub;
 using ::podlb::testing::TestBackend;
-using ::podlb::testing::TestCa;
+using ::podlb::testing::TestPki;
 using ::testing::HasSubstr;
 
 const ServiceKey kGreeter{"default", "greeter", "50051"};
@@ -25,21 +24,21 @@ const ServiceKey kGreeter{"default", "greeter", "50051"};
 class UpstreamTlsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(ca_.ok() && other_ca_.ok());
-    server_ = ca_.Issue("server", {"IP:127.0.0.2", "IP:127.0.0.3", "IP:127.0.0.4",
-                                   "DNS:greeter.default.svc"});
-    client_ = ca_.Issue("client", {"DNS:podlb-proxy"});
-    ASSERT_TRUE(ca_.ok());
+    ASSERT_TRUE(pki_.MakeCa("pods"));
+    ASSERT_TRUE(pki_.MakeCa("other"));
+    ASSERT_TRUE(pki_.MakeLeaf("server", "pods",
+                              {"IP:127.0.0.2", "IP:127.0.0.3", "IP:127.0.0.4",
+                               "DNS:greeter.default.svc"}));
+    ASSERT_TRUE(pki_.MakeLeaf("client", "pods", std::vector<std::string>{"DNS:podlb-proxy"}));
   }
 
-  // Three TLS backends; with `require_client_cert`, only clients with a cert from ca_ get in.
+  // Three TLS backends; with `require_client_cert`, only clients with a cert from the "pods" CA get in.
   void StartBackends(bool require_client_cert) {
     grpc::SslServerCredentialsOptions ssl(
         require_client_cert ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
                             : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
-    ssl.pem_key_cert_pairs.push_back(
-        {::podlb::testing::ReadFile(server_.key), ::podlb::testing::ReadFile(server_.cert)});
-    if (require_client_cert) ssl.pem_root_certs = ::podlb::testing::ReadFile(ca_.cert());
+    ssl.pem_key_cert_pairs.push_back({pki_.KeyPem("server"), pki_.CertPem("server")});
+    if (require_client_cert) ssl.pem_root_certs = pki_.CertPem("pods");
     std::vector<Endpoint> endpoints;
     for (int i = 0; i < 3; ++i) {
       backends_.push_back(std::make_unique<TestBackend>(
@@ -88,9 +87,7 @@ class UpstreamTlsTest : public ::testing::Test {
   }
 
   ::podlb::testing::TempDir dir_;
-  TestCa ca_{dir_.path(), "pods"};
-  TestCa other_ca_{dir_.path(), "other"};
-  CertFiles server_, client_;
+  TestPki pki_{dir_.path()};
   Registry registry_;
   std::vector<std::unique_ptr<TestBackend>> backends_;
   std::unique_ptr<ProxyServer> proxy_;
@@ -98,13 +95,13 @@ class UpstreamTlsTest : public ::testing::Test {
 
 TEST_F(UpstreamTlsTest, TrustedEndpointsTakeCallsSpreadOverAllThree) {
   StartBackends(false);
-  StartProxy({.ca_file = ca_.cert()});
+  StartProxy({.ca_file = pki_.Cert("pods")});
   EXPECT_EQ(PodsOver(30), (std::set<std::string>{"pod-0", "pod-1", "pod-2"}));
 }
 
 TEST_F(UpstreamTlsTest, UntrustedCertificateFailsTheCallWithTheReason) {
   StartBackends(false);
-  StartProxy({.ca_file = other_ca_.cert()});
+  StartProxy({.ca_file = pki_.Cert("other")});
   auto stub = ProxyStub(proxy_->ports()[0]);
   grpc::Status status = Call(*stub);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
@@ -115,10 +112,10 @@ TEST_F(UpstreamTlsTest, UntrustedCertificateFailsTheCallWithTheReason) {
 
 TEST_F(UpstreamTlsTest, ServerNameIsCheckedWhenGiven) {
   StartBackends(false);
-  StartProxy({.ca_file = ca_.cert(), .server_name = "greeter.default.svc"});
+  StartProxy({.ca_file = pki_.Cert("pods"), .server_name = "greeter.default.svc"});
   EXPECT_EQ(PodsOver(9).size(), 3u);
   proxy_.reset();
-  StartProxy({.ca_file = ca_.cert(), .server_name = "billing.default.svc"});
+  StartProxy({.ca_file = pki_.Cert("pods"), .server_name = "billing.default.svc"});
   auto stub = ProxyStub(proxy_->ports()[0]);
   grpc::Status status = Call(*stub);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
@@ -127,13 +124,15 @@ TEST_F(UpstreamTlsTest, ServerNameIsCheckedWhenGiven) {
 
 TEST_F(UpstreamTlsTest, MutualTlsWithTheClientCertificate) {
   StartBackends(true);
-  StartProxy({.ca_file = ca_.cert(), .cert_file = client_.cert, .key_file = client_.key});
+  StartProxy({.ca_file = pki_.Cert("pods"),
+              .cert_file = pki_.Cert("client"),
+              .key_file = pki_.Key("client")});
   EXPECT_EQ(PodsOver(30).size(), 3u);
 }
 
 TEST_F(UpstreamTlsTest, MutualTlsWithoutAClientCertificateFailsCleanly) {
   StartBackends(true);
-  StartProxy({.ca_file = ca_.cert()});
+  StartProxy({.ca_file = pki_.Cert("pods")});
   auto stub = ProxyStub(proxy_->ports()[0]);
   for (int i = 0; i < 3; ++i) {
     grpc::Status status = Call(*stub);
@@ -147,13 +146,13 @@ TEST_F(UpstreamTlsTest, MutualTlsWithoutAClientCertificateFailsCleanly) {
 // of the proxy: every record must be read even when OpenSSL already buffered it.
 TEST_F(UpstreamTlsTest, LargeMessagesCrossTlsOnBothSides) {
   StartBackends(false);
-  CertFiles front = ca_.Issue("proxy", {"DNS:localhost"});
+  ASSERT_TRUE(pki_.MakeLeaf("proxy", "pods", std::vector<std::string>{"DNS:localhost"}));
   ProxyOptions options;
-  options.tls_cert_file = front.cert;
-  options.tls_key_file = front.key;
-  StartProxy({.ca_file = ca_.cert()}, options);
+  options.tls_cert_file = pki_.Cert("proxy");
+  options.tls_key_file = pki_.Key("proxy");
+  StartProxy({.ca_file = pki_.Cert("pods")}, options);
   grpc::SslCredentialsOptions ssl;
-  ssl.pem_root_certs = ::podlb::testing::ReadFile(ca_.cert());
+  ssl.pem_root_certs = pki_.CertPem("pods");
   grpc::ChannelArguments args;
   args.SetSslTargetNameOverride("localhost");
   auto stub = grpc::testing::TestService::NewStub(grpc::CreateCustomChannel(

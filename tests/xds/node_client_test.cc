@@ -1,10 +1,16 @@
 // The control plane proven with a second xDS client nobody here wrote: grpc-js-xds from npm
 // (installed by scripts/bootstrap.sh for tests only). Skipped when node_modules is absent.
+// One-shot runs use xds_client.js; tests that change things while the client runs use
+// xds_loop.js, which calls without waitForReady so a gap in service shows as a "fail" line.
+#include <signal.h>
+
 #include <filesystem>
 
+#include "absl/strings/match.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "support/process.h"
+#include "xds/control_plane_process.h"
 #include "xds/xds_test_backends.h"
 
 namespace podlb::testing {
@@ -32,24 +38,79 @@ class NodeXdsClientTest : public ::testing::Test {
     return spec;
   }
 
-  void StartControlPlane() {
-    control_plane_ = std::make_unique<ChildProcess>(std::vector<std::string>{
-        PodlbBinary(), "control-plane", "--file", file_, "--listen", "127.0.0.1:0", "--admin",
-        ""});
-    ASSERT_TRUE(control_plane_->WaitForLineContaining("xds port", std::chrono::seconds(10)));
-    for (const std::string& line : control_plane_->Lines()) {
-      auto pos = line.find("xds port ");
-      if (pos != std::string::npos) xds_port_ = std::stoi(line.substr(pos + 9));
+  // On `port` (0: any); the bootstrap follows the port of the latest start.
+  void StartControlPlane(int port = 0) {
+    control_plane_ = std::make_unique<ControlPlaneProcess>(
+        std::vector<std::string>{"--file", file_, "--listen", "127.0.0.1:" + std::to_string(port)});
+    ASSERT_TRUE(control_plane_->WaitReady());
+    xds_port_ = control_plane_->xds_port();
+  }
+
+  // `capabilities`: the podlb.io/capabilities node metadata, when not empty.
+  nlohmann::json Bootstrap(const std::string& capabilities = "") {
+    nlohmann::json node = {{"id", "node-client-test"}, {"locality", {{"zone", "z1"}}}};
+    if (!capabilities.empty()) node["metadata"] = {{"podlb.io/capabilities", capabilities}};
+    return {{"xds_servers",
+             {{{"server_uri", "127.0.0.1:" + std::to_string(xds_port_)},
+               {"channel_creds", {{{"type", "insecure"}}}},
+               {"server_features", {"xds_v3", "ignore_resource_deletion"}}}}},
+            {"node", node}};
+  }
+
+  // xds_loop.js on `target` (and `probe`), once it has had answers from the three pods.
+  std::unique_ptr<ChildProcess> StartLoop(const std::string& target, const std::string& probe,
+                                          const nlohmann::json& bootstrap) {
+    std::vector<std::string> argv = {"node", SourceDir() + "/tests/xds/node/xds_loop.js", target};
+    if (!probe.empty()) argv.push_back(probe);
+    auto loop = std::make_unique<ChildProcess>(
+        argv, std::vector<std::string>{"GRPC_XDS_BOOTSTRAP_CONFIG=" + bootstrap.dump()});
+    for (const char* pod : {"pod-0", "pod-1", "pod-2"}) {
+      EXPECT_TRUE(
+          loop->WaitForLineContaining(std::string("first ") + pod, std::chrono::seconds(20)));
     }
+    return loop;
+  }
+
+  // The answers of the loop's next 200 calls, counted from now (failures are "fail" lines).
+  static std::map<std::string, int> Window(ChildProcess& loop) {
+    auto windows = [&loop] {
+      std::vector<std::string> found;
+      for (const std::string& line : loop.Lines()) {
+        if (absl::StartsWith(line, "window ")) found.push_back(line.substr(7));
+      }
+      return found;
+    };
+    size_t before = windows().size();
+    kill(loop.pid(), SIGUSR2);
+    std::map<std::string, int> counts;
+    if (!WaitFor([&] { return windows().size() > before; }, std::chrono::seconds(20),
+                 "200 calls counted by the node client")) {
+      ADD_FAILURE() << "no window line";
+      return counts;
+    }
+    nlohmann::json window = nlohmann::json::parse(windows()[before]);
+    for (const auto& [pod, n] : window.items()) counts[pod] = n.get<int>();
+    return counts;
+  }
+
+  static std::vector<std::string> FailLines(const ChildProcess& loop) {
+    std::vector<std::string> fails;
+    for (const std::string& line : loop.Lines()) {
+      if (absl::StartsWith(line, "fail")) fails.push_back(line);
+    }
+    return fails;
+  }
+
+  // A fourth pod, pod-3, added to the endpoints file under `service`.
+  void AddFourthPod(const std::vector<FileServiceSpec>& others, const std::string& service) {
+    backends_.push_back(std::make_unique<NamedBackend>("pod-3", "127.0.0.5"));
+    std::vector<FileServiceSpec> all = others;
+    all.push_back(Service(service));
+    WriteFile(file_, EndpointsYaml(all));
   }
 
   nlohmann::json RunClient(std::vector<std::string> args) {
-    nlohmann::json bootstrap = {
-        {"xds_servers",
-         {{{"server_uri", "127.0.0.1:" + std::to_string(xds_port_)},
-           {"channel_creds", {{{"type", "insecure"}}}},
-           {"server_features", {"xds_v3", "ignore_resource_deletion"}}}}},
-        {"node", {{"id", "node-client-test"}, {"locality", {{"zone", "z1"}}}}}};
+    nlohmann::json bootstrap = Bootstrap();
     std::vector<std::string> argv = {"node", SourceDir() + "/tests/xds/node/xds_client.js"};
     argv.insert(argv.end(), args.begin(), args.end());
     std::string output;
@@ -77,7 +138,7 @@ class NodeXdsClientTest : public ::testing::Test {
   TempDir dir_;
   std::string file_;
   std::vector<std::unique_ptr<NamedBackend>> backends_;
-  std::unique_ptr<ChildProcess> control_plane_;
+  std::unique_ptr<ControlPlaneProcess> control_plane_;
   int xds_port_ = 0;
 };
 
@@ -109,6 +170,53 @@ TEST_F(NodeXdsClientTest, RingHashSendsOneHeaderValueToOnePod) {
   }
   EXPECT_EQ(pods.size(), 12u);
   EXPECT_GT(used.size(), 1u) << "every key hashed to one pod: hashing is not by header";
+}
+
+// grpc_client_test's NACK test for grpc-js-xds: it rejects LEAST_REQUEST (the node claims the
+// capability falsely on purpose), and its good Service keeps working and taking updates.
+TEST_F(NodeXdsClientTest, NackedClusterDoesNotBreakTheClient) {
+  const FileServiceSpec bad = Service("bad-b", {{"podlb.io/lb-policy", "least_request"}});
+  WriteFile(file_, EndpointsYaml({Service("greeter-b"), bad}));
+  StartControlPlane();
+  auto loop =
+      StartLoop("greeter-b.default:50051", "bad-b.default:50051", Bootstrap("least_request"));
+  ASSERT_TRUE(loop->WaitForLineContaining("probe", std::chrono::seconds(10)));
+  ASSERT_TRUE(WaitFor([&] { return control_plane_->Metric("podlb_xds_nacks_total") >= 1; },
+                      std::chrono::seconds(10), "a NACK counted by the control plane"));
+  // The rejected Service's call failed: no pod answered it.
+  for (const std::string& line : loop->Lines()) {
+    if (absl::StartsWith(line, "probe")) {
+      EXPECT_EQ(line.find("pod-"), std::string::npos) << line;
+    }
+  }
+
+  std::map<std::string, int> counts = Window(*loop);
+  EXPECT_EQ(counts.size(), 3u);
+  AddFourthPod({bad}, "greeter-b");
+  EXPECT_TRUE(loop->WaitForLineContaining("first pod-3", std::chrono::seconds(10)));
+  EXPECT_EQ(FailLines(*loop), std::vector<std::string>{});
+}
+
+// grpc_client_test's restart test for grpc-js-xds: SIGKILL the control plane, calls go on with
+// the last resources; a control plane started again on the same port is found and its news
+// taken.
+TEST_F(NodeXdsClientTest, CallsKeepSucceedingWhileTheControlPlaneRestarts) {
+  WriteFile(file_, EndpointsYaml({Service("greeter-c")}));
+  int port = PickFreePort();
+  StartControlPlane(port);
+  auto loop = StartLoop("greeter-c.default:50051", "", Bootstrap());
+
+  control_plane_->Kill();
+  std::map<std::string, int> while_down = Window(*loop);
+  EXPECT_EQ(while_down.size(), 3u);
+
+  StartControlPlane(port);
+  ASSERT_TRUE(WaitFor([&] { return control_plane_->ConnectedClients() == 1; },
+                      std::chrono::seconds(10),
+                      "the client reconnecting to the restarted control plane"));
+  AddFourthPod({}, "greeter-c");
+  EXPECT_TRUE(loop->WaitForLineContaining("first pod-3", std::chrono::seconds(10)));
+  EXPECT_EQ(FailLines(*loop), std::vector<std::string>{});
 }
 
 }  // namespace
