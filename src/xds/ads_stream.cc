@@ -122,6 +122,7 @@ void AdsStream::HandleRequestLocked(const DiscoveryRequest& request) {
     profile_ = ProfileFromNode(node);
     LogInfo("xds: client {} connected from {} ({}, zone \"{}\")", node_id_, peer_, user_agent_,
             profile_.zone);
+    if (!profile_.note.empty()) LogWarn("xds: client {}: {}", node_id_, profile_.note);
   }
   ResourceType type;
   if (!ParseTypeUrl(request.type_url(), &type)) {
@@ -244,6 +245,7 @@ nlohmann::json AdsStream::DebugJson() const {
   out["node_id"] = node_id_;
   out["user_agent"] = user_agent_;
   out["zone"] = profile_.zone;
+  if (!profile_.note.empty()) out["capabilities_withheld"] = profile_.note;
   out["peer"] = peer_;
   for (ResourceType type : kAllResourceTypes) {
     const TypeState& state = types_[static_cast<size_t>(type)];
