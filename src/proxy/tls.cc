@@ -82,33 +82,35 @@ absl::StatusOr<SslCtxPtr> MakeClientTlsContext(const UpstreamTlsOptions& options
   return ctx;
 }
 
-ssize_t TlsRead(SSL* ssl, uint8_t* buf, size_t len, std::string* error) {
-  int n = SSL_read(ssl, buf, static_cast<int>(len));
-  if (n > 0) return n;
+namespace {
+
+// The read(2)/write(2)-style result of an SSL_read/SSL_write that returned `n` <= 0.
+ssize_t FailedIo(SSL* ssl, int n, int fatal_errno, std::string* error) {
   int err = SSL_get_error(ssl, n);
   if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
     errno = EAGAIN;
     return -1;
   }
   std::string reason = TakeTlsError("connection reset");
-  if (err == SSL_ERROR_ZERO_RETURN) return 0;
+  if (err == SSL_ERROR_ZERO_RETURN) return 0;  // close_notify: a clean end of stream
   if (error != nullptr) *error = "TLS: " + reason;
-  errno = ECONNRESET;
+  errno = fatal_errno;
   return -1;
+}
+
+}  // namespace
+
+ssize_t TlsRead(SSL* ssl, uint8_t* buf, size_t len, std::string* error) {
+  int n = SSL_read(ssl, buf, static_cast<int>(len));
+  return n > 0 ? n : FailedIo(ssl, n, ECONNRESET, error);
 }
 
 ssize_t TlsWrite(SSL* ssl, const uint8_t* buf, size_t len, std::string* error) {
   int n = SSL_write(ssl, buf, static_cast<int>(len));
   if (n > 0) return n;
-  int err = SSL_get_error(ssl, n);
-  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-    errno = EAGAIN;
-    return -1;
-  }
-  std::string reason = TakeTlsError("connection reset");
-  if (error != nullptr) *error = "TLS: " + reason;
-  errno = EPIPE;
-  return -1;
+  ssize_t r = FailedIo(ssl, n, EPIPE, error);
+  if (r == 0) errno = EPIPE;  // the peer closed: for a write that is a broken pipe, not EOF
+  return r == 0 ? -1 : r;
 }
 
 }  // namespace podlb::proxy

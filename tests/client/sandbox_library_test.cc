@@ -11,6 +11,7 @@
 #include "grpc/testing/test.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "podlb/podlb.h"
+#include "support/greeter_call.h"
 #include "support/sandbox_cluster.h"
 
 namespace podlb::testing {
@@ -25,13 +26,7 @@ struct Shared {
 Shared* g_shared = nullptr;
 
 std::string Call(milliseconds timeout, bool wait_for_ready) {
-  grpc::ClientContext context;
-  context.set_wait_for_ready(wait_for_ready);
-  context.set_deadline(std::chrono::system_clock::now() + timeout);
-  grpc::testing::SimpleRequest request;
-  grpc::testing::SimpleResponse response;
-  grpc::Status status = g_shared->stub->UnaryCall(&context, request, &response);
-  return status.ok() ? response.hostname() : "";
+  return CallForPodName(*g_shared->stub, timeout, wait_for_ready);
 }
 
 // This process's established TCP connections, as "local port" strings keyed by the remote IP.

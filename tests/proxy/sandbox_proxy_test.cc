@@ -4,6 +4,7 @@
 // :authority. Scaling and restarting go through `podlb sandbox scale|restart`.
 #include "gtest/gtest.h"
 #include "proxy/test_backend.h"
+#include "support/greeter_call.h"
 #include "support/sandbox_cluster.h"
 
 namespace podlb::testing {
@@ -19,23 +20,12 @@ struct Shared {
 };
 Shared* g_shared = nullptr;
 
-std::string CallOn(grpc::testing::TestService::Stub& stub, milliseconds timeout,
-                   bool wait_for_ready) {
-  grpc::ClientContext context;
-  context.set_wait_for_ready(wait_for_ready);
-  context.set_deadline(std::chrono::system_clock::now() + timeout);
-  grpc::testing::SimpleRequest request;
-  grpc::testing::SimpleResponse response;
-  grpc::Status status = stub.UnaryCall(&context, request, &response);
-  return status.ok() ? response.hostname() : "";
-}
-
 std::string CallBound(milliseconds timeout, bool wait_for_ready) {
-  return CallOn(*g_shared->bound, timeout, wait_for_ready);
+  return CallForPodName(*g_shared->bound, timeout, wait_for_ready);
 }
 
 std::string CallByAuthority(milliseconds timeout, bool wait_for_ready) {
-  return CallOn(*g_shared->authority, timeout, wait_for_ready);
+  return CallForPodName(*g_shared->authority, timeout, wait_for_ready);
 }
 
 class SandboxProxyTest : public ::testing::Test {

@@ -44,13 +44,19 @@ class ControlPlaneProcess {
   int xds_port() const { return xds_port_; }
   pid_t pid() const { return process_->pid(); }
 
+  // The body of an admin page (e.g. "/debug/config"), or "" when it does not answer.
+  std::string AdminGet(const std::string& path) const {
+    std::string out;
+    if (RunCommand({"curl", "-sf", "http://127.0.0.1:" + std::to_string(admin_port_) + path}, &out,
+                   std::chrono::seconds(5)) != 0) {
+      return "";
+    }
+    return out;
+  }
+
   // One Prometheus sample from the admin port, or -1 (no such sample, or no answer).
   double Metric(const std::string& name) const {
-    std::string out;
-    if (RunCommand({"curl", "-sf", "http://127.0.0.1:" + std::to_string(admin_port_) + "/metrics"},
-                   &out, std::chrono::seconds(5)) != 0) {
-      return -1;
-    }
+    const std::string out = AdminGet("/metrics");
     for (absl::string_view line : absl::StrSplit(out, '\n')) {
       if (absl::StartsWith(line, name + " ")) {
         double v = -1;

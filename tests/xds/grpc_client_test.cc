@@ -16,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "support/process.h"
+#include "xds/control_plane_process.h"
 #include "xds/xds_test_backends.h"
 
 namespace podlb::testing {
@@ -46,31 +47,11 @@ class XdsGrpcClientTest : public ::testing::Test {
   void SetUp() override { file_ = dir_.path() + "/endpoints.yaml"; }
 
   void StartControlPlane() {
-    control_plane_ = std::make_unique<ChildProcess>(std::vector<std::string>{
-        PodlbBinary(), "control-plane", "--file", file_, "--listen",
-        "127.0.0.1:" + std::to_string(g_xds_port), "--admin", "127.0.0.1:0"});
-    ASSERT_TRUE(control_plane_->WaitForLineContaining("xds port", std::chrono::seconds(10)));
-    for (const std::string& line : control_plane_->Lines()) {
-      auto pos = line.find("admin port ");
-      if (pos != std::string::npos) admin_port_ = std::stoi(line.substr(pos + 11));
-    }
+    control_plane_ = std::make_unique<ControlPlaneProcess>(std::vector<std::string>{
+        "--file", file_, "--listen", "127.0.0.1:" + std::to_string(g_xds_port)});
+    ASSERT_TRUE(control_plane_->WaitReady());
   }
-
-  // One Prometheus sample from the control plane's admin port, or -1.
-  double Metric(const std::string& name) {
-    std::string out;
-    if (RunCommand({"curl", "-sf", "http://127.0.0.1:" + std::to_string(admin_port_) + "/metrics"},
-                   &out, std::chrono::seconds(5)) != 0) {
-      return -1;
-    }
-    for (absl::string_view line : absl::StrSplit(out, '\n')) {
-      if (absl::StartsWith(line, name + " ")) {
-        double v = -1;
-        if (absl::SimpleAtod(line.substr(name.size() + 1), &v)) return v;
-      }
-    }
-    return -1;
-  }
+  double Metric(const std::string& name) { return control_plane_->Metric(name); }
 
   void AddBackends(int first, int count) {
     for (int i = first; i < first + count; ++i) {
@@ -112,8 +93,7 @@ class XdsGrpcClientTest : public ::testing::Test {
   TempDir dir_;
   std::string file_;
   std::vector<std::unique_ptr<NamedBackend>> backends_;
-  std::unique_ptr<ChildProcess> control_plane_;
-  int admin_port_ = 0;
+  std::unique_ptr<ControlPlaneProcess> control_plane_;
 };
 
 double MaxOverMin(const std::map<std::string, int>& counts) {
@@ -190,7 +170,7 @@ TEST_F(XdsGrpcClientTest, CallsKeepSucceedingWhileTheControlPlaneRestarts) {
   auto stub = Dial("greeter-c");
   ASSERT_NE(Call(*stub), "");
 
-  kill(control_plane_->pid(), SIGKILL);
+  control_plane_->Kill();
   control_plane_.reset();
   int failures = 0;
   std::map<std::string, int> counts;
@@ -236,11 +216,7 @@ TEST_F(XdsGrpcClientTest, RingHashServiceFallsBackToRoundRobinForThisClient) {
   for (int i = 0; i < 30; ++i) pods.insert(Call(*stub, "user-1"));
   EXPECT_EQ(pods.count(""), 0u) << "failed calls";
   EXPECT_EQ(pods.size(), 3u) << "one header value should reach every pod under round robin";
-  std::string config;
-  ASSERT_EQ(RunCommand({"curl", "-sf",
-                        "http://127.0.0.1:" + std::to_string(admin_port_) + "/debug/config"},
-                       &config, std::chrono::seconds(5)),
-            0);
+  const std::string config = control_plane_->AdminGet("/debug/config");
   EXPECT_THAT(config, ::testing::HasSubstr("grpc/grpc#31766"));
   EXPECT_THAT(config, ::testing::Not(::testing::HasSubstr("RING_HASH")));
 }

@@ -18,6 +18,7 @@
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "support/greeter_call.h"
 #include "support/process.h"
 #include "support/sandbox_cluster.h"
 #include "xds/xds_test_backends.h"
@@ -87,14 +88,9 @@ class SandboxXdsTest : public ::testing::Test {
 
   // The pod that answered, or "" on failure.
   static std::string Call(milliseconds timeout, bool wait_for_ready) {
-    grpc::ClientContext context;
-    context.set_wait_for_ready(wait_for_ready);
-    context.set_deadline(std::chrono::system_clock::now() + timeout);
-    grpc::testing::SimpleRequest request;
-    grpc::testing::SimpleResponse response;
-    grpc::Status status = g_shared->stub->UnaryCall(&context, request, &response);
-    return status.ok() ? response.hostname() : "";
+    return CallForPodName(*g_shared->stub, timeout, wait_for_ready);
   }
+
 
   static bool HaveNode() {
     return std::filesystem::exists(SourceDir() + "/node_modules/@grpc/grpc-js-xds");
