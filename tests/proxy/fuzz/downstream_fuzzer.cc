@@ -29,7 +29,8 @@ struct Fixture {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static Fixture* fixture = new Fixture();  // lives for the whole fuzzing process
-  podlb::proxy::Worker worker(0, fixture->options, fixture->registry, fixture->stats, nullptr);
+  podlb::proxy::Worker worker(0, fixture->options, fixture->registry, fixture->stats,
+                              /*downstream_tls=*/nullptr, /*upstream_tls=*/nullptr);
   auto session = std::make_unique<podlb::proxy::DownstreamSession>(
       &worker, -1, &fixture->options.listeners[0], nullptr);
   static const std::string kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
