@@ -245,10 +245,16 @@ void UpstreamSession::OnIo(uint32_t events) {
     do {
       ssize_t n = RawRead(buf, sizeof(buf));
       if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-        Close(n == 0 ? "connection closed by the endpoint" : IoError("read"));
+        Close(n != 0           ? IoError("read")
+              : received_any_  ? "connection closed by the endpoint"
+              : ssl_ != nullptr ? "TLS: the endpoint closed the connection right after the "
+                                  "handshake (does it require a client certificate? "
+                                  "--upstream-cert)"
+                                : "connection closed by the endpoint before a byte");
         return;
       }
       if (n < 0) break;
+      received_any_ = true;
       ssize_t rv = nghttp2_session_mem_recv(session_, buf, n);
       if (rv < 0) {
         Close(std::string("HTTP/2 error from the endpoint: ") + nghttp2_strerror(rv));

@@ -76,6 +76,7 @@ class UpstreamSession : public IoHandler, public Flushable, public Deletable {
   int fd_ = -1;
   SSL* ssl_ = nullptr;  // TLS upstream only
   std::string tls_error_;
+  bool received_any_ = false;  // any byte from the endpoint since the connection came up
   State state_ = State::kConnecting;
   nghttp2_session* session_ = nullptr;
   bool goaway_ = false;

@@ -11,6 +11,7 @@
 
 #include "absl/synchronization/notification.h"
 #include "core/logging.h"
+#include "core/sigpipe.h"
 #include "proxy/downstream_session.h"
 
 namespace podlb::proxy {
@@ -65,6 +66,7 @@ absl::Status Worker::Start(std::vector<ListenSocket> sockets) {
   }
   loop_.AddTimer(std::chrono::seconds(1), [this] { Tick(); });
   thread_ = std::thread([this] {
+    BlockSigpipeInThisThread();  // peers close sockets we write to, in h2c and TLS alike
     loop_.Run();
     downstreams_.clear();
     clusters_.clear();

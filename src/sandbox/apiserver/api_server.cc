@@ -21,6 +21,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "core/logging.h"
+#include "core/sigpipe.h"
 #include "fmt/format.h"
 #include "sandbox/apiserver/api_handler.h"
 #include "sandbox/apiserver/cert_authority.h"
@@ -133,12 +134,7 @@ void ApiServer::Impl::AcceptLoop() {
 }
 
 void ApiServer::Impl::ServeConnection(uint64_t id, int fd) {
-  // A client that vanishes mid-response must not kill the process with SIGPIPE (TLS writes go
-  // through write(2), which has no MSG_NOSIGNAL); blocking it here affects only this thread.
-  sigset_t pipe_set;
-  sigemptyset(&pipe_set);
-  sigaddset(&pipe_set, SIGPIPE);
-  pthread_sigmask(SIG_BLOCK, &pipe_set, nullptr);
+  BlockSigpipeInThisThread();  // a client that vanishes mid-response must not kill us
 
   std::unique_ptr<HttpConnection> connection;
   if (ssl_ctx != nullptr) {
