@@ -11,7 +11,7 @@ struct BootstrapOptions {
   std::string node_id;
   std::string zone;    // node.locality.zone; may be empty but the locality is always present
   std::string region;
-  bool tls = false;    // channel_creds "tls" instead of "insecure"
+  bool tls = false;    // channel_creds "tls", then "google_default", instead of "insecure"
 };
 
 // Pretty-printed JSON. node.locality is always present: grpc-js-xds refuses a bootstrap

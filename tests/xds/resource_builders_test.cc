@@ -183,6 +183,11 @@ TEST(BootstrapTest, LocalityAlwaysPresent) {
   auto json = nlohmann::json::parse(BuildBootstrapJson({.server = "127.0.0.1:1", .node_id = "n"}));
   EXPECT_EQ(json["xds_servers"][0]["server_uri"], "127.0.0.1:1");
   EXPECT_EQ(json["xds_servers"][0]["channel_creds"][0]["type"], "insecure");
+  // With TLS: A65's "tls" first, then google_default for clients that predate it.
+  auto tls = nlohmann::json::parse(
+      BuildBootstrapJson({.server = "127.0.0.1:1", .node_id = "n", .tls = true}));
+  EXPECT_EQ(tls["xds_servers"][0]["channel_creds"][0]["type"], "tls");
+  EXPECT_EQ(tls["xds_servers"][0]["channel_creds"][1]["type"], "google_default");
   EXPECT_EQ(json["xds_servers"][0]["server_features"][1], "ignore_resource_deletion");
   EXPECT_TRUE(json["node"]["locality"].is_object());
   EXPECT_EQ(json["node"]["id"], "n");

@@ -16,8 +16,9 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "support/process.h"
-#include "xds/control_plane_process.h"
 #include "support/test_pki.h"
+#include "xds/bootstrap.h"
+#include "xds/control_plane_process.h"
 #include "xds/xds_test_backends.h"
 
 namespace podlb::testing {
@@ -85,7 +86,15 @@ class XdsTlsClientTest : public ::testing::Test {
     return path;
   }
 
+  // `creds_type` "podlb": what `podlb bootstrap --tls` prints.
   nlohmann::json Bootstrap(const std::string& creds_type) const {
+    if (creds_type == "podlb") {
+      return nlohmann::json::parse(xds::BuildBootstrapJson(
+          {.server = "127.0.0.1:" + std::to_string(control_plane_->xds_port()),
+           .node_id = "tls-client-test",
+           .zone = "z1",
+           .tls = true}));
+    }
     return {{"xds_servers",
              {{{"server_uri", "127.0.0.1:" + std::to_string(control_plane_->xds_port())},
                {"channel_creds", {{{"type", creds_type}}}},
@@ -134,7 +143,7 @@ TEST_F(XdsTlsClientTest, GrpcCppCallsThroughATlsXdsConnection) {
   StartTlsControlPlane();
 
   // Read once per process by gRPC: set before the first channel.
-  setenv("GRPC_XDS_BOOTSTRAP_CONFIG", Bootstrap("google_default").dump().c_str(), 1);
+  setenv("GRPC_XDS_BOOTSTRAP_CONFIG", Bootstrap("podlb").dump().c_str(), 1);
   setenv("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH", ca_file_.c_str(), 1);
   setenv("GOOGLE_APPLICATION_CREDENTIALS", ThrowawayServiceAccount().c_str(), 1);
   auto stub = grpc::testing::TestService::NewStub(
@@ -192,9 +201,12 @@ TEST_F(XdsTlsClientTest, GrpcJsXdsCallsThroughATlsXdsConnection) {
   }
   EXPECT_EQ(answered, 30) << counts.dump();
 
-  // What `podlb bootstrap --tls` prints, channel_creds "tls", is not a type this version knows:
-  // it rejects the bootstrap (the call fails at name resolution).
+  // "tls" alone (gRFC A65) is not a type this version knows: it rejects the bootstrap (the call
+  // fails at name resolution). What `podlb bootstrap --tls` prints lists google_default after
+  // it, which this version takes.
   EXPECT_EQ(spread("tls", 1), nlohmann::json({{"", 1}}));
+  nlohmann::json with_podlb_bootstrap = spread("podlb", 10);
+  EXPECT_FALSE(with_podlb_bootstrap.contains("")) << with_podlb_bootstrap.dump();
 }
 
 }  // namespace
