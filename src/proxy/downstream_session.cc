@@ -1,7 +1,6 @@
 #include "proxy/downstream_session.h"
 
 #include <errno.h>
-#include <openssl/err.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -13,6 +12,7 @@
 #include "core/logging.h"
 #include "proxy/cluster.h"
 #include "proxy/nv_array.h"
+#include "proxy/tls.h"
 #include "proxy/worker.h"
 
 namespace podlb::proxy {
@@ -217,29 +217,29 @@ void DownstreamSession::OnIo(uint32_t events) {
 }
 
 bool DownstreamSession::HandleTlsHandshake() {
-  int rc = SSL_do_handshake(ssl_);
-  if (rc == 1) {
-    const unsigned char* alpn = nullptr;
-    unsigned int alpn_len = 0;
-    SSL_get0_alpn_selected(ssl_, &alpn, &alpn_len);
-    if (alpn_len != 2 || memcmp(alpn, "h2", 2) != 0) {
-      LogDebug("proxy: TLS client did not negotiate ALPN h2; closing");
+  using State = TlsHandshakeStep::State;
+  TlsHandshakeStep step = ContinueTlsHandshake(ssl_);
+  switch (step.state) {
+    case State::kDone:
+      if (step.alpn != "h2") {
+        LogDebug("proxy: TLS client did not negotiate ALPN h2; closing");
+        Close();
+        return false;
+      }
+      tls_handshake_done_ = true;
+      return true;
+    case State::kWantRead:
+    case State::kWantWrite:
+      if ((step.state == State::kWantWrite) != want_out_) {
+        want_out_ = step.state == State::kWantWrite;
+        worker_->loop().Modify(fd_, EPOLLIN | (want_out_ ? uint32_t{EPOLLOUT} : 0u), this);
+      }
+      return false;
+    case State::kFailed:
+      LogDebug("proxy: TLS handshake with a client failed: {}", step.error);
       Close();
       return false;
-    }
-    tls_handshake_done_ = true;
-    return true;
   }
-  int err = SSL_get_error(ssl_, rc);
-  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-    if ((err == SSL_ERROR_WANT_WRITE) != want_out_) {
-      want_out_ = err == SSL_ERROR_WANT_WRITE;
-      worker_->loop().Modify(fd_, EPOLLIN | (want_out_ ? uint32_t{EPOLLOUT} : 0u), this);
-    }
-    return false;
-  }
-  ERR_clear_error();
-  Close();
   return false;
 }
 
@@ -259,7 +259,7 @@ void DownstreamSession::HandleRead() {
   uint8_t buf[64 * 1024];
   // SSL_read returns one TLS record (<= 16 KiB) at a time, and records OpenSSL already pulled
   // off the socket raise no further epoll event: keep reading while any are buffered.
-  for (int i = 0; (i < kReadsPerEvent || (ssl_ != nullptr && SSL_pending(ssl_) > 0)) && !closed_;
+  for (int i = 0; (i < kReadsPerEvent || (ssl_ != nullptr && SSL_has_pending(ssl_))) && !closed_;
        ++i) {
     if (!nghttp2_session_want_read(session_)) return;
     ssize_t n = RawRead(buf, sizeof(buf));

@@ -17,6 +17,13 @@ namespace {
 // A unary gRPC request fits; a long client stream gives up retries rather than memory.
 constexpr size_t kRetryBufferLimit = 64 * 1024;
 
+// " (why the host's last connection failed)" for a call's error message, or "" if nothing failed.
+std::string LastErrorOf(const UpstreamHost* host, bool name_host) {
+  if (host == nullptr || host->last_error.empty()) return "";
+  return name_host ? " (last error from " + host->host_port + ": " + host->last_error + ")"
+                   : " (" + host->last_error + ")";
+}
+
 }  // namespace
 
 ProxyStream::ProxyStream(DownstreamSession* downstream, int32_t id)
@@ -222,19 +229,15 @@ void ProxyStream::OnUpstreamClosed(uint32_t error_code, bool connection_lost,
     failed_host_ = host;
     std::string error;
     if (Dispatch(&error)) return;
-    if (host != nullptr && !host->last_error.empty()) {
-      error += " (last error from " + host->host_port + ": " + host->last_error + ")";
-    }
-    Fail(kGrpcUnavailable, "podlb proxy: stream refused and not retried: " + error);
+    Fail(kGrpcUnavailable,
+         "podlb proxy: stream refused and not retried: " + error + LastErrorOf(host, true));
     return;
   }
   std::string where = host != nullptr ? host->host_port : std::string("upstream");
   if (host != nullptr && cluster_ != nullptr) cluster_->ReportFailure(host);
   if (connection_lost) {
-    Fail(kGrpcUnavailable, "podlb proxy: connection to " + where + " lost mid-call" +
-                               (host != nullptr && !host->last_error.empty()
-                                    ? " (" + host->last_error + ")"
-                                    : std::string()));
+    Fail(kGrpcUnavailable,
+         "podlb proxy: connection to " + where + " lost mid-call" + LastErrorOf(host, false));
   } else {
     Fail(kGrpcUnavailable, "podlb proxy: " + where + " reset the stream (HTTP/2 error " +
                                std::to_string(error_code) + ")");

@@ -100,6 +100,26 @@ ssize_t FailedIo(SSL* ssl, int n, int fatal_errno, std::string* error) {
 
 }  // namespace
 
+TlsHandshakeStep ContinueTlsHandshake(SSL* ssl) {
+  using State = TlsHandshakeStep::State;
+  int rc = SSL_do_handshake(ssl);
+  if (rc == 1) {
+    const unsigned char* alpn = nullptr;
+    unsigned int alpn_len = 0;
+    SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
+    return {State::kDone, std::string(reinterpret_cast<const char*>(alpn), alpn_len), ""};
+  }
+  int err = SSL_get_error(ssl, rc);
+  if (err == SSL_ERROR_WANT_READ) return {State::kWantRead, "", ""};
+  if (err == SSL_ERROR_WANT_WRITE) return {State::kWantWrite, "", ""};
+  std::string reason = TakeTlsError("connection closed during the handshake");
+  long verify = SSL_get_verify_result(ssl);
+  if (verify != X509_V_OK) {
+    reason = std::string("certificate verify failed: ") + X509_verify_cert_error_string(verify);
+  }
+  return {State::kFailed, "", reason};
+}
+
 ssize_t TlsRead(SSL* ssl, uint8_t* buf, size_t len, std::string* error) {
   int n = SSL_read(ssl, buf, static_cast<int>(len));
   return n > 0 ? n : FailedIo(ssl, n, ECONNRESET, error);

@@ -40,6 +40,15 @@ absl::StatusOr<SslCtxPtr> MakeClientTlsContext(const UpstreamTlsOptions& options
 ssize_t TlsRead(SSL* ssl, uint8_t* buf, size_t len, std::string* error = nullptr);
 ssize_t TlsWrite(SSL* ssl, const uint8_t* buf, size_t len, std::string* error = nullptr);
 
+// One step of a non-blocking handshake (either side).
+struct TlsHandshakeStep {
+  enum class State { kDone, kWantRead, kWantWrite, kFailed };
+  State state;
+  std::string alpn;   // kDone: the protocol both sides agreed on, "" if none
+  std::string error;  // kFailed: why (the certificate check first, else OpenSSL's error)
+};
+TlsHandshakeStep ContinueTlsHandshake(SSL* ssl);
+
 // The oldest queued OpenSSL error as text (and clears the queue); `fallback` if there is none.
 std::string TakeTlsError(const std::string& fallback);
 

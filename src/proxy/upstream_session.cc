@@ -177,36 +177,26 @@ void UpstreamSession::OnConnected() {
 }
 
 void UpstreamSession::ContinueHandshake() {
-  int rc = SSL_do_handshake(ssl_);
-  if (rc == 1) {
-    const unsigned char* alpn = nullptr;
-    unsigned int alpn_len = 0;
-    SSL_get0_alpn_selected(ssl_, &alpn, &alpn_len);
-    // gRPC servers always negotiate h2; a server that picks another protocol would not
-    // understand our frames. One that ignores ALPN altogether is given the benefit of the doubt.
-    if (alpn_len != 0 && (alpn_len != 2 || memcmp(alpn, "h2", 2) != 0)) {
-      Close("TLS: the endpoint negotiated ALPN \"" +
-            std::string(reinterpret_cast<const char*>(alpn), alpn_len) + "\", not h2");
+  using State = TlsHandshakeStep::State;
+  TlsHandshakeStep step = ContinueTlsHandshake(ssl_);
+  switch (step.state) {
+    case State::kDone:
+      // gRPC servers always negotiate h2; a server that picks another protocol would not
+      // understand our frames. One that ignores ALPN altogether is given the benefit of the doubt.
+      if (!step.alpn.empty() && step.alpn != "h2") {
+        Close("TLS: the endpoint negotiated ALPN \"" + step.alpn + "\", not h2");
+        return;
+      }
+      OnReady();
       return;
-    }
-    OnReady();
-    return;
+    case State::kWantRead:
+    case State::kWantWrite:
+      SetWantOut(step.state == State::kWantWrite);
+      return;
+    case State::kFailed:
+      Close("TLS handshake: " + step.error);
+      return;
   }
-  int err = SSL_get_error(ssl_, rc);
-  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-    const bool want_out = err == SSL_ERROR_WANT_WRITE;
-    if (want_out != want_out_) {
-      want_out_ = want_out;
-      worker_->loop().Modify(fd_, EPOLLIN | (want_out ? uint32_t{EPOLLOUT} : 0u), this);
-    }
-    return;
-  }
-  std::string reason = TakeTlsError("connection closed during the handshake");
-  long verify = SSL_get_verify_result(ssl_);
-  if (verify != X509_V_OK) {
-    reason = std::string("certificate verify failed: ") + X509_verify_cert_error_string(verify);
-  }
-  Close("TLS handshake: " + reason);
 }
 
 void UpstreamSession::OnReady() {
@@ -238,7 +228,9 @@ void UpstreamSession::OnIo(uint32_t events) {
     ContinueHandshake();
   }
   if (state_ != State::kConnected) return;
-  if (events & (EPOLLIN | EPOLLERR | EPOLLHUP) || ssl_ != nullptr) {
+  // With TLS, records OpenSSL already took off the socket (e.g. during the handshake) raise no
+  // epoll event of their own.
+  if (events & (EPOLLIN | EPOLLERR | EPOLLHUP) || (ssl_ != nullptr && SSL_has_pending(ssl_))) {
     uint8_t buf[64 * 1024];
     // One read per event for h2c (level-triggered epoll fires again). SSL_read returns one TLS
     // record at a time, and records OpenSSL already took off the socket raise no event: drain them.
@@ -260,7 +252,7 @@ void UpstreamSession::OnIo(uint32_t events) {
         Close(std::string("HTTP/2 error from the endpoint: ") + nghttp2_strerror(rv));
         return;
       }
-    } while (ssl_ != nullptr && SSL_pending(ssl_) > 0);
+    } while (ssl_ != nullptr && SSL_has_pending(ssl_));
   }
   Flush();
 }
@@ -297,8 +289,9 @@ void UpstreamSession::Flush() {
   MaybeFinishDrain();
 }
 
-void UpstreamSession::UpdateEvents() {
-  bool want_out = !out_.empty();
+void UpstreamSession::UpdateEvents() { SetWantOut(!out_.empty()); }
+
+void UpstreamSession::SetWantOut(bool want_out) {
   if (want_out == want_out_) return;
   want_out_ = want_out;
   worker_->loop().Modify(fd_, EPOLLIN | (want_out ? uint32_t{EPOLLOUT} : 0u), this);

@@ -68,6 +68,7 @@ class UpstreamSession : public IoHandler, public Flushable, public Deletable {
   std::string IoError(const char* what) const;
   void Close(const std::string& reason);
   void UpdateEvents();
+  void SetWantOut(bool want_out);  // EPOLLOUT interest on or off
   void MaybeFinishDrain();
 
   Worker* worker_;
