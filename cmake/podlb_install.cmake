@@ -6,7 +6,7 @@
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
-install(TARGETS podlb_client podlb_discovery podlb_core
+install(TARGETS podlb_client podlb_balancing podlb_discovery podlb_core
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/include/podlb DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 

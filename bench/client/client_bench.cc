@@ -1,8 +1,7 @@
 // libpodlb benchmarks. The backend pods run in a forked child process, so process CPU time
 // measured here is the client's alone: the difference between a podlb channel and a plain
-// grpc++ channel to the same pod is the CPU podlb adds per call. Also: the picker alone, memory
-// per endpoint, and connections kept across a change for LbChannel vs a rebuilt round_robin
-// channel (issue 5's option a).
+// grpc++ channel to the same pod is the CPU podlb adds per call. Also: memory per endpoint, and
+// connections kept across a change for LbChannel vs a rebuilt round_robin channel.
 //   build-client/bench/client/client_bench --benchmark_repetitions=5
 //       --benchmark_report_aggregates_only=true
 #include <malloc.h>
@@ -52,7 +51,22 @@ void BM_PlainChannel(benchmark::State& state) {
 }
 BENCHMARK(BM_PlainChannel)->MeasureProcessCPUTime()->UseRealTime();
 
-// range(0): endpoints; range(1): 0 round robin, 1 power of two choices.
+// The library's policies by number, as the benchmarks' arguments name them.
+LbPolicy PolicyArg(int64_t n) {
+  switch (n) {
+    case 0: return LbPolicy::kRoundRobin;
+    case 1: return LbPolicy::kLeastRequest;
+    default: return LbPolicy::kPeakEwma;
+  }
+}
+
+// Round robin without ejection needs no call results: the cheapest podlb channel.
+client::LbChannelOptions PlainRoundRobin() {
+  return {.defaults = client::LibraryDefaults(LbPolicy::kRoundRobin, /*outlier_detection=*/false)};
+}
+
+// range(0): endpoints; range(1): 0 round robin, 1 least_request, 2 peak_ewma (the last two with
+// outlier ejection, as by default: both record each call's result through the interceptor).
 void BM_PodlbChannel(benchmark::State& state) {
   Registry registry;
   const ServiceKey key{"default", "greeter", "grpc"};
@@ -61,22 +75,26 @@ void BM_PodlbChannel(benchmark::State& state) {
   registry.Publish({key}, endpoints);
   auto channel = client::LbChannel::Create(
       registry, key,
-      {.policy = state.range(1) ? LbPolicy::kPowerOfTwoChoices : LbPolicy::kRoundRobin});
+      state.range(1) == 0 ? PlainRoundRobin()
+                          : client::LbChannelOptions{
+                                .defaults = client::LibraryDefaults(PolicyArg(state.range(1)))});
   auto stub = grpc::testing::TestService::NewStub(channel);
   for (int i = 0; i < state.range(0); ++i) Call(*stub, state);
   for (auto _ : state) Call(*stub, state);
 }
 BENCHMARK(BM_PodlbChannel)
-    ->ArgsProduct({{1, kCallPods}, {0, 1}})
-    ->ArgNames({"endpoints", "p2c"})
+    ->ArgsProduct({{1, kCallPods}, {0, 1, 2}})
+    ->ArgNames({"endpoints", "policy"})
     ->MeasureProcessCPUTime()
     ->UseRealTime();
 
 // What podlb adds to a call happens when the call is created (the pick, the endpoint's
 // registered method, the in-flight guard) and when its ClientContext is destroyed; the rest of
 // the call is the endpoint's own grpc::Channel. This times exactly that part, without the
-// network: create a call (not started) and destroy it. range(0): 0 plain channel, 1 podlb round
-// robin, 2 podlb power of two choices. Far less noisy than the end-to-end call above.
+// network: create a call (not started) and destroy it. range(0): 0 plain channel; podlb with
+// 1 round robin (no call tracking), 2 least_request without ejection (the in-flight guard),
+// 3 least_request with ejection and 4 peak_ewma (the call-result interceptor, the default).
+// Far less noisy than the end-to-end call above.
 void BM_CallSetup(benchmark::State& state) {
   Registry registry;
   const ServiceKey key{"default", "greeter", "grpc"};
@@ -87,9 +105,12 @@ void BM_CallSetup(benchmark::State& state) {
     std::vector<Endpoint> endpoints;
     for (int i = 0; i < kCallPods; ++i) endpoints.push_back(EndpointAt(g_pods[i]));
     registry.Publish({key}, endpoints);
-    channel = client::LbChannel::Create(
-        registry, key,
-        {.policy = state.range(0) == 2 ? LbPolicy::kPowerOfTwoChoices : LbPolicy::kRoundRobin});
+    client::LbChannelOptions options = PlainRoundRobin();
+    if (state.range(0) == 2)
+      options.defaults = client::LibraryDefaults(LbPolicy::kLeastRequest, false);
+    if (state.range(0) == 3) options.defaults = client::LibraryDefaults(LbPolicy::kLeastRequest);
+    if (state.range(0) == 4) options.defaults = client::LibraryDefaults(LbPolicy::kPeakEwma);
+    channel = client::LbChannel::Create(registry, key, options);
   }
   auto stub = grpc::testing::TestService::NewStub(channel);
   for (int i = 0; i < kCallPods; ++i) Call(*stub, state);  // connect every endpoint
@@ -102,9 +123,7 @@ void BM_CallSetup(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_CallSetup)
-    ->Arg(0)
-    ->Arg(1)
-    ->Arg(2)
+    ->DenseRange(0, 4)
     ->ArgName("channel")
     ->MeasureProcessCPUTime()
     ->UseRealTime();
@@ -122,23 +141,7 @@ BENCHMARK(BM_RebuiltRoundRobinChannel)
     ->MeasureProcessCPUTime()
     ->UseRealTime();
 
-// The pick alone (what the data path adds before gRPC's own call setup).
-void BM_Pick(benchmark::State& state) {
-  std::vector<client::EndpointChannelSharedPtr> eligible;
-  const LbPolicy policy = state.range(1) ? LbPolicy::kPowerOfTwoChoices : LbPolicy::kRoundRobin;
-  for (int i = 0; i < state.range(0); ++i) {
-    eligible.push_back(std::make_shared<const client::EndpointChannel>(
-        "127.0.0.1:" + std::to_string(1000 + i), false, nullptr, grpc::ChannelArguments{},
-        nullptr));
-  }
-  std::atomic<std::shared_ptr<const client::Picker>> current(
-      std::make_shared<const client::Picker>(policy, std::move(eligible)));
-  for (auto _ : state) {
-    auto picker = current.load(std::memory_order_acquire);
-    benchmark::DoNotOptimize(picker->Pick());
-  }
-}
-BENCHMARK(BM_Pick)->ArgsProduct({{3, 50}, {0, 1}})->ArgNames({"endpoints", "p2c"});
+// The pick alone is measured by bench/balancing (every policy, 3 to 5,000 endpoints).
 
 // Heap held per connected endpoint (channel, subchannel, HTTP/2 transport), client side only.
 void BM_MemoryPerEndpoint(benchmark::State& state) {
@@ -148,7 +151,7 @@ void BM_MemoryPerEndpoint(benchmark::State& state) {
     std::vector<Endpoint> endpoints;
     for (int i = 0; i < kMemoryPods; ++i) endpoints.push_back(EndpointAt(g_pods[kCallPods + i]));
     const size_t before = mallinfo2().uordblks;
-    auto channel = client::LbChannel::Create(registry, key, {.policy = LbPolicy::kRoundRobin});
+    auto channel = client::LbChannel::Create(registry, key, PlainRoundRobin());
     registry.Publish({key}, endpoints);
     auto stub = grpc::testing::TestService::NewStub(channel);
     for (int i = 0; i < kMemoryPods; ++i) Call(*stub, state);  // one call each: all connected
@@ -190,7 +193,7 @@ void BM_ConnectionsAcrossChange(benchmark::State& state) {
       channel = rebuilt_channel;
     } else {
       publish(0);
-      channel = client::LbChannel::Create(registry, key, {.policy = LbPolicy::kRoundRobin});
+      channel = client::LbChannel::Create(registry, key, PlainRoundRobin());
     }
     auto stub = grpc::testing::TestService::NewStub(channel);
     for (int i = 0; i < 30; ++i) Call(*stub, state);

@@ -16,21 +16,40 @@
 #include <grpcpp/support/channel_arguments.h>
 
 #include <chrono>
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
 namespace podlb {
 
+// The balancing policy when the Service's `podlb.io/lb-policy` annotation does not name one (the
+// annotation wins; docs/balancing.md has the table).
 enum class LbPolicy {
   kRoundRobin,
-  // Two random endpoints, the one with fewer calls in flight wins (adapts to slow pods).
-  kPowerOfTwoChoices,
+  // Two endpoints (one in turn, one at random); the one with fewer calls in flight wins.
+  kLeastRequest,
+  // Like kLeastRequest, on a peak-sensitive moving average of latency times calls in flight:
+  // a slow, failing or stuck pod loses its traffic even at low concurrency.
+  kPeakEwma,
+  // Consistent hashing on the value of `hash_header` in the call's metadata
+  // (ClientContext::AddMetadata); calls without it rotate.
+  kRingHash,
+  kPowerOfTwoChoices = kLeastRequest,  // the name of the first release
 };
 
 struct ChannelOptions {
-  LbPolicy policy = LbPolicy::kPowerOfTwoChoices;
+  LbPolicy policy = LbPolicy::kPeakEwma;
+  // Passive outlier ejection: a pod whose calls fail (UNAVAILABLE, INTERNAL, UNKNOWN,
+  // DEADLINE_EXCEEDED, or no connection) three times in a row, or half of them over 10 s, takes
+  // no calls for a while. `podlb.io/outlier-*` annotations tune or disable it per Service.
+  bool outlier_detection = true;
+  // The caller's zone (topology.kubernetes.io/zone); zone-aware Services prefer endpoints in it.
+  std::string zone;
+  std::string hash_header = "x-podlb-hash-key";  // kRingHash, unless annotated
   // Per-endpoint channel credentials and arguments; nullptr credentials mean plaintext.
   std::shared_ptr<grpc::ChannelCredentials> credentials;
   grpc::ChannelArguments channel_args;
@@ -44,6 +63,34 @@ struct ChannelOptions {
   std::string kubeconfig;
   std::string default_namespace = "default";  // for kubernetes:///NAME:PORT
 };
+
+// What one channel's balancer sees (a snapshot; figures since the channel was created).
+struct EndpointStatsView {
+  std::string address;  // host:port
+  std::string pod_name;
+  std::string zone;
+  bool draining = false;
+  bool ejected = false;
+  int64_t in_flight = 0;
+  double latency_estimate_ms = 0;  // peak-EWMA estimate (0 until a call finished)
+  uint64_t calls = 0;              // finished calls (with a result) on this endpoint
+  uint64_t failures = 0;
+  uint32_t times_ejected = 0;  // since the channel was created
+};
+struct ChannelStats {
+  std::string service;  // namespace/name:port
+  std::string policy;   // the policy in force (after annotations)
+  std::vector<EndpointStatsView> endpoints;
+  uint64_t ejections = 0;
+  // Calls by gRPC status code (-1: ended without a status), and latency quantiles over the
+  // channel's life, from its histogram (0 when no call finished).
+  std::map<int, uint64_t> calls_by_status;
+  double latency_p50_ms = 0;
+  double latency_p99_ms = 0;
+};
+
+// The stats of a channel made by CreateChannel; an error for any other channel.
+absl::StatusOr<ChannelStats> GetChannelStats(const grpc::ChannelInterface& channel);
 
 // The channel, or why the target or options are unusable (bad target, unreadable file, ...).
 absl::StatusOr<std::shared_ptr<grpc::ChannelInterface>> CreateChannelOrError(

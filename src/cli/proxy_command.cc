@@ -8,6 +8,7 @@
 #include "cli/signals.h"
 #include "cli/source_flags.h"
 #include "core/logging.h"
+#include "balancing/service_policy.h"
 #include "proxy/proxy_server.h"
 
 namespace podlb::cli {
@@ -18,8 +19,8 @@ struct ProxyFlags {
   std::vector<std::string> listen;
   int workers = 1;
   std::string admin = "127.0.0.1:9901";
-  std::string lb = "p2c";
-  std::string hash_header;
+  std::string lb = "peak_ewma";
+  std::string hash_header = balancing::kDefaultHashHeader;
   std::string zone;
   std::string default_namespace = "default";
   double drain_timeout_seconds = 30;
@@ -35,7 +36,9 @@ struct ProxyFlags {
   uint32_t max_header_list_size = 16 * 1024;
   double idle_timeout_seconds = 300;
   double stream_idle_timeout_seconds = 300;
-  uint32_t consecutive_failures = 3;
+  uint32_t consecutive_failures = balancing::DataPathDefaults().outlier.consecutive_failures;
+  bool outlier_detection = true;
+  uint32_t retry_on_unavailable = 0;
   double health_check_interval_seconds = 0;
 };
 
@@ -83,18 +86,24 @@ int RunProxy(const ProxyFlags& flags) {
     options.listeners.push_back(*config);
   }
   options.workers = flags.workers;
-  if (flags.lb == "p2c") {
-    options.picker = proxy::PickerKind::kP2c;
-  } else if (flags.lb == "round_robin") {
-    options.picker = proxy::PickerKind::kRoundRobin;
-  } else if (flags.lb == "ring_hash") {
-    if (flags.hash_header.empty()) {
-      LogError("--lb ring_hash needs --hash-header NAME (the request header to hash)");
+  // Flags are the defaults; each Service's podlb.io/* annotations override them. The same
+  // parser reads both, so a flag value is held to the annotation's rules.
+  {
+    std::map<std::string, std::string> as_annotations = {
+        {balancing::kLbPolicyAnnotation, flags.lb},
+        {balancing::kHashHeaderAnnotation, flags.hash_header},
+        {balancing::kOutlierDetectionAnnotation, flags.outlier_detection ? "true" : "false"},
+        {balancing::kOutlierConsecutiveAnnotation, std::to_string(flags.consecutive_failures)},
+        {balancing::kRetryOnUnavailableAnnotation, std::to_string(flags.retry_on_unavailable)},
+        {balancing::kZoneAwareAnnotation, flags.zone.empty() ? "false" : "true"}};
+    options.balancing = balancing::ParseServicePolicy(as_annotations, balancing::DataPathDefaults());
+    if (!options.balancing.problems.empty()) {
+      // Name the flag, not the annotation the value was checked as.
+      std::string problem = options.balancing.problems.front();
+      LogError("podlb proxy: bad flag value: {}", problem);
       return 2;
     }
-    options.picker = proxy::PickerKind::kRingHash;
   }
-  options.hash_header = flags.hash_header;
   options.zone = flags.zone;
   options.default_namespace = flags.default_namespace;
   options.shutdown_notice_delay = std::chrono::milliseconds(flags.shutdown_notice_ms);
@@ -112,7 +121,6 @@ int RunProxy(const ProxyFlags& flags) {
   options.max_header_list_bytes = flags.max_header_list_size;
   options.idle_timeout = Ms(flags.idle_timeout_seconds);
   options.stream_idle_timeout = Ms(flags.stream_idle_timeout_seconds);
-  options.consecutive_failures = flags.consecutive_failures;
   options.health_check_interval = Ms(flags.health_check_interval_seconds);
   if (options.upstream_tls.enabled) {
     // Unreadable or mismatched TLS files are flag errors: report them before discovery starts.
@@ -151,7 +159,7 @@ int RunProxy(const ProxyFlags& flags) {
   });
   admin.Handle("/metrics", [&server](const std::string&) {
     return AdminResponse{.content_type = "text/plain; version=0.0.4",
-                         .body = server.stats().Render()};
+                         .body = server.RenderMetrics()};
   });
   admin.Handle("/debug/endpoints", [&server](const std::string&) {
     return AdminResponse{.body = server.DebugEndpoints()};
@@ -199,9 +207,12 @@ void AddProxyCommand(CLI::App& app, CommandTable& table) {
   sub->add_option("--admin", flags->admin,
                   "admin HTTP address (/healthz /readyz /metrics "
                   "/debug/endpoints); empty disables");
-  sub->add_option("--lb", flags->lb, "p2c (least outstanding of two), round_robin, ring_hash")
-      ->check(CLI::IsMember({"p2c", "round_robin", "ring_hash"}));
-  sub->add_option("--hash-header", flags->hash_header, "request header hashed by ring_hash");
+  sub->add_option("--lb", flags->lb,
+                  "default balancing policy (a Service's podlb.io/lb-policy wins): peak_ewma "
+                  "(latency-aware, the default), least_request (p2c), round_robin, ring_hash")
+      ->check(CLI::IsMember({"peak_ewma", "least_request", "p2c", "round_robin", "ring_hash"}));
+  sub->add_option("--hash-header", flags->hash_header,
+                  "default request header hashed by ring_hash (podlb.io/hash-header wins)");
   sub->add_option("--zone", flags->zone, "prefer endpoints in this zone (the node's)")
       ->envname("PODLB_ZONE");
   sub->add_option("--default-namespace", flags->default_namespace,
@@ -231,7 +242,14 @@ void AddProxyCommand(CLI::App& app, CommandTable& table) {
   sub->add_option("--stream-idle-timeout", flags->stream_idle_timeout_seconds,
                   "seconds a stream may go without frames");
   sub->add_option("--outlier-consecutive-failures", flags->consecutive_failures,
-                  "transport failures in a row that eject an endpoint");
+                  "failed calls in a row (UNAVAILABLE, INTERNAL, UNKNOWN, DEADLINE_EXCEEDED, "
+                  "transport) that eject an endpoint");
+  sub->add_option("--outlier-detection", flags->outlier_detection,
+                  "eject failing endpoints by default (podlb.io/outlier-detection wins)");
+  sub->add_option("--retry-on-unavailable", flags->retry_on_unavailable,
+                  "default retries of calls answered UNAVAILABLE before any response byte, "
+                  "within a budget of 20 % of calls (podlb.io/retry-on-unavailable wins)")
+      ->check(CLI::Range(0, 10));
   sub->add_option("--health-check-interval", flags->health_check_interval_seconds,
                   "seconds between active grpc.health.v1 checks of every endpoint (0 = off)");
   flags->source.AddTo(*sub);

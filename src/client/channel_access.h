@@ -1,6 +1,7 @@
 // Access to grpc::ChannelInterface's private virtuals (CreateCall, NotifyOnStateChangeImpl,
 // WaitForStateChangeImpl, CallbackCQ) so a channel of our own can forward a call to the
-// grpc::Channel it picked, and to the channel reference a grpc::ClientContext holds for its call.
+// grpc::Channel it picked, and to the channel reference and the metadata a grpc::ClientContext
+// holds for its call.
 // Pure functions: callable from any thread.
 //
 // Why this exists: grpc++ 1.51 has no public resolver or LB-policy API, and ChannelInterface
@@ -26,6 +27,7 @@ using WaitForStateChangeFn = bool (grpc::ChannelInterface::*)(grpc_connectivity_
                                                                 gpr_timespec);
 using CallbackCQFn = grpc::CompletionQueue* (grpc::ChannelInterface::*)();
 using ContextChannelMember = std::shared_ptr<grpc::Channel> grpc::ClientContext::*;
+using ContextMetadataMember = std::multimap<std::string, std::string> grpc::ClientContext::*;
 
 namespace channel_access_internal {
 struct CreateCallTag {};
@@ -33,11 +35,13 @@ struct NotifyTag {};
 struct WaitTag {};
 struct CallbackCQTag {};
 struct ContextChannelTag {};
+struct ContextMetadataTag {};
 CreateCallFn Get(CreateCallTag);
 NotifyOnStateChangeFn Get(NotifyTag);
 WaitForStateChangeFn Get(WaitTag);
 CallbackCQFn Get(CallbackCQTag);
 ContextChannelMember Get(ContextChannelTag);
+ContextMetadataMember Get(ContextMetadataTag);
 
 template <typename Tag, typename Fn, Fn kMember>
 struct Expose {
@@ -50,6 +54,8 @@ template struct Expose<WaitTag, WaitForStateChangeFn,
                        &grpc::ChannelInterface::WaitForStateChangeImpl>;
 template struct Expose<CallbackCQTag, CallbackCQFn, &grpc::ChannelInterface::CallbackCQ>;
 template struct Expose<ContextChannelTag, ContextChannelMember, &grpc::ClientContext::channel_>;
+template struct Expose<ContextMetadataTag, ContextMetadataMember,
+                       &grpc::ClientContext::send_initial_metadata_>;
 }  // namespace channel_access_internal
 
 // Starts a call on `channel` exactly as a generated stub would (virtual dispatch included).
@@ -79,6 +85,13 @@ inline grpc::CompletionQueue* CallbackCQOf(grpc::ChannelInterface& channel) {
 // the context is destroyed). Touch it only between CreateCall and the call's first operation.
 inline std::shared_ptr<grpc::Channel>& ChannelHeldBy(grpc::ClientContext& context) {
   return context.*Get(channel_access_internal::ContextChannelTag{});
+}
+
+// The metadata the caller added with ClientContext::AddMetadata (read before the call starts,
+// for ring_hash's key header).
+inline const std::multimap<std::string, std::string>& MetadataSentBy(
+    const grpc::ClientContext& context) {
+  return context.*Get(channel_access_internal::ContextMetadataTag{});
 }
 
 }  // namespace podlb::client

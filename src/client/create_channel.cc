@@ -100,10 +100,23 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelInterface>> CreateChannelOrError(
   Registry& registry = discovery->registry;
   return std::shared_ptr<grpc::ChannelInterface>(client::LbChannel::Create(
       registry, parsed->key,
-      client::LbChannelOptions{.policy = options.policy,
-                               .credentials = options.credentials,
-                               .channel_args = options.channel_args},
+      client::LbChannelOptions{
+          .defaults = client::LibraryDefaults(options.policy, options.outlier_detection,
+                                              /*zone_aware=*/!options.zone.empty(),
+                                              options.hash_header),
+          .zone = options.zone,
+          .credentials = options.credentials,
+          .channel_args = options.channel_args},
       std::move(discovery)));
+}
+
+absl::StatusOr<ChannelStats> GetChannelStats(const grpc::ChannelInterface& channel) {
+  const auto* lb = dynamic_cast<const client::LbChannel*>(&channel);
+  if (lb == nullptr) {
+    return absl::InvalidArgumentError(
+        "podlb: GetChannelStats needs a channel made by podlb::CreateChannel");
+  }
+  return lb->Snapshot();
 }
 
 std::shared_ptr<grpc::ChannelInterface> CreateChannel(const std::string& target,

@@ -3,9 +3,12 @@
 #include <arpa/inet.h>
 #include <grpc/grpc.h>
 
+#include <random>
+#include <thread>
 #include <vector>
 
 #include "client/channel_access.h"
+#include "core/hash.h"
 #include "core/logging.h"
 
 namespace podlb::client {
@@ -30,16 +33,18 @@ bool IsIpv6(const std::string& address) {
   return inet_pton(AF_INET6, address.c_str(), &buf) == 1;
 }
 
-// Counts a call as in flight on `counter` until its ClientContext releases the endpoint's
+// Counts a call as in flight on `stats` until its ClientContext releases the endpoint's
 // channel (when the context is destroyed): the context's reference is swapped for one that
-// carries a guard. Cheaper than a grpc++ interceptor, which costs microseconds on every batch.
+// carries a guard. Cheaper than an interceptor, for least_request without ejection, which needs
+// calls in flight but no results.
 class InFlightGuard {
  public:
-  InFlightGuard(std::shared_ptr<grpc::Channel> channel, std::shared_ptr<CallCounter> counter)
-      : channel_(std::move(channel)), counter_(std::move(counter)) {
-    counter_->in_flight.fetch_add(1, std::memory_order_relaxed);
+  InFlightGuard(std::shared_ptr<grpc::Channel> channel,
+                std::shared_ptr<balancing::EndpointStats> stats)
+      : channel_(std::move(channel)), stats_(std::move(stats)) {
+    stats_->CallStarted();
   }
-  ~InFlightGuard() { counter_->in_flight.fetch_sub(1, std::memory_order_relaxed); }
+  ~InFlightGuard() { stats_->CallAbandoned(); }
   InFlightGuard(const InFlightGuard&) = delete;
   InFlightGuard& operator=(const InFlightGuard&) = delete;
 
@@ -47,14 +52,40 @@ class InFlightGuard {
 
  private:
   const std::shared_ptr<grpc::Channel> channel_;
-  const std::shared_ptr<CallCounter> counter_;
+  const std::shared_ptr<balancing::EndpointStats> stats_;
 };
 
-void TrackInFlight(grpc::ClientContext& context, const std::shared_ptr<CallCounter>& counter) {
+void TrackInFlight(grpc::ClientContext& context,
+                   const std::shared_ptr<balancing::EndpointStats>& stats) {
   std::shared_ptr<grpc::Channel>& held = ChannelHeldBy(context);
   if (!held) return;  // the call was not created; nothing will run on it
-  auto guard = std::make_shared<InFlightGuard>(std::move(held), counter);
+  auto guard = std::make_shared<InFlightGuard>(std::move(held), stats);
   held = std::shared_ptr<grpc::Channel>(guard, guard->channel());
+}
+
+// PickArgs::usable: skip endpoints whose channel is in TRANSIENT_FAILURE while another is usable.
+bool ChannelUsable(const void* context, uint32_t index) {
+  const auto& snapshot = *static_cast<const balancing::BalancerSnapshot*>(context);
+  const auto* endpoint =
+      static_cast<const EndpointChannel*>(snapshot.at(index).attachment.get());
+  return endpoint->channel().GetState(false) != GRPC_CHANNEL_TRANSIENT_FAILURE;
+}
+
+const EndpointChannel& ChannelOf(const balancing::BalancedEndpoint& entry) {
+  return *static_cast<const EndpointChannel*>(entry.attachment.get());
+}
+
+// The xorshift64* generator of the calling thread: no shared cache line, no lock.
+uint64_t NextRandom() {
+  thread_local uint64_t state = [] {
+    uint64_t seed = std::random_device{}();
+    seed ^= static_cast<uint64_t>(std::hash<std::thread::id>{}(std::this_thread::get_id()));
+    return seed | 1;
+  }();
+  state ^= state >> 12;
+  state ^= state << 25;
+  state ^= state >> 27;
+  return state * 0x2545F4914F6CDD1DULL;
 }
 
 int Rank(grpc_connectivity_state state) {
@@ -74,6 +105,21 @@ int Rank(grpc_connectivity_state state) {
 
 }  // namespace
 
+balancing::ServicePolicy LibraryDefaults(LbPolicy policy, bool outlier_detection,
+                                         bool zone_aware, const std::string& hash_header) {
+  balancing::ServicePolicy defaults = balancing::DataPathDefaults();
+  switch (policy) {
+    case LbPolicy::kRoundRobin: defaults.lb_policy = balancing::PolicyKind::kRoundRobin; break;
+    case LbPolicy::kLeastRequest: defaults.lb_policy = balancing::PolicyKind::kLeastRequest; break;
+    case LbPolicy::kPeakEwma: defaults.lb_policy = balancing::PolicyKind::kPeakEwma; break;
+    case LbPolicy::kRingHash: defaults.lb_policy = balancing::PolicyKind::kRingHash; break;
+  }
+  defaults.outlier.enabled = outlier_detection;
+  defaults.zone_aware = zone_aware;
+  if (!hash_header.empty()) defaults.hash_header = hash_header;
+  return defaults;
+}
+
 std::shared_ptr<LbChannel> LbChannel::Create(Registry& registry, const ServiceKey& key,
                                              LbChannelOptions options,
                                              std::shared_ptr<void> owned) {
@@ -90,87 +136,143 @@ LbChannel::LbChannel(const ServiceKey& key, LbChannelOptions options, std::share
     : owned_(std::move(owned)),
       key_(key),
       options_(std::move(options)),
-      lame_(MakeLameChannel(key)),
-      picker_(std::make_shared<const Picker>(options_.policy,
-                                             std::vector<EndpointChannelSharedPtr>{})) {}
+      lame_(MakeLameChannel(key)) {
+  balancer_ = std::make_shared<balancing::Balancer>(
+      key_, balancing::BalancerOptions{
+                .defaults = options_.defaults,
+                .local_zone = options_.zone,
+                .log_prefix = "podlb client",
+                // `this` outlives the balancer's Update calls (the subscription ends first).
+                .attach = [this](const balancing::BalancedEndpoint& entry,
+                                 const balancing::ServicePolicy& policy,
+                                 const std::shared_ptr<const void>& previous) {
+                  return Attach(entry, policy, previous);
+                }});
+}
 
 LbChannel::~LbChannel() {
   subscription_.reset();  // no Update() may run past this point
 }
 
-void LbChannel::Update(const EndpointSetConstSharedPtr& set) {
-  absl::MutexLock lock(&mu_);
-  std::map<std::string, EndpointChannelSharedPtr> next;
-  std::vector<EndpointChannelSharedPtr> eligible;
-  size_t created = 0, draining = 0;
-  if (set) {
-    for (const Endpoint& endpoint : set->endpoints()) {
-      const std::string host_port = endpoint.HostPort();
-      auto it = channels_.find(host_port);
-      EndpointChannelSharedPtr entry;
-      if (it != channels_.end()) {
-        entry = it->second;  // same pod address: keep its connection
-      } else {
-        entry = std::make_shared<const EndpointChannel>(host_port, IsIpv6(endpoint.address),
-                                                        options_.credentials,
-                                                        options_.channel_args, methods_);
-        // Connect now, so the pod's first call does not pay for the handshake.
-        entry->channel().GetState(true);
-        ++created;
-      }
-      next.emplace(host_port, entry);
-      switch (endpoint.Health()) {
-        case EndpointHealth::kEligible:
-          eligible.push_back(entry);
-          break;
-        case EndpointHealth::kDraining:
-          ++draining;  // kept connected for its in-flight calls, takes no new ones
-          break;
-        case EndpointHealth::kExcluded:
-          break;
-      }
-    }
+std::shared_ptr<const void> LbChannel::Attach(const balancing::BalancedEndpoint& entry,
+                                              const balancing::ServicePolicy& policy,
+                                              const std::shared_ptr<const void>& previous) {
+  const CallTracking tracking = TrackingFor(policy);
+  if (previous) {
+    auto* before = static_cast<const EndpointChannel*>(previous.get());
+    // Same pod address, same tracking: keep its channel (and so its connection).
+    if (before->tracking() == tracking && before->stats() == entry.stats) return previous;
   }
-  const size_t removed = channels_.size() + created - next.size();
-  // Removed endpoints' channels are released here; calls in flight on them hold their own
-  // reference (ClientContext), so they finish and the connection closes after the last one.
-  channels_ = std::move(next);
-  ++updates_;
-  channels_created_ += created;
-  picker_.store(std::make_shared<const Picker>(options_.policy, std::move(eligible)),
-                std::memory_order_release);
-  LogInfo("podlb client: {} now has {} eligible endpoints, {} draining ({} new, {} removed)",
-          key_.ToString(), picker_.load()->eligible().size(), draining, created, removed);
+  // A new pod, or the policy now needs call results it did not (or no longer does): a new
+  // grpc::Channel with equal arguments shares gRPC's subchannel, so this does not reconnect.
+  auto channel = std::make_shared<const EndpointChannel>(
+      entry.host_port, IsIpv6(entry.endpoint.address), options_.credentials,
+      options_.channel_args, methods_, tracking,
+      CallSink{.stats = entry.stats, .balancer = balancer_, .metrics = metrics_});
+  // Connect now, so the pod's first call does not pay for the handshake.
+  channel->channel().GetState(true);
+  channels_created_.fetch_add(1, std::memory_order_relaxed);
+  return channel;
+}
+
+void LbChannel::Update(const EndpointSetConstSharedPtr& set) {
+  const uint64_t created_before = channels_created_.load(std::memory_order_relaxed);
+  // Removed endpoints' channels are released by the balancer's new table; calls in flight on
+  // them hold their own reference (ClientContext), so they finish and the connection closes
+  // after the last one.
+  balancer_->Update(set, balancing::MonotonicNanos());
+  updates_.fetch_add(1, std::memory_order_relaxed);
+  auto snapshot = balancer_->Current(balancing::MonotonicNanos());
+  size_t draining = 0;
+  for (const auto& e : snapshot->table->endpoints) draining += e.draining;
+  LogInfo("podlb client: {} now has {} eligible endpoints, {} draining ({} new); {}",
+          key_.ToString(), snapshot->candidates.size(), draining,
+          channels_created_.load(std::memory_order_relaxed) - created_before,
+          balancing::ToString(snapshot->policy.lb_policy));
 }
 
 LbChannelStats LbChannel::Stats() const {
-  absl::MutexLock lock(&mu_);
-  return LbChannelStats{.eligible = picker_.load(std::memory_order_acquire)->eligible().size(),
-                        .channels = channels_.size(),
-                        .updates = updates_,
-                        .channels_created = channels_created_};
+  auto snapshot = balancer_->Current(balancing::MonotonicNanos());
+  return LbChannelStats{.eligible = snapshot->candidates.size(),
+                        .channels = snapshot->table->endpoints.size(),
+                        .updates = updates_.load(std::memory_order_relaxed),
+                        .channels_created = channels_created_.load(std::memory_order_relaxed)};
+}
+
+ChannelStats LbChannel::Snapshot() const {
+  const int64_t now = balancing::MonotonicNanos();
+  auto snapshot = balancer_->Current(now);
+  ChannelStats stats;
+  stats.service = key_.ToString();
+  stats.policy = std::string(balancing::ToString(snapshot->policy.lb_policy));
+  for (const balancing::EndpointView& v : balancer_->Describe(now)) {
+    stats.endpoints.push_back(EndpointStatsView{.address = v.host_port,
+                                                .pod_name = v.pod_name,
+                                                .zone = v.zone,
+                                                .draining = v.draining,
+                                                .ejected = v.ejected,
+                                                .in_flight = v.in_flight,
+                                                .latency_estimate_ms = v.rtt_estimate_ms,
+                                                .calls = v.calls,
+                                                .failures = v.failures,
+                                                .times_ejected = static_cast<uint32_t>(v.ejections)});
+  }
+  stats.ejections = balancer_->ejections_total();
+  for (int code = -1; code <= 16; ++code) {
+    if (uint64_t n = metrics_->calls_with_status(code)) stats.calls_by_status[code] = n;
+  }
+  // Quantiles from the histogram of all classes: the upper bound of the bucket holding them.
+  std::array<uint64_t, balancing::kLatencyBucketsSeconds.size() + 1> all{};
+  for (auto status_class : {balancing::StatusClass::kOk, balancing::StatusClass::kFailure,
+                            balancing::StatusClass::kError}) {
+    auto view = metrics_->Latency(status_class);
+    for (size_t i = 0; i < all.size(); ++i) all[i] += view.buckets[i];
+  }
+  auto quantile = [&](double q) {
+    const uint64_t total = all.back();
+    if (total == 0) return 0.0;
+    for (size_t i = 0; i < balancing::kLatencyBucketsSeconds.size(); ++i) {
+      if (static_cast<double>(all[i]) >= q * static_cast<double>(total))
+        return balancing::kLatencyBucketsSeconds[i] * 1000;
+    }
+    return balancing::kLatencyBucketsSeconds.back() * 1000;
+  };
+  stats.latency_p50_ms = quantile(0.5);
+  stats.latency_p99_ms = quantile(0.99);
+  return stats;
 }
 
 grpc::internal::Call LbChannel::CreateCall(const grpc::internal::RpcMethod& method,
                                            grpc::ClientContext* context,
                                            grpc::CompletionQueue* cq) {
-  // Holding the picker keeps the picked endpoint's channel alive until the call owns a
+  // Holding the snapshot keeps the picked endpoint's channel alive until the call owns a
   // reference of its own (grpc::Channel::CreateCall stores one in the ClientContext).
-  std::shared_ptr<const Picker> picker = picker_.load(std::memory_order_acquire);
-  const EndpointChannel* endpoint = picker->Pick();
+  const int64_t now = balancing::MonotonicNanos();
+  balancing::BalancerSnapshotConstSharedPtr snapshot = balancer_->Current(now);
+  balancing::PickArgs args{.now_nanos = now,
+                           .random = NextRandom(),
+                           .usable = &ChannelUsable,
+                           .usable_context = snapshot.get()};
+  if (snapshot->policy.lb_policy == balancing::PolicyKind::kRingHash) {
+    const auto& metadata = MetadataSentBy(*context);
+    if (auto it = metadata.find(snapshot->policy.hash_header); it != metadata.end()) {
+      args.has_hash = true;
+      args.hash = HashKey(it->second);
+    }
+  }
+  const uint32_t index = snapshot->Pick(args);
   const void* tag = method.channel_tag();  // a RegisteredMethod of ours, or null (generic stubs)
-  if (endpoint == nullptr) {
+  if (index == balancing::kNoEndpoint) {
     // The tag means nothing to the lame channel: fail the call by name.
     const grpc::internal::RpcMethod by_name(method.name(), method.suffix_for_stats(),
                                             method.method_type());
     return CreateCallOn(*lame_, by_name, context, cq);
   }
+  const EndpointChannel& endpoint = ChannelOf(snapshot->at(index));
   const grpc::internal::RpcMethod& on_endpoint =
-      tag ? endpoint->Registered(*static_cast<const RegisteredMethod*>(tag), method) : method;
-  grpc::internal::Call call = CreateCallOn(endpoint->channel(), on_endpoint, context, cq);
-  if (options_.policy == LbPolicy::kPowerOfTwoChoices) {
-    TrackInFlight(*context, endpoint->counter());
-  }
+      tag ? endpoint.Registered(*static_cast<const RegisteredMethod*>(tag), method) : method;
+  grpc::internal::Call call = CreateCallOn(endpoint.channel(), on_endpoint, context, cq);
+  if (endpoint.tracking() == CallTracking::kInFlight) TrackInFlight(*context, endpoint.stats());
   return call;
 }
 
@@ -196,17 +298,17 @@ void* LbChannel::RegisterMethod(const char* method) {
 }
 
 std::shared_ptr<grpc::Channel> LbChannel::StateDelegate() {
-  std::shared_ptr<const Picker> picker = picker_.load(std::memory_order_acquire);
-  if (picker->empty()) return lame_;
-  return picker->eligible()[0]->shared_channel();
+  auto snapshot = balancer_->Current(balancing::MonotonicNanos());
+  if (snapshot->candidates.empty()) return lame_;
+  return ChannelOf(snapshot->at(snapshot->candidates[0].index)).shared_channel();
 }
 
 grpc_connectivity_state LbChannel::GetState(bool try_to_connect) {
-  std::shared_ptr<const Picker> picker = picker_.load(std::memory_order_acquire);
-  if (picker->empty()) return GRPC_CHANNEL_TRANSIENT_FAILURE;
+  auto snapshot = balancer_->Current(balancing::MonotonicNanos());
+  if (snapshot->candidates.empty()) return GRPC_CHANNEL_TRANSIENT_FAILURE;
   grpc_connectivity_state best = GRPC_CHANNEL_SHUTDOWN;
-  for (const auto& endpoint : picker->eligible()) {
-    grpc_connectivity_state state = endpoint->channel().GetState(try_to_connect);
+  for (const balancing::Candidate& c : snapshot->candidates) {
+    grpc_connectivity_state state = ChannelOf(snapshot->at(c.index)).channel().GetState(try_to_connect);
     if (Rank(state) > Rank(best)) best = state;
   }
   return best;

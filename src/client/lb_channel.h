@@ -1,7 +1,8 @@
 // LbChannel: a grpc::ChannelInterface that follows one ServiceKey in a Registry and starts each
-// call on the grpc::Channel of an endpoint picked for that call. Generated stubs, the sync,
-// async and callback APIs all work on it. Calls come from any thread and read the current
-// Picker without locks; endpoint updates arrive on the Registry's publishing thread.
+// call on the grpc::Channel of an endpoint picked for that call by the balancing core (the
+// library's thin adapter over balancing::Balancer). Generated stubs, the sync, async and
+// callback APIs all work on it. Calls come from any thread and read the current snapshot
+// without locks; endpoint updates arrive on the Registry's publishing thread.
 #pragma once
 
 #include <grpcpp/channel.h>
@@ -13,14 +14,22 @@
 #include <string>
 
 #include "absl/synchronization/mutex.h"
-#include "client/picker.h"
+#include "balancing/balancer.h"
+#include "balancing/call_metrics.h"
+#include "client/endpoint_channel.h"
 #include "core/registry.h"
 #include "podlb/podlb.h"
 
 namespace podlb::client {
 
+// The library's defaults for `policy` (ChannelOptions), before the Service's annotations.
+balancing::ServicePolicy LibraryDefaults(LbPolicy policy, bool outlier_detection = true,
+                                         bool zone_aware = false,
+                                         const std::string& hash_header = "");
+
 struct LbChannelOptions {
-  LbPolicy policy = LbPolicy::kPowerOfTwoChoices;
+  balancing::ServicePolicy defaults = LibraryDefaults(LbPolicy::kPeakEwma);
+  std::string zone;  // the caller's zone
   std::shared_ptr<grpc::ChannelCredentials> credentials;  // nullptr: plaintext
   grpc::ChannelArguments channel_args;
 };
@@ -47,6 +56,8 @@ class LbChannel final : public grpc::ChannelInterface {
   grpc_connectivity_state GetState(bool try_to_connect) override;
 
   LbChannelStats Stats() const;
+  // The public snapshot (podlb::GetChannelStats).
+  ChannelStats Snapshot() const;
   const ServiceKey& key() const { return key_; }
 
   // Applies one endpoint set (the Registry subscription calls it; public for tests).
@@ -77,6 +88,10 @@ class LbChannel final : public grpc::ChannelInterface {
 
   // The channel state waits are delegated to: the first eligible endpoint, else the lame one.
   std::shared_ptr<grpc::Channel> StateDelegate();
+  // The balancer's attachment for one endpoint: its channel, kept while it fits the policy.
+  std::shared_ptr<const void> Attach(const balancing::BalancedEndpoint& entry,
+                                     const balancing::ServicePolicy& policy,
+                                     const std::shared_ptr<const void>& previous);
 
   // Declared first so it is destroyed last, after the subscription below.
   const std::shared_ptr<void> owned_;
@@ -87,12 +102,13 @@ class LbChannel final : public grpc::ChannelInterface {
   const std::shared_ptr<grpc::Channel> lame_;
 
   const std::shared_ptr<MethodTable> methods_ = std::make_shared<MethodTable>();
-  std::atomic<std::shared_ptr<const Picker>> picker_;
+  const std::shared_ptr<balancing::CallMetrics> metrics_ =
+      std::make_shared<balancing::CallMetrics>();
+  // Shared so that each endpoint's call hook can hold it weakly (calls may outlive the channel).
+  std::shared_ptr<balancing::Balancer> balancer_;
 
-  mutable absl::Mutex mu_;
-  std::map<std::string, EndpointChannelSharedPtr> channels_ ABSL_GUARDED_BY(mu_);
-  uint64_t updates_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t channels_created_ ABSL_GUARDED_BY(mu_) = 0;
+  std::atomic<uint64_t> updates_{0};
+  std::atomic<uint64_t> channels_created_{0};
 
   std::unique_ptr<Subscription> subscription_;
 };

@@ -1,20 +1,23 @@
-// Cluster: one worker's view of one service — its upstream hosts (with their HTTP/2 sessions),
-// the per-stream picker (power of two choices on outstanding streams, round robin, or ring hash
-// on a header, with zone preference) and passive outlier ejection. The endpoint snapshot is
-// read lock-free once per pick; a new version rebuilds the host list, keeping hosts (and their
+// Cluster: one worker's view of one Service — its upstream hosts with their HTTP/2 sessions —
+// over the Service's process-wide balancing state (ServiceBalancing: the shared Balancer, its
+// per-endpoint stats and ejections, the retry budget). Picks go to the shared Balancer's
+// snapshot; a new endpoint table rebuilds this worker's host list, keeping hosts (and their
 // connections) that stayed and retiring the ones that left. Owned and used by one worker thread.
 #pragma once
 
 #include <sys/socket.h>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "core/registry.h"
+#include "balancing/balancer.h"
 #include "proxy/event_loop.h"
+#include "proxy/header_block.h"
 #include "proxy/proxy_options.h"
 #include "proxy/proxy_stats.h"
+#include "proxy/service_balancers.h"
 
 namespace podlb::proxy {
 
@@ -27,31 +30,39 @@ struct UpstreamHost {
   std::string host_port;
   sockaddr_storage addr{};
   socklen_t addr_len = 0;
-  bool draining = false;  // terminating but serving: no new streams
-  bool removed = false;   // gone from the snapshot: no new streams, close when idle
-  uint32_t outstanding = 0;
-  uint64_t picks = 0;
-  uint32_t consecutive_failures = 0;
-  uint32_t ejections = 0;
+  // The endpoint's shared balancing stats (all workers record into them).
+  std::shared_ptr<balancing::EndpointStats> balance;
+  uint32_t index = balancing::kNoEndpoint;  // in the current endpoint table
+  bool removed = false;   // gone from the table: no new streams, close when idle
+  uint32_t outstanding = 0;  // this worker's streams on it (retired hosts wait for zero)
   bool health_check_failed = false;  // last active grpc.health.v1 probe said not SERVING
   std::string last_error;  // why the last connection to it failed or was lost, for call errors
-  Clock::time_point ejected_until{};
   std::vector<std::unique_ptr<UpstreamSession>> sessions;
   std::shared_ptr<HostStats> stats;
 };
 
 class Cluster {
  public:
-  Cluster(ServiceKey key, EndpointSlotConstSharedPtr slot, Worker* worker);
+  Cluster(std::shared_ptr<ServiceBalancing> service, Worker* worker);
   ~Cluster();
 
-  const ServiceKey& key() const { return key_; }
-  // nullptr when no endpoint can take a stream; `error` then says why.
-  UpstreamHost* Pick(std::string_view hash_value, const UpstreamHost* exclude, std::string* error);
+  const ServiceKey& key() const { return service_->key; }
+  ServiceBalancing& service() { return *service_; }
+  // nullptr when no endpoint can take a stream; `error` then says why. `exclude`: a retry's
+  // previous host, chosen again only if nothing else is left.
+  UpstreamHost* Pick(const HeaderBlock& request_headers, const UpstreamHost* exclude,
+                     std::string* error);
+  // The Service's policy as of the last pick.
+  const balancing::ServicePolicy& policy() const { return snapshot_->policy; }
   // A session with room for one more stream (opening one if needed), or nullptr.
   UpstreamSession* SessionFor(UpstreamHost* host);
-  void ReportSuccess(UpstreamHost* host);
-  void ReportFailure(UpstreamHost* host);
+  // A call attempt starts on `host` / ended with a result (`failure` per the balancing core's
+  // rules; `latency`: to the response headers, or to the failure).
+  void AttemptStarted(UpstreamHost* host);
+  void AttemptFinished(UpstreamHost* host, bool failure, int64_t latency_nanos);
+  void AttemptAbandoned(UpstreamHost* host);
+  // A connection to `host` could not be made: a failure for its outlier record.
+  void ReportConnectFailure(UpstreamHost* host);
   // Closes sessions of removed hosts once idle and frees hosts with no sessions left.
   void Sweep();
   // Every host's state, for /debug/endpoints (worker thread).
@@ -59,23 +70,17 @@ class Cluster {
   std::vector<UpstreamHost*> Hosts();
 
  private:
-  void RefreshIfChanged();
-  void BuildRing();
+  void Refresh();
+  void Resync(const balancing::EndpointTableConstSharedPtr& table);
 
-  ServiceKey key_;
-  std::string key_text_;
-  EndpointSlotConstSharedPtr slot_;
+  const std::shared_ptr<ServiceBalancing> service_;
   Worker* worker_;
-  uint64_t version_ = 0;
-  std::vector<std::unique_ptr<UpstreamHost>> hosts_;
+  balancing::BalancerSnapshotConstSharedPtr snapshot_;
+  balancing::EndpointTableConstSharedPtr table_;
+  std::map<std::string, std::unique_ptr<UpstreamHost>, std::less<>> hosts_;  // by host:port
+  std::vector<UpstreamHost*> by_index_;  // table_'s order
   std::vector<std::unique_ptr<UpstreamHost>> retired_;
-  std::vector<UpstreamHost*> candidates_;  // scratch, reused per pick
-  std::vector<std::pair<uint64_t, UpstreamHost*>> ring_;
-  uint64_t rr_next_ = 0;
   std::unique_ptr<HealthChecker> health_checker_;  // when active checks are on
-  uint64_t rng_;
 };
-
-uint64_t HashBytes(std::string_view bytes);
 
 }  // namespace podlb::proxy

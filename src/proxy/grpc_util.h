@@ -10,6 +10,7 @@
 namespace podlb::proxy {
 
 // gRPC status codes the proxy produces itself.
+inline constexpr int kGrpcUnknown = 2;
 inline constexpr int kGrpcDeadlineExceeded = 4;
 inline constexpr int kGrpcResourceExhausted = 8;
 inline constexpr int kGrpcInternal = 13;

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <initializer_list>
 #include <memory>
 #include <string_view>
@@ -46,6 +47,12 @@ class HeaderBlock {
   }
   std::string_view value(size_t i) const {
     return {data_ + fields_[i].offset + fields_[i].name_size, fields_[i].value_size};
+  }
+  // The value of the first field named `name`, or nullopt.
+  std::optional<std::string_view> Find(std::string_view name) const {
+    for (size_t i = 0; i < fields_.size(); ++i)
+      if (this->name(i) == name) return value(i);
+    return std::nullopt;
   }
 
  private:

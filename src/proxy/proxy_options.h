@@ -8,12 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "balancing/service_policy.h"
 #include "core/endpoint.h"
 #include "proxy/tls.h"
 
 namespace podlb::proxy {
-
-enum class PickerKind { kP2c, kRoundRobin, kRingHash };
 
 struct ListenerConfig {
   std::string host = "127.0.0.1";
@@ -26,9 +25,10 @@ struct ProxyOptions {
   std::vector<ListenerConfig> listeners;
   int workers = 1;
 
-  PickerKind picker = PickerKind::kP2c;
-  std::string hash_header;  // kRingHash: the request header whose value is hashed
-  std::string zone;         // preferred zone (the node's), empty = none
+  // Balancing defaults for every Service (policy, hash header, outlier ejection, retries);
+  // each Service's podlb.io/* annotations override them.
+  balancing::ServicePolicy balancing = balancing::DataPathDefaults();
+  std::string zone;  // preferred zone (the node's), empty = none; zone-aware Services use it
 
   // Downstream limits (hostile input).
   uint32_t max_concurrent_streams = 1024;
@@ -46,11 +46,6 @@ struct ProxyOptions {
   int max_connections_per_host = 8;
   std::chrono::milliseconds connect_timeout{2'000};
   int max_attempts = 3;  // for streams refused without processing
-
-  // Passive outlier ejection.
-  uint32_t consecutive_failures = 3;
-  std::chrono::milliseconds base_ejection{1'000};
-  std::chrono::milliseconds max_ejection{30'000};
 
   // Active grpc.health.v1 checks every interval (0 = off).
   std::chrono::milliseconds health_check_interval{0};

@@ -54,7 +54,11 @@ uint16_t BoundPort(int fd) {
 }  // namespace
 
 ProxyServer::ProxyServer(ProxyOptions options, Registry& registry)
-    : options_(std::move(options)), registry_(registry) {}
+    : options_(std::move(options)),
+      registry_(registry),
+      balancers_(registry, balancing::BalancerOptions{.defaults = options_.balancing,
+                                                      .local_zone = options_.zone,
+                                                      .log_prefix = "podlb proxy"}) {}
 
 ProxyServer::~ProxyServer() {
   Stop();
@@ -90,7 +94,7 @@ absl::Status ProxyServer::Start() {
     ports_.push_back(port);
   }
   for (int w = 0; w < options_.workers; ++w) {
-    workers_.push_back(std::make_unique<Worker>(w, options_, registry_, stats_,
+    workers_.push_back(std::make_unique<Worker>(w, options_, registry_, balancers_, stats_,
                                                       downstream_tls_.get(), upstream_tls_.get()));
     if (auto status = workers_.back()->Start(std::move(per_worker[w])); !status.ok()) return status;
   }

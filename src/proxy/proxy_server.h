@@ -14,6 +14,7 @@
 #include "core/registry.h"
 #include "proxy/proxy_options.h"
 #include "proxy/proxy_stats.h"
+#include "proxy/service_balancers.h"
 
 namespace podlb::proxy {
 
@@ -35,6 +36,8 @@ class ProxyServer {
 
   bool draining() const { return draining_.load(); }
   ProxyStats& stats() { return stats_; }
+  // Prometheus text of every counter: the workers' and the per-Service balancing figures.
+  std::string RenderMetrics() const { return stats_.Render() + balancers_.RenderMetrics(); }
   // One block per worker and service: endpoints, outstanding streams, sessions, ejections.
   std::string DebugEndpoints();
 
@@ -42,6 +45,7 @@ class ProxyServer {
   ProxyOptions options_;
   Registry& registry_;
   ProxyStats stats_;
+  ServiceBalancers balancers_;
   // Declared before the workers, which hold raw pointers to them: destroyed after.
   SslCtxPtr downstream_tls_;  // null: h2c downstream
   SslCtxPtr upstream_tls_;    // null: h2c to the endpoints

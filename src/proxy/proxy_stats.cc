@@ -55,10 +55,9 @@ std::string ProxyStats::Render() const {
       {"podlb_proxy_upstream_errors_total", "counter",
        "Transport failures (connect, reset, connection lost) per upstream endpoint.",
        [](const HostStats& h) { return static_cast<int64_t>(h.errors.load()); }},
-      {"podlb_proxy_upstream_ejections_total", "counter", "Outlier ejections of an endpoint.",
-       [](const HostStats& h) { return static_cast<int64_t>(h.ejections.load()); }},
       {"podlb_proxy_upstream_retries_total", "counter",
-       "Refused streams retried away from an endpoint.",
+       "Calls retried away from an endpoint (refused streams, and UNAVAILABLE within the retry "
+       "budget).",
        [](const HostStats& h) { return static_cast<int64_t>(h.retries.load()); }},
       {"podlb_proxy_upstream_connections_total", "counter", "Connections opened to an endpoint.",
        [](const HostStats& h) { return static_cast<int64_t>(h.connections.load()); }},

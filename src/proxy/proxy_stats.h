@@ -19,7 +19,6 @@ struct HostStats {
   std::atomic<uint64_t> requests{0};
   std::atomic<int64_t> active_streams{0};
   std::atomic<uint64_t> errors{0};
-  std::atomic<uint64_t> ejections{0};
   std::atomic<uint64_t> retries{0};
   std::atomic<uint64_t> connections{0};
 };

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "absl/strings/numbers.h"
+#include "balancing/endpoint_stats.h"
 #include "core/logging.h"
 #include "proxy/cluster.h"
 #include "proxy/downstream_session.h"
@@ -17,6 +19,20 @@ namespace {
 // A unary gRPC request fits; a long client stream gives up retries rather than memory.
 constexpr size_t kRetryBufferLimit = 64 * 1024;
 
+// The grpc-status of a header block (trailers, or a trailers-only response); a response
+// without one is UNKNOWN to gRPC clients.
+int GrpcStatusOf(const HeaderBlock& block) {
+  int code = kGrpcUnknown;
+  if (auto value = block.Find("grpc-status")) {
+    if (!absl::SimpleAtoi(std::string(*value), &code) || code < 0 || code > 16) code = kGrpcUnknown;
+  }
+  return code;
+}
+
+int64_t NanosBetween(Clock::time_point from, Clock::time_point to) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(to - from).count();
+}
+
 // " (why the host's last connection failed)" for a call's error message, or "" if nothing failed.
 std::string LastErrorOf(const UpstreamHost* host, bool name_host) {
   if (host == nullptr || host->last_error.empty()) return "";
@@ -29,7 +45,8 @@ std::string LastErrorOf(const UpstreamHost* host, bool name_host) {
 ProxyStream::ProxyStream(DownstreamSession* downstream, int32_t id)
     : downstream_(downstream),
       downstream_id_(id),
-      last_activity_(downstream->worker()->loop().now()) {
+      started_(downstream->worker()->loop().now()),
+      last_activity_(started_) {
   downstream_->worker()->OnStreamOpened();
   downstream_->worker()->stats().downstream_streams_total.fetch_add(1, std::memory_order_relaxed);
 }
@@ -37,6 +54,12 @@ ProxyStream::ProxyStream(DownstreamSession* downstream, int32_t id)
 ProxyStream::~ProxyStream() {
   if (deadline_timer_ != 0) downstream_->worker()->loop().CancelTimer(deadline_timer_);
   DetachUpstream();
+  if (cluster_ != nullptr) {
+    // A call the client reset before any status counts as CANCELLED, as the client sees it.
+    const int status = finished_ ? final_status_ : 1 /*CANCELLED*/;
+    cluster_->service().metrics.Record(
+        status, NanosBetween(started_, downstream_->worker()->loop().now()));
+  }
   downstream_->worker()->OnStreamClosed();
 }
 
@@ -54,8 +77,6 @@ bool ProxyStream::AddRequestHeader(std::string_view name, std::string_view value
       deadline_timer_ = loop.AddTimer(*timeout, [this] { OnDeadline(); });
     }
   }
-  const std::string& hash_header = downstream_->options().hash_header;
-  if (!hash_header.empty() && name == hash_header) hash_value_ = value;
   request_headers_.Add(name, value);
   return true;
 }
@@ -65,6 +86,7 @@ void ProxyStream::OnRequestHeadersDone(bool end_stream) {
   if (finished_) return;  // the deadline may already have passed
   std::string error;
   cluster_ = downstream_->Route(authority_, &error);
+  if (cluster_ != nullptr) cluster_->service().retry_budget.OnCall(balancing::MonotonicNanos());
   if (cluster_ == nullptr || !Dispatch(&error)) Fail(kGrpcUnavailable, error);
 }
 
@@ -72,7 +94,7 @@ bool ProxyStream::Dispatch(std::string* error) {
   int max_attempts = downstream_->options().max_attempts;
   while (attempts_ < max_attempts) {
     ++attempts_;
-    UpstreamHost* host = cluster_->Pick(hash_value_, failed_host_, error);
+    UpstreamHost* host = cluster_->Pick(request_headers_, failed_host_, error);
     if (host == nullptr) return false;
     UpstreamSession* session = cluster_->SessionFor(host);
     if (session == nullptr) {
@@ -81,7 +103,10 @@ bool ProxyStream::Dispatch(std::string* error) {
       continue;
     }
     host_ = host;
-    ++host->outstanding;
+    cluster_->AttemptStarted(host);
+    attempt_started_ = downstream_->worker()->loop().now();
+    headers_latency_nanos_ = -1;
+    attempt_recorded_ = false;
     host->stats->requests.fetch_add(1, std::memory_order_relaxed);
     host->stats->active_streams.fetch_add(1, std::memory_order_relaxed);
     upstream_ = session;
@@ -107,10 +132,48 @@ void ProxyStream::DetachUpstream() {
     upstream_id_ = -1;
   }
   if (host_ != nullptr) {
-    --host_->outstanding;
+    // An attempt that ended without an outcome (the client cancelled, the stream was refused
+    // and retried) still leaves the endpoint's calls in flight.
+    if (!attempt_recorded_) cluster_->AttemptAbandoned(host_);
     host_->stats->active_streams.fetch_sub(1, std::memory_order_relaxed);
     host_ = nullptr;
   }
+}
+
+void ProxyStream::RecordAttempt(bool failure) {
+  if (host_ == nullptr || attempt_recorded_) return;
+  attempt_recorded_ = true;
+  // Latency to the response headers, as linkerd2-proxy measures it: the end of a long stream
+  // says nothing about the pod. A call that got no headers counts until it failed.
+  const int64_t latency =
+      headers_latency_nanos_ >= 0
+          ? headers_latency_nanos_
+          : NanosBetween(attempt_started_, downstream_->worker()->loop().now());
+  cluster_->AttemptFinished(host_, failure, latency);
+}
+
+bool ProxyStream::RetryUnavailable() {
+  // Only while the client has seen nothing and the whole request is still buffered.
+  if (response_submitted_ || !retryable_ || request_base_ != 0) return false;
+  if (unavailable_retries_ >= static_cast<int>(cluster_->policy().retries_on_unavailable))
+    return false;
+  ServiceBalancing& service = cluster_->service();
+  if (!service.retry_budget.TryRetry(balancing::MonotonicNanos())) return false;
+  ++unavailable_retries_;
+  service.retries_unavailable.fetch_add(1, std::memory_order_relaxed);
+  UpstreamHost* host = host_;
+  if (host != nullptr) host->stats->retries.fetch_add(1, std::memory_order_relaxed);
+  RecordAttempt(/*failure=*/true);
+  DetachUpstream();
+  failed_host_ = host;
+  response_headers_.Clear();
+  response_headers_received_ = false;
+  attempts_ = 0;  // a fresh set of connection attempts for the new endpoint
+  std::string error;
+  if (!Dispatch(&error)) {
+    Fail(kGrpcUnavailable, "podlb proxy: retry after UNAVAILABLE found no endpoint: " + error);
+  }
+  return true;
 }
 
 void ProxyStream::OnRequestData(const uint8_t* data, size_t len) {
@@ -164,11 +227,17 @@ void ProxyStream::AddResponseHeader(bool trailer, std::string_view name, std::st
 void ProxyStream::OnResponseHeadersDone(bool end_stream) {
   last_activity_ = downstream_->worker()->loop().now();
   response_headers_received_ = true;
+  if (headers_latency_nanos_ < 0) headers_latency_nanos_ = NanosBetween(attempt_started_, last_activity_);
+  if (end_stream && !finished_) {  // trailers-only response: the status is here
+    const int status = GrpcStatusOf(response_headers_);
+    if (status == kGrpcUnavailable && RetryUnavailable()) return;
+    RecordAttempt(balancing::IsEndpointFailure(status));
+    final_status_ = status;
+  }
   retryable_ = false;
   DropSentRequestBytes();
-  if (host_ != nullptr) cluster_->ReportSuccess(host_);
   if (finished_) return;
-  if (end_stream) {  // trailers-only response
+  if (end_stream) {
     response_ended_ = true;
     finished_ = true;
   }
@@ -188,6 +257,9 @@ void ProxyStream::OnResponseData(const uint8_t* data, size_t len) {
 
 void ProxyStream::OnResponseEnd() {
   if (local_reply_) return;
+  const int status = GrpcStatusOf(response_trailers_);
+  RecordAttempt(balancing::IsEndpointFailure(status));
+  final_status_ = status;
   response_ended_ = true;
   finished_ = true;
   ResumeDownstream();
@@ -221,11 +293,17 @@ void ProxyStream::OnUpstreamClosed(uint32_t error_code, bool connection_lost,
   UpstreamHost* host = host_;
   upstream_ = nullptr;  // the session already forgot the stream
   upstream_id_ = -1;
+  const bool refused =
+      error_code == NGHTTP2_REFUSED_STREAM || never_connected || !request_headers_sent_;
+  // A stream the endpoint never processed says nothing about its calls (a failed connection
+  // was reported as such); one lost or reset mid-call is the endpoint's failure.
+  if (!(response_ended_ || local_reply_) && !refused) RecordAttempt(/*failure=*/true);
   DetachUpstream();
   if (response_ended_ || local_reply_) return;
-  bool refused = error_code == NGHTTP2_REFUSED_STREAM || never_connected || !request_headers_sent_;
   if (!response_headers_received_ && refused && retryable_ && request_base_ == 0) {
     if (host != nullptr) host->stats->retries.fetch_add(1, std::memory_order_relaxed);
+    if (cluster_ != nullptr)
+      cluster_->service().retries_refused.fetch_add(1, std::memory_order_relaxed);
     failed_host_ = host;
     std::string error;
     if (Dispatch(&error)) return;
@@ -234,7 +312,6 @@ void ProxyStream::OnUpstreamClosed(uint32_t error_code, bool connection_lost,
     return;
   }
   std::string where = host != nullptr ? host->host_port : std::string("upstream");
-  if (host != nullptr && cluster_ != nullptr) cluster_->ReportFailure(host);
   if (connection_lost) {
     Fail(kGrpcUnavailable,
          "podlb proxy: connection to " + where + " lost mid-call" + LastErrorOf(host, false));
@@ -248,6 +325,7 @@ void ProxyStream::OnDeadline() {
   deadline_timer_ = 0;
   if (finished_) return;
   downstream_->worker()->stats().deadline_exceeded_total.fetch_add(1, std::memory_order_relaxed);
+  RecordAttempt(/*failure=*/true);  // a pod that does not answer in time: the stuck-pod signal
   Fail(kGrpcDeadlineExceeded, "deadline exceeded (grpc-timeout) at podlb proxy");
 }
 
@@ -255,6 +333,7 @@ void ProxyStream::Fail(int grpc_status, const std::string& message) {
   DetachUpstream();
   if (finished_) return;
   finished_ = true;
+  final_status_ = grpc_status;
   local_reply_ = true;
   downstream_->worker()->stats().local_replies_total.fetch_add(1, std::memory_order_relaxed);
   const std::string code = std::to_string(grpc_status);

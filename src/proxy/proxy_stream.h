@@ -1,8 +1,10 @@
 // ProxyStream: one gRPC call crossing the proxy — a downstream HTTP/2 stream tied to (at most)
 // one upstream stream at a time. It routes and balances the call, relays headers, bodies and
 // trailers both ways with end-to-end flow control (bytes are consumed on one side only once the
-// other side took them), retries a refused stream on another endpoint while nothing was sent
-// downstream, enforces grpc-timeout, and turns upstream failures into a gRPC status.
+// other side took them), retries on another endpoint while nothing was sent downstream (a
+// refused stream always; an UNAVAILABLE answer when the Service asks for it and its retry budget
+// allows), enforces grpc-timeout, turns upstream failures into a gRPC status, and reports each
+// attempt's latency and outcome to the balancing core.
 // Owned by its DownstreamSession; worker thread only.
 #pragma once
 
@@ -57,6 +59,11 @@ class ProxyStream final : public UpstreamStreamHandler {
  private:
   bool Dispatch(std::string* error);
   void DetachUpstream();
+  // Reports the current attempt's outcome to the balancer (once per attempt).
+  void RecordAttempt(bool failure);
+  // A trailers-only UNAVAILABLE that may go to another endpoint: true if it was re-dispatched
+  // (or failed for good) and the response must not be relayed.
+  bool RetryUnavailable();
   void OnDeadline();
   void ResumeDownstream();
   void DropSentRequestBytes();
@@ -69,13 +76,19 @@ class ProxyStream final : public UpstreamStreamHandler {
   UpstreamSession* upstream_ = nullptr;
   int32_t upstream_id_ = -1;
   int attempts_ = 0;
+  int unavailable_retries_ = 0;
+  Clock::time_point started_;
+  Clock::time_point attempt_started_;
+  int64_t headers_latency_nanos_ = -1;  // of the current attempt, once its headers came
+  bool attempt_recorded_ = false;
+  // The grpc-status the client gets (-1: none, the call ended without one), for the metrics.
+  int final_status_ = -1;
   Clock::time_point last_activity_;
   uint64_t deadline_timer_ = 0;
 
   HeaderBlock request_headers_;
   size_t request_header_bytes_ = 0;
   std::string authority_;
-  std::string hash_value_;
   // Request body: bytes before sent_ went to the current upstream attempt. While the stream may
   // still be retried, sent bytes stay queued (up to kRetryBufferLimit) so a retry can resend them.
   ByteQueue request_body_;

@@ -203,7 +203,6 @@ void UpstreamSession::OnReady() {
   state_ = State::kConnected;
   if (connect_timer_ != 0) worker_->loop().CancelTimer(connect_timer_);
   connect_timer_ = 0;
-  cluster_->ReportSuccess(host_);
 }
 
 ssize_t UpstreamSession::RawRead(uint8_t* buf, size_t len) {
@@ -323,7 +322,7 @@ void UpstreamSession::Close(const std::string& reason) {
   if (!streams_.empty()) {
     LogDebug("proxy: upstream {} lost with {} streams: {}", host_->host_port, streams_.size(),
              reason);
-    if (never_connected) cluster_->ReportFailure(host_);
+    if (never_connected) cluster_->ReportConnectFailure(host_);
   }
   auto streams = std::move(streams_);
   streams_.clear();

@@ -40,11 +40,13 @@ class Worker::Listener : public IoHandler {
   ListenSocket socket_;
 };
 
-Worker::Worker(int index, const ProxyOptions& options, Registry& registry, ProxyStats& stats,
-               SSL_CTX* downstream_tls, SSL_CTX* upstream_tls)
+Worker::Worker(int index, const ProxyOptions& options, Registry& registry,
+               ServiceBalancers& balancers, ProxyStats& stats, SSL_CTX* downstream_tls,
+               SSL_CTX* upstream_tls)
     : index_(index),
       options_(options),
       registry_(registry),
+      balancers_(balancers),
       stats_(stats),
       downstream_tls_(downstream_tls),
       upstream_tls_(upstream_tls),
@@ -140,7 +142,7 @@ Cluster* Worker::ClusterForKey(const ServiceKey& key, std::string* error) {
   auto it = clusters_.find(key);
   if (it != clusters_.end()) return it->second.get();
   (void)error;
-  auto cluster = std::make_unique<Cluster>(key, registry_.Slot(key), this);
+  auto cluster = std::make_unique<Cluster>(balancers_.ForKey(key), this);
   Cluster* raw = cluster.get();
   clusters_.emplace(key, std::move(cluster));
   return raw;

@@ -21,6 +21,7 @@
 #include "proxy/event_loop.h"
 #include "proxy/proxy_options.h"
 #include "proxy/proxy_stats.h"
+#include "proxy/service_balancers.h"
 
 namespace podlb::proxy {
 
@@ -34,8 +35,9 @@ struct ListenSocket {
 class Worker {
  public:
   // `downstream_tls` / `upstream_tls`: null for h2c; owned by the ProxyServer, outlive the worker.
-  Worker(int index, const ProxyOptions& options, Registry& registry, ProxyStats& stats,
-         SSL_CTX* downstream_tls, SSL_CTX* upstream_tls);
+  // `balancers`: the process-wide balancing state, shared with the other workers.
+  Worker(int index, const ProxyOptions& options, Registry& registry, ServiceBalancers& balancers,
+         ProxyStats& stats, SSL_CTX* downstream_tls, SSL_CTX* upstream_tls);
   ~Worker();
 
   // Takes ownership of `sockets` and starts the thread.
@@ -68,6 +70,7 @@ class Worker {
   int index_;
   const ProxyOptions& options_;
   Registry& registry_;
+  ServiceBalancers& balancers_;
   ProxyStats& stats_;
   SSL_CTX* downstream_tls_;
   SSL_CTX* upstream_tls_;

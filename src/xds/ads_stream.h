@@ -18,7 +18,7 @@
 #include "envoy/service/discovery/v3/ads.grpc.pb.h"
 #include "nlohmann/json.hpp"
 #include "xds/resource_cache.h"
-#include "xds/service_policy.h"
+#include "xds/client_profile.h"
 #include "xds/type_urls.h"
 #include "xds/xds_metrics.h"
 

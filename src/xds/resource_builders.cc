@@ -102,20 +102,30 @@ Cluster ClusterBuilder::Build() const {
       cluster.mutable_least_request_lb_config()->mutable_choice_count()->set_value(2);
       break;
   }
-  if (outlier_detection_ && policy_.outlier_detection) {
-    // Failure-percentage ejection only (gRFC A50): eject a pod failing half its calls, measured
-    // over 10 s windows once it has 20 calls; success-rate ejection is disabled explicitly
-    // because its default is on.
+  const balancing::OutlierPolicy& outlier = policy_.outlier;
+  if (outlier_detection_ && outlier.enabled) {
+    // Failure-percentage ejection (gRFC A50): a pod failing failure_percentage of its calls in
+    // one interval, once it had minimum_requests, is ejected at the interval's end. gRPC
+    // clients evaluate only then, so the interval bounds how fast they react (the proxy and the
+    // library eject on the failing call itself). Success-rate ejection is disabled explicitly
+    // because its default is on; consecutive_5xx is for Envoy (gRPC ignores it).
     auto* od = cluster.mutable_outlier_detection();
-    *od->mutable_interval() = ToProto(absl::Seconds(10));
-    *od->mutable_base_ejection_time() = ToProto(absl::Seconds(30));
-    *od->mutable_max_ejection_time() = ToProto(absl::Seconds(300));
-    od->mutable_max_ejection_percent()->set_value(50);
+    *od->mutable_interval() = ToProto(outlier.interval);
+    *od->mutable_base_ejection_time() = ToProto(outlier.base_ejection);
+    *od->mutable_max_ejection_time() = ToProto(outlier.max_ejection);
+    od->mutable_max_ejection_percent()->set_value(outlier.max_ejection_percent);
     od->mutable_enforcing_success_rate()->set_value(0);
-    od->mutable_failure_percentage_threshold()->set_value(50);
-    od->mutable_enforcing_failure_percentage()->set_value(100);
+    const bool by_percentage = outlier.failure_percentage > 0;
+    od->mutable_failure_percentage_threshold()->set_value(by_percentage ? outlier.failure_percentage : 100);
+    od->mutable_enforcing_failure_percentage()->set_value(by_percentage ? 100 : 0);
     od->mutable_failure_percentage_minimum_hosts()->set_value(3);
-    od->mutable_failure_percentage_request_volume()->set_value(20);
+    od->mutable_failure_percentage_request_volume()->set_value(outlier.minimum_requests);
+    if (outlier.consecutive_failures > 0) {
+      od->mutable_consecutive_5xx()->set_value(outlier.consecutive_failures);
+      od->mutable_enforcing_consecutive_5xx()->set_value(100);
+    } else {
+      od->mutable_enforcing_consecutive_5xx()->set_value(0);
+    }
   }
   return cluster;
 }

@@ -28,7 +28,7 @@ size_t ResourceCache::size() const {
 const ServicePolicy& ResourceCache::PolicyLocked(const EndpointSet& set) {
   PolicyEntry& entry = policies_[set.key()];
   if (entry.set_version != set.version()) {
-    ServicePolicy policy = ParseServicePolicy(set.annotations());
+    ServicePolicy policy = balancing::ParseServicePolicy(set.annotations());
     if (!policy.problems.empty() &&
         (entry.set_version == 0 || entry.policy.problems != policy.problems)) {
       LogWarn("xds: Service {}: {}", set.key().ToString(), absl::StrJoin(policy.problems, "; "));

@@ -15,7 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "core/registry.h"
 #include "google/protobuf/any.pb.h"
-#include "xds/service_policy.h"
+#include "xds/client_profile.h"
 #include "xds/type_urls.h"
 
 namespace podlb::xds {

@@ -27,7 +27,8 @@ const ServiceKey kKey{"default", "greeter", "grpc"};
 class LbChannelTest : public ::testing::TestWithParam<LbPolicy> {
  protected:
   std::shared_ptr<client::LbChannel> MakeChannel() {
-    return client::LbChannel::Create(registry_, kKey, {.policy = GetParam()});
+    return client::LbChannel::Create(registry_, kKey,
+                                     {.defaults = client::LibraryDefaults(GetParam())});
   }
   void Publish(const std::vector<Endpoint>& endpoints) { registry_.Publish({kKey}, endpoints); }
   std::vector<Endpoint> EndpointsOf(const std::vector<std::unique_ptr<sandbox::BackendPod>>& pods) {
@@ -262,8 +263,8 @@ TEST(LbChannelPowerOfTwoTest, SendsNewCallsToThePodWithFewerInFlight) {
   auto a = StartPod("a", 2);
   auto b = StartPod("b", 3);
   registry.Publish({kKey}, {EndpointOf(*a), EndpointOf(*b)});
-  auto channel =
-      client::LbChannel::Create(registry, kKey, {.policy = LbPolicy::kPowerOfTwoChoices});
+  auto channel = client::LbChannel::Create(
+      registry, kKey, {.defaults = client::LibraryDefaults(LbPolicy::kLeastRequest)});
   auto stub = grpc::testing::TestService::NewStub(channel);
   using Stream = grpc::ClientReaderWriter<grpc::testing::StreamingOutputCallRequest,
                                           grpc::testing::StreamingOutputCallResponse>;
@@ -290,7 +291,7 @@ TEST(LbChannelPowerOfTwoTest, SendsNewCallsToThePodWithFewerInFlight) {
     h.stream->WritesDone();
     EXPECT_TRUE(h.stream->Finish().ok());
     h.stream.reset();
-    h.context.reset();  // a call counts as in flight until its ClientContext is destroyed
+    h.context.reset();
   }
   EXPECT_EQ(on_a, 3);
   for (int i = 0; i < 10; ++i) EXPECT_EQ(CallOnce(*stub), "b") << "call " << i;
@@ -302,9 +303,14 @@ TEST(LbChannelPowerOfTwoTest, SendsNewCallsToThePodWithFewerInFlight) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Policies, LbChannelTest,
-                         ::testing::Values(LbPolicy::kRoundRobin, LbPolicy::kPowerOfTwoChoices),
+                         ::testing::Values(LbPolicy::kRoundRobin, LbPolicy::kLeastRequest,
+                                           LbPolicy::kPeakEwma),
                          [](const auto& info) {
-                           return info.param == LbPolicy::kRoundRobin ? "RoundRobin" : "P2C";
+                           switch (info.param) {
+                             case LbPolicy::kRoundRobin: return "RoundRobin";
+                             case LbPolicy::kLeastRequest: return "LeastRequest";
+                             default: return "PeakEwma";
+                           }
                          });
 
 }  // namespace

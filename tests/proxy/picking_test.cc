@@ -51,8 +51,8 @@ class PickingTest : public ::testing::Test {
 
 TEST_F(PickingTest, RingHashKeepsAKeyOnOneEndpointAndSpreadsKeys) {
   ProxyOptions options;
-  options.picker = PickerKind::kRingHash;
-  options.hash_header = "x-user";
+  options.balancing.lb_policy = balancing::PolicyKind::kRingHash;
+  options.balancing.hash_header = "x-user";
   Start(options);
   auto stub = ProxyStub(proxy_->ports()[0]);
   std::set<std::string> owners;
@@ -68,6 +68,7 @@ TEST_F(PickingTest, RingHashKeepsAKeyOnOneEndpointAndSpreadsKeys) {
 TEST_F(PickingTest, ZonePreferenceKeepsCallsInTheNodesZone) {
   ProxyOptions options;
   options.zone = "zone-b";
+  options.balancing.zone_aware = true;
   Start(options, {backends_[0]->AsEndpoint("zone-a"), backends_[1]->AsEndpoint("zone-b"),
                   backends_[2]->AsEndpoint("zone-a")});
   auto stub = ProxyStub(proxy_->ports()[0]);
@@ -76,7 +77,7 @@ TEST_F(PickingTest, ZonePreferenceKeepsCallsInTheNodesZone) {
 
 TEST_F(PickingTest, RoundRobinCycles) {
   ProxyOptions options;
-  options.picker = PickerKind::kRoundRobin;
+  options.balancing.lb_policy = balancing::PolicyKind::kRoundRobin;
   Start(options);
   auto stub = ProxyStub(proxy_->ports()[0]);
   std::map<std::string, int> counts;
@@ -87,13 +88,35 @@ TEST_F(PickingTest, RoundRobinCycles) {
 TEST_F(PickingTest, UnreachableEndpointIsRetriedAroundAndEjected) {
   Endpoint dead = backends_[2]->AsEndpoint();
   backends_[2]->Kill();  // its port now refuses connections
+  // Round robin keeps offering the dead endpoint, so ejection is what takes it out. (peak_ewma
+  // sheds it on its first failure; the next test.)
+  ProxyOptions options;
+  options.balancing.lb_policy = balancing::PolicyKind::kRoundRobin;
+  Start(options, {backends_[0]->AsEndpoint(), backends_[1]->AsEndpoint(), dead});
+  auto stub = ProxyStub(proxy_->ports()[0]);
+  for (int i = 0; i < 60; ++i) EXPECT_NE(Call(*stub), "");  // every call succeeds
+  std::string metrics = proxy_->RenderMetrics();
+  EXPECT_THAT(metrics, ::testing::ContainsRegex(
+                           "podlb_proxy_endpoint_ejections_total\\{service="
+                           "\"default/greeter:50051\",endpoint=\"127.0.0.4:[0-9]+\",pod="
+                           "\"[^\"]*\"\\} [1-9]"));
+  EXPECT_THAT(metrics, ::testing::ContainsRegex(
+                           "podlb_proxy_endpoint_ejected\\{service="
+                           "\"default/greeter:50051\",endpoint=\"127.0.0.4:[0-9]+\",pod="
+                           "\"[^\"]*\"\\} 1"));
+}
+
+TEST_F(PickingTest, PeakEwmaShedsAnUnreachableEndpointOnItsFirstFailure) {
+  Endpoint dead = backends_[2]->AsEndpoint();
+  backends_[2]->Kill();
   Start(ProxyOptions{}, {backends_[0]->AsEndpoint(), backends_[1]->AsEndpoint(), dead});
   auto stub = ProxyStub(proxy_->ports()[0]);
   for (int i = 0; i < 60; ++i) EXPECT_NE(Call(*stub), "");  // every call succeeds
-  std::string metrics = proxy_->stats().Render();
-  EXPECT_THAT(metrics, ::testing::ContainsRegex(
-                           "podlb_proxy_upstream_ejections_total\\{service="
-                           "\"default/greeter:50051\",endpoint=\"127.0.0.4:[0-9]+\"\\} [1-9]"));
+  // The failed connection counts as a failure with the penalty latency: no second attempt.
+  EXPECT_THAT(proxy_->RenderMetrics(),
+              ::testing::ContainsRegex("podlb_proxy_endpoint_failures_total\\{service="
+                                       "\"default/greeter:50051\",endpoint=\"127.0.0.4:[0-9]+"
+                                       "\",pod=\"[^\"]*\"\\} 1\n"));
 }
 
 TEST_F(PickingTest, ActiveHealthChecksSteerAroundANotServingEndpoint) {

@@ -37,7 +37,9 @@ TEST_P(RetryTest, RefusedStreamsAreRetriedOnAnotherEndpoint) {
   registry.Publish({kGreeter}, {good.AsEndpoint(), refusing});
   ProxyOptions options;
   options.listeners.push_back({.host = "127.0.0.1", .port = 0, .service = kGreeter});
-  options.consecutive_failures = 1000;  // keep picking the refuser: every pick must be retried
+  // Round robin without ejection keeps picking the refuser: every second pick must be retried.
+  options.balancing.lb_policy = balancing::PolicyKind::kRoundRobin;
+  options.balancing.outlier.enabled = false;
   ProxyServer proxy(options, registry);
   ASSERT_TRUE(proxy.Start().ok());
   auto stub = ProxyStub(proxy.ports()[0]);

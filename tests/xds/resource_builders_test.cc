@@ -7,7 +7,7 @@
 #include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb.h"
 #include "gtest/gtest.h"
 #include "xds/bootstrap.h"
-#include "xds/service_policy.h"
+#include "xds/client_profile.h"
 #include "nlohmann/json.hpp"
 
 namespace podlb::xds {
@@ -97,7 +97,7 @@ TEST(ClusterLoadAssignmentBuilderTest, NoEndpointsGivesEmptyAssignment) {
 }
 
 TEST(ListenerBuilderTest, ApiListenerWithInlineRouteAndRouterLast) {
-  ServicePolicy policy = ParseServicePolicy({{"podlb.io/lb-policy", "ring_hash"},
+  ServicePolicy policy = balancing::ParseServicePolicy({{"podlb.io/lb-policy", "ring_hash"},
                                              {"podlb.io/hash-header", "X-User"},
                                              {"podlb.io/timeout", "1.5s"},
                                              {"podlb.io/retry-on-unavailable", "true"}});
@@ -123,7 +123,7 @@ TEST(ListenerBuilderTest, ApiListenerWithInlineRouteAndRouterLast) {
 }
 
 TEST(ClusterBuilderTest, EdsOverAdsWithPolicy) {
-  ServicePolicy policy = ParseServicePolicy({{"podlb.io/outlier-detection", "true"}});
+  ServicePolicy policy = balancing::ParseServicePolicy({{"podlb.io/outlier-detection", "true"}});
   auto cluster = ClusterBuilder("default/greeter:50051", policy, LbPolicy::kRingHash, true).Build();
   EXPECT_EQ(cluster.type(), envoy::config::cluster::v3::Cluster::EDS);
   EXPECT_TRUE(cluster.eds_cluster_config().eds_config().has_ads());
@@ -134,17 +134,53 @@ TEST(ClusterBuilderTest, EdsOverAdsWithPolicy) {
 }
 
 TEST(ServicePolicyTest, BadAnnotationsFallBackAndAreReported) {
-  ServicePolicy policy = ParseServicePolicy({{"podlb.io/lb-policy", "maglev"},
+  ServicePolicy policy = balancing::ParseServicePolicy({{"podlb.io/lb-policy", "maglev"},
                                              {"podlb.io/timeout", "soon"},
                                              {"podlb.io/zone-aware", "true"}});
-  EXPECT_EQ(policy.lb_policy, LbPolicy::kRoundRobin);
+  EXPECT_EQ(policy.lb_policy, balancing::PolicyKind::kRoundRobin);
   EXPECT_FALSE(policy.timeout);
   EXPECT_TRUE(policy.zone_aware);
   EXPECT_EQ(policy.problems.size(), 2u);
 }
 
+TEST(ServicePolicyTest, PeakEwmaGoesToEveryXdsClientAsRoundRobin) {
+  ServicePolicy policy = balancing::ParseServicePolicy({{"podlb.io/lb-policy", "peak_ewma"}});
+  for (const char* agent : {"gRPC C-core linux", "grpc-node-js", "envoy", "gRPC Java"}) {
+    envoy::config::core::v3::Node node;
+    node.set_user_agent_name(agent);
+    EXPECT_EQ(EffectiveLbPolicy(policy, ProfileFromNode(node)), LbPolicy::kRoundRobin) << agent;
+  }
+}
+
+TEST(ClusterBuilderTest, OutlierAnnotationsBecomeTheClustersOutlierDetection) {
+  ServicePolicy policy = balancing::ParseServicePolicy(
+      {{"podlb.io/outlier-detection", "true"},
+       {"podlb.io/outlier-interval", "1s"},
+       {"podlb.io/outlier-failure-percentage", "30"},
+       {"podlb.io/outlier-minimum-requests", "5"},
+       {"podlb.io/outlier-base-ejection", "10s"},
+       {"podlb.io/outlier-max-ejection-percent", "34"}});
+  ASSERT_TRUE(policy.problems.empty());
+  auto cluster = ClusterBuilder("default/greeter:50051", policy, LbPolicy::kRoundRobin, true).Build();
+  ASSERT_TRUE(cluster.has_outlier_detection());
+  const auto& od = cluster.outlier_detection();
+  EXPECT_EQ(od.interval().seconds(), 1);
+  EXPECT_EQ(od.base_ejection_time().seconds(), 10);
+  EXPECT_EQ(od.failure_percentage_threshold().value(), 30u);
+  EXPECT_EQ(od.failure_percentage_request_volume().value(), 5u);
+  EXPECT_EQ(od.max_ejection_percent().value(), 34u);
+  EXPECT_EQ(od.enforcing_success_rate().value(), 0u);
+  // Not annotated, or a client that cannot take it: no outlier detection at all.
+  auto plain = ClusterBuilder("default/greeter:50051", balancing::ParseServicePolicy({}),
+                              LbPolicy::kRoundRobin, true)
+                   .Build();
+  EXPECT_FALSE(plain.has_outlier_detection());
+  auto withheld = ClusterBuilder("default/greeter:50051", policy, LbPolicy::kRoundRobin, false).Build();
+  EXPECT_FALSE(withheld.has_outlier_detection());
+}
+
 TEST(ServicePolicyTest, LeastRequestFallsBackForCCore) {
-  ServicePolicy policy = ParseServicePolicy({{"podlb.io/lb-policy", "least_request"}});
+  ServicePolicy policy = balancing::ParseServicePolicy({{"podlb.io/lb-policy", "least_request"}});
   envoy::config::core::v3::Node node;
   node.set_user_agent_name("gRPC C-core linux");
   node.set_user_agent_version("1.51.1");
@@ -160,7 +196,7 @@ TEST(ServicePolicyTest, LeastRequestFallsBackForCCore) {
 // C-core 1.50/1.51 crash in ring_hash (grpc/grpc#31766): round robin instead, unless an
 // operator vouches for the build; later C-core and other clients keep ring hash.
 TEST(ServicePolicyTest, RingHashFallsBackForCrashingCCore) {
-  ServicePolicy policy = ParseServicePolicy(
+  ServicePolicy policy = balancing::ParseServicePolicy(
       {{"podlb.io/lb-policy", "ring_hash"}, {"podlb.io/hash-header", "x-user"}});
   envoy::config::core::v3::Node node;
   node.set_user_agent_name("gRPC C-core linux");  // as Debian's libgrpc 1.51.1 sends it

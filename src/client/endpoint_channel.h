@@ -1,28 +1,25 @@
-// EndpointChannel (one grpc::Channel per pod address, with its count of calls in flight and its
-// registered methods) and Picker, the immutable per-update choice structure the data path reads
-// without locks. Pickers are built on the update thread and then read concurrently by every
+// EndpointChannel: one grpc::Channel per pod address, with its registered methods and, when the
+// Service's policy needs call results (peak_ewma's latency, outlier ejection's statuses), a
+// grpc++ interceptor that reports each call's end to the balancing core. One per pod per
+// LbChannel, attached to the pod's entry in the Balancer's table; read concurrently by every
 // calling thread.
 #pragma once
 
 #include <grpcpp/channel.h>
 #include <grpcpp/impl/rpc_method.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/support/channel_arguments.h>
 
 #include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <vector>
 
-#include "podlb/podlb.h"
+#include "balancing/balancer.h"
+#include "balancing/call_metrics.h"
 
 namespace podlb::client {
-
-// Calls in flight on one endpoint. Shared by the EndpointChannel and every call's in-flight
-// guard, so it outlives whichever goes first.
-struct CallCounter {
-  std::atomic<int64_t> in_flight{0};
-};
 
 // Methods registered on an LbChannel (one per generated stub method), numbered in registration
 // order. The number indexes each EndpointChannel's table of its own registered methods.
@@ -35,13 +32,30 @@ struct RegisteredMethod {
 // path (still correct, a little slower). Generated stubs register every method of a service.
 inline constexpr size_t kMaxRegisteredMethods = 128;
 
+// What an endpoint channel reports each call to. Outlives the channel's calls (held by the
+// interceptor factory, which the channel owns, which every call's ClientContext holds).
+struct CallSink {
+  std::shared_ptr<balancing::EndpointStats> stats;
+  std::weak_ptr<balancing::Balancer> balancer;  // weak: the balancer owns this channel
+  std::shared_ptr<balancing::CallMetrics> metrics;
+};
+
+// How much of each call a channel observes, from the cheapest up.
+enum class CallTracking {
+  kNone,      // round_robin without ejection
+  kInFlight,  // least_request without ejection: a guard on the ClientContext, no interceptor
+  kResults,   // peak_ewma or ejection: an interceptor sees each call's latency and status
+};
+CallTracking TrackingFor(const balancing::ServicePolicy& policy);
+
 class EndpointChannel {
  public:
   // `ipv6` picks the ipv6: target scheme. `methods_owner` keeps the RegisteredMethod names this
   // channel's method table points into alive.
   EndpointChannel(std::string host_port, bool ipv6,
                   const std::shared_ptr<grpc::ChannelCredentials>& credentials,
-                  const grpc::ChannelArguments& args, std::shared_ptr<const void> methods_owner);
+                  const grpc::ChannelArguments& args, std::shared_ptr<const void> methods_owner,
+                  CallTracking tracking, CallSink sink);
   ~EndpointChannel();
   EndpointChannel(const EndpointChannel&) = delete;
   EndpointChannel& operator=(const EndpointChannel&) = delete;
@@ -49,7 +63,8 @@ class EndpointChannel {
   const std::string& host_port() const { return host_port_; }
   grpc::Channel& channel() const { return *channel_; }
   const std::shared_ptr<grpc::Channel>& shared_channel() const { return channel_; }
-  const std::shared_ptr<CallCounter>& counter() const { return counter_; }
+  CallTracking tracking() const { return tracking_; }
+  const std::shared_ptr<balancing::EndpointStats>& stats() const { return stats_; }
 
   // The method as registered on this endpoint's channel (so gRPC skips the per-call method
   // lookup), built on first use. `method` is the caller's RpcMethod, for its type and stats
@@ -59,31 +74,12 @@ class EndpointChannel {
 
  private:
   const std::string host_port_;
+  const CallTracking tracking_;
+  const std::shared_ptr<balancing::EndpointStats> stats_;
   const std::shared_ptr<grpc::Channel> channel_;
-  const std::shared_ptr<CallCounter> counter_ = std::make_shared<CallCounter>();
   const std::shared_ptr<const void> methods_owner_;
   mutable std::array<std::atomic<grpc::internal::RpcMethod*>, kMaxRegisteredMethods> methods_{};
 };
 using EndpointChannelSharedPtr = std::shared_ptr<const EndpointChannel>;
-
-class Picker {
- public:
-  Picker(LbPolicy policy, std::vector<EndpointChannelSharedPtr> eligible);
-
-  // An eligible endpoint, skipping ones whose channel is in TRANSIENT_FAILURE while another is
-  // usable. nullptr when there are none. Thread-safe, lock-free.
-  const EndpointChannel* Pick() const;
-  bool empty() const { return eligible_.empty(); }
-  const std::vector<EndpointChannelSharedPtr>& eligible() const { return eligible_; }
-
- private:
-  const EndpointChannel* PickRoundRobin() const;
-  const EndpointChannel* PickTwoChoices() const;
-
-  const LbPolicy policy_;
-  const std::vector<EndpointChannelSharedPtr> eligible_;
-  // Round-robin cursor; relaxed atomics are enough, the order need not be exact.
-  mutable std::atomic<uint64_t> next_{0};
-};
 
 }  // namespace podlb::client
