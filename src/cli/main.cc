@@ -16,7 +16,9 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version exit 0; a usage error exits 2, as podlb's own flag checks do (CLI11's
+    // own codes, 105 to 115, mean nothing to a shell script).
+    return app.exit(e) == 0 ? 0 : 2;
   }
   return podlb::cli::RunSelected(commands);
 }

@@ -1,15 +1,19 @@
 // `podlb sandbox`: the API-server stand-in plus backend pods; `podlb sandbox scale|restart`
-// change the running sandbox's deployments through its API server, as kubectl would.
+// change the running sandbox's deployments and `podlb sandbox fault` its pods' faults through its
+// API server, as kubectl would.
 #include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <optional>
 
 #include "absl/strings/numbers.h"
 #include "cli/commands.h"
 #include "cli/signals.h"
 #include "core/logging.h"
+#include "sandbox/pods/pod_fault.h"
 #include "sandbox/sandbox.h"
 #include "sandbox/sandbox_client.h"
 
@@ -29,7 +33,38 @@ struct SandboxFlags {
   std::string replicas_text;
   CLI::App* scale = nullptr;
   CLI::App* restart = nullptr;
+  // fault: strings, checked by the one fault parser rather than by CLI11
+  std::string pod;
+  std::string delay;
+  std::string error_rate;
+  std::string error_code;
+  bool stuck = false;
+  bool clear = false;
+  CLI::App* fault = nullptr;
 };
+
+constexpr char kFaultHelp[] = R"(
+A pod of the sandbox can be made slow, failing or stuck through its annotations; this command
+sets them as `kubectl annotate pod` would. The pod's fault becomes exactly what the flags say
+(fault annotations not implied by them are removed); --clear removes them all and heals the pod.
+The pod takes the change within the controller's reaction to the update (well under a second).
+
+  --delay D          podlb.io/fault-delay: D (0..1h, e.g. 25ms, 1.5s) added to every TestService call
+  --error-rate R     podlb.io/fault-error-rate: share R (0..1) of TestService calls fail
+  --error-code CODE  podlb.io/fault-error-code: their gRPC status (default UNAVAILABLE)
+  --stuck            podlb.io/fault-stuck: "true": calls are never answered (until the client's
+                     deadline, or the fault is cleared); connections are still accepted
+
+The pod's health service (its readiness probe) stays SERVING under every fault. The API server
+rejects bad values with 422 Invalid, whoever writes them (kubectl, this command, a manifest).
+
+Examples:
+  podlb sandbox fault --state-dir /tmp/sbx default/greeter-xxx --delay 25ms
+  podlb sandbox fault --state-dir /tmp/sbx greeter-xxx --error-rate 0.5 --error-code INTERNAL
+  podlb sandbox fault --state-dir /tmp/sbx greeter-xxx --clear
+  kubectl annotate pod greeter-xxx podlb.io/fault-stuck=true     # with kubectl: stuck
+  kubectl annotate pod greeter-xxx podlb.io/fault-stuck-         # and healed
+)";
 
 bool WriteFileAtomically(const std::string& path, const std::string& content) {
   std::string tmp = path + ".tmp";
@@ -114,6 +149,24 @@ absl::StatusOr<std::pair<std::string, std::string>> ParseDeployment(const std::s
   return std::make_pair(ns, name);
 }
 
+// The client of the sandbox running with `state_dir`; nullopt (and logged why) if there is none.
+std::optional<sandbox::SandboxClient> ConnectToSandbox(const std::string& state_dir) {
+  const std::string kubeconfig = state_dir + "/kubeconfig";
+  if (!std::filesystem::exists(kubeconfig)) {
+    LogError(
+        "podlb sandbox: no kubeconfig at {}: is the sandbox running? start it with "
+        "`podlb sandbox --state-dir DIR`",
+        kubeconfig);
+    return std::nullopt;
+  }
+  auto creds = LoadKubeconfig(kubeconfig);
+  if (!creds.ok()) {
+    LogError("podlb sandbox: {}", std::string(creds.status().message()));
+    return std::nullopt;
+  }
+  return sandbox::SandboxClient(*creds);
+}
+
 int RunClientCommand(const SandboxFlags& flags) {
   if (flags.state_dir.empty()) {
     LogError("podlb sandbox: --state-dir is required (the directory given to `podlb sandbox`)");
@@ -132,20 +185,11 @@ int RunClientCommand(const SandboxFlags& flags) {
              flags.replicas_text);
     return 2;
   }
-  const std::string kubeconfig = flags.state_dir + "/kubeconfig";
-  if (!std::filesystem::exists(kubeconfig)) {
-    LogError("podlb sandbox: no kubeconfig at {}: is the sandbox running? start it with "
-             "`podlb sandbox --state-dir DIR`", kubeconfig);
-    return 1;
-  }
-  auto creds = LoadKubeconfig(kubeconfig);
-  if (!creds.ok()) {
-    LogError("podlb sandbox: {}", std::string(creds.status().message()));
-    return 1;
-  }
-  sandbox::SandboxClient client(*creds);
+  auto client = ConnectToSandbox(flags.state_dir);
+  if (!client) return 1;
   const auto& [ns, name] = *deployment;
-  absl::Status status = scale ? client.Scale(ns, name, replicas) : client.RolloutRestart(ns, name);
+  absl::Status status =
+      scale ? client->Scale(ns, name, replicas) : client->RolloutRestart(ns, name);
   if (!status.ok()) {
     LogError("podlb sandbox {}: {}", scale ? "scale" : "restart", std::string(status.message()));
     return 1;
@@ -154,6 +198,79 @@ int RunClientCommand(const SandboxFlags& flags) {
     std::printf("deployment.apps/%s scaled\n", name.c_str());
   } else {
     std::printf("deployment.apps/%s restarted\n", name.c_str());
+  }
+  return 0;
+}
+
+// NAMESPACE/NAME, NAME (namespace default) or kubectl's pod/NAME.
+absl::StatusOr<std::pair<std::string, std::string>> ParsePod(const std::string& text) {
+  std::string rest = text.starts_with("pod/") ? text.substr(4) : text;
+  auto slash = rest.find('/');
+  std::string ns = slash == std::string::npos ? "default" : rest.substr(0, slash);
+  std::string name = slash == std::string::npos ? rest : rest.substr(slash + 1);
+  if (name.starts_with("pod/")) name = name.substr(4);
+  if (ns.empty() || name.empty() || name.find('/') != std::string::npos) {
+    return absl::InvalidArgumentError(
+        "the pod must be NAMESPACE/NAME or NAME (e.g. default/greeter-7d9f-abcde), got \"" + text +
+        "\"");
+  }
+  return std::make_pair(ns, name);
+}
+
+int RunFaultCommand(const SandboxFlags& flags) {
+  auto pod = ParsePod(flags.pod);
+  if (!pod.ok()) {
+    LogError("podlb sandbox fault: {}", std::string(pod.status().message()));
+    return 2;
+  }
+  bool any =
+      !flags.delay.empty() || !flags.error_rate.empty() || !flags.error_code.empty() || flags.stuck;
+  if (flags.clear && any) {
+    LogError(
+        "podlb sandbox fault: --clear removes the fault; give it alone, without --delay, "
+        "--error-rate, --error-code or --stuck");
+    return 2;
+  }
+  if (!flags.clear && !any) {
+    LogError(
+        "podlb sandbox fault: nothing to do: give --delay, --error-rate [--error-code], "
+        "--stuck, or --clear (see --help)");
+    return 2;
+  }
+  if (!flags.error_code.empty() && flags.error_rate.empty()) {
+    LogError("podlb sandbox fault: --error-code needs --error-rate (the share of calls that fail)");
+    return 2;
+  }
+  // The flags become the annotations, checked by the same parser the API server and the pods use.
+  const std::map<std::string, std::string> flag_of = {
+      {sandbox::kFaultDelayAnnotation, "--delay"},
+      {sandbox::kFaultErrorRateAnnotation, "--error-rate"},
+      {sandbox::kFaultErrorCodeAnnotation, "--error-code"},
+      {sandbox::kFaultStuckAnnotation, "--stuck"}};
+  std::map<std::string, std::string> annotations;
+  if (!flags.delay.empty()) annotations[sandbox::kFaultDelayAnnotation] = flags.delay;
+  if (!flags.error_rate.empty()) annotations[sandbox::kFaultErrorRateAnnotation] = flags.error_rate;
+  if (!flags.error_code.empty()) annotations[sandbox::kFaultErrorCodeAnnotation] = flags.error_code;
+  if (flags.stuck) annotations[sandbox::kFaultStuckAnnotation] = "true";
+  auto violations = sandbox::FindPodFaultViolations(annotations);
+  for (const auto& v : violations) {
+    LogError("podlb sandbox fault: {} \"{}\": {}", flag_of.at(v.annotation), v.value, v.detail);
+  }
+  if (!violations.empty()) return 2;
+  sandbox::PodFault fault = sandbox::ParsePodFault(annotations).value_or(sandbox::PodFault{});
+
+  auto client = ConnectToSandbox(flags.state_dir);
+  if (!client) return 1;
+  const auto& [ns, name] = *pod;
+  absl::Status status = client->SetPodFault(ns, name, fault);
+  if (!status.ok()) {
+    LogError("podlb sandbox fault: {}", std::string(status.message()));
+    return 1;
+  }
+  if (fault.active()) {
+    std::printf("pod/%s fault set: %s\n", name.c_str(), fault.ToString().c_str());
+  } else {
+    std::printf("pod/%s fault cleared\n", name.c_str());
   }
   return 0;
 }
@@ -192,7 +309,22 @@ void AddSandboxCommand(CLI::App& app, CommandTable& table) {
       ->required();
   flags->restart->add_option("deployment", flags->deployment, "NAMESPACE/NAME")->required();
 
+  flags->fault = sub->add_subcommand(
+      "fault", "Make a pod of a running sandbox slow, failing or stuck, or heal it (--clear)");
+  flags->fault->footer(kFaultHelp);
+  flags->fault->add_option("--state-dir", flags->state_dir, "the running sandbox's --state-dir")
+      ->required();
+  flags->fault->add_option("pod", flags->pod, "NAMESPACE/NAME or NAME of a pod (kubectl get pods)");
+  flags->fault->add_option("--delay", flags->delay, "added to every TestService call, e.g. 25ms");
+  flags->fault->add_option("--error-rate", flags->error_rate,
+                           "share of TestService calls that fail, 0..1");
+  flags->fault->add_option("--error-code", flags->error_code,
+                           "gRPC status of the failed calls (default UNAVAILABLE)");
+  flags->fault->add_flag("--stuck", flags->stuck, "TestService calls are never answered");
+  flags->fault->add_flag("--clear", flags->clear, "remove every fault: the pod is healthy again");
+
   table.push_back({sub, [flags] {
+                     if (flags->fault->parsed()) return RunFaultCommand(*flags);
                      if (flags->scale->parsed() || flags->restart->parsed()) {
                        return RunClientCommand(*flags);
                      }

@@ -109,4 +109,24 @@ absl::Status SandboxClient::RolloutRestart(const std::string& ns, const std::str
   return result.status();
 }
 
+absl::Status SandboxClient::SetPodFault(const std::string& ns, const std::string& pod,
+                                        const PodFault& fault) {
+  std::string path = absl::StrCat("/api/v1/namespaces/", ns, "/pods/", pod);
+  // A merge patch removes a key set to null, so one request states the whole fault.
+  nlohmann::json annotations = nlohmann::json::object();
+  for (const std::string& key : PodFaultAnnotationKeys()) annotations[key] = nullptr;
+  for (const auto& [key, value] : PodFaultAnnotations(fault)) annotations[key] = value;
+  nlohmann::json patch = {{"metadata", {{"annotations", annotations}}}};
+  auto result = Request("PATCH", path, "application/merge-patch+json", patch.dump());
+  if (result.status().code() == absl::StatusCode::kNotFound) {
+    return absl::NotFoundError(
+        absl::StrCat("pod ", ns, "/", pod, " not found (list the pods with `kubectl get pods`)"));
+  }
+  return result.status();
+}
+
+absl::Status SandboxClient::ClearPodFault(const std::string& ns, const std::string& pod) {
+  return SetPodFault(ns, pod, PodFault{});
+}
+
 }  // namespace podlb::sandbox

@@ -292,3 +292,105 @@ TEST_F(ApiServerHttpTest, ScaleSubresourceReadsAndWritesReplicas) {
 
 }  // namespace
 }  // namespace podlb::sandbox
+
+namespace podlb::sandbox {
+namespace {
+
+std::string Write(const std::string& method, const std::string& target,
+                  const std::string& content_type, const std::string& body) {
+  return method + " " + target + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\n" +
+         "Content-Type: " + content_type + "\r\nContent-Length: " + std::to_string(body.size()) +
+         "\r\nConnection: close\r\n\r\n" + body;
+}
+
+json Pod(const std::string& name, const json& annotations) {
+  return {{"apiVersion", "v1"},
+          {"kind", "Pod"},
+          {"metadata", {{"name", name}, {"annotations", annotations}}},
+          {"spec", {{"containers", {{{"name", "greeter"}, {"image", "podlb/greeter"}}}}}}};
+}
+
+// The podlb.io/fault-* annotations are validated on create, replace and every patch type: a
+// bad value is a 422 with a Kubernetes Status naming the field, and nothing is stored.
+TEST_F(ApiServerHttpTest, BadFaultAnnotationsAre422InvalidWithCauses) {
+  const std::string pods = "/api/v1/namespaces/default/pods";
+  auto send = [&](const std::string& request) {
+    RawClient client(server_->port());
+    EXPECT_TRUE(client.Send(request));
+    EXPECT_TRUE(client.ReadToEof());
+    EXPECT_THAT(client.received(), ::testing::StartsWith("HTTP/1.1 422")) << client.received();
+    return client.Body();
+  };
+
+  json status = send(
+      Write("POST", pods, "application/json", Pod("p", {{"podlb.io/fault-delay", "abc"}}).dump()));
+  EXPECT_EQ(status["kind"], "Status");
+  EXPECT_EQ(status["apiVersion"], "v1");
+  EXPECT_EQ(status["status"], "Failure");
+  EXPECT_EQ(status["reason"], "Invalid");
+  EXPECT_EQ(status["code"], 422);
+  EXPECT_EQ(status["message"],
+            "Pod \"p\" is invalid: metadata.annotations[podlb.io/fault-delay]: Invalid value: "
+            "\"abc\": must be a duration from 0 to 1h, a number with a unit (ns, us, ms, s, m, h) "
+            "such as \"25ms\" or \"1.5s\"");
+  EXPECT_EQ(status["details"]["name"], "p");
+  EXPECT_EQ(status["details"]["kind"], "Pod");
+  ASSERT_EQ(status["details"]["causes"].size(), 1u) << status.dump();
+  EXPECT_EQ(status["details"]["causes"][0]["reason"], "FieldValueInvalid");
+  EXPECT_EQ(status["details"]["causes"][0]["field"], "metadata.annotations[podlb.io/fault-delay]");
+  EXPECT_THAT(status["details"]["causes"][0]["message"].get<std::string>(),
+              ::testing::StartsWith("Invalid value: \"abc\": must be a duration"));
+  EXPECT_EQ(store_->Get("pods", "default", "p").status().code(), absl::StatusCode::kNotFound);
+
+  // A good pod, then every way of writing a bad value into it.
+  ASSERT_TRUE(store_->Create("pods", "default", Pod("p", {{"podlb.io/fault-delay", "25ms"}})).ok());
+  auto before = store_->Get("pods", "default", "p");
+  ASSERT_TRUE(before.ok());
+
+  status = send(Write("PATCH", pods + "/p", "application/merge-patch+json",
+                      R"({"metadata":{"annotations":{"podlb.io/fault-error-rate":"1.5",
+                          "podlb.io/fault-error-code":"NOPE"}}})"));
+  ASSERT_EQ(status["details"]["causes"].size(), 2u) << status.dump();
+  EXPECT_EQ(status["details"]["causes"][0]["field"],
+            "metadata.annotations[podlb.io/fault-error-rate]");
+  EXPECT_EQ(status["details"]["causes"][1]["field"],
+            "metadata.annotations[podlb.io/fault-error-code]");
+  EXPECT_THAT(status["message"].get<std::string>(),
+              ::testing::StartsWith("Pod \"p\" is invalid: [metadata.annotations["));
+
+  status = send(Write("PATCH", pods + "/p", "application/strategic-merge-patch+json",
+                      R"({"metadata":{"annotations":{"podlb.io/fault-stuck":"maybe"}}})"));
+  EXPECT_EQ(status["details"]["causes"][0]["message"],
+            "Invalid value: \"maybe\": must be \"true\" or \"false\"");
+
+  status = send(Write("PATCH", pods + "/p", "application/json-patch+json",
+                      R"([{"op":"replace","path":"/metadata/annotations/podlb.io~1fault-delay",
+                          "value":"-5ms"}])"));
+  EXPECT_EQ(status["details"]["causes"][0]["field"], "metadata.annotations[podlb.io/fault-delay]");
+
+  json replaced = *before;
+  replaced["metadata"]["annotations"]["podlb.io/fault-error-rate"] = 0.5;  // not a string
+  status = send(Write("PUT", pods + "/p", "application/json", replaced.dump()));
+  EXPECT_EQ(status["details"]["causes"][0]["message"], "Invalid value: 0.5: must be a string");
+
+  // Nothing of it was stored.
+  auto after = store_->Get("pods", "default", "p");
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(*after, *before);
+
+  // Deployments carry the annotations into their pods, so their template is checked too.
+  json deployment = {
+      {"metadata", {{"name", "d"}}},
+      {"spec",
+       {{"replicas", 1},
+        {"template", {{"metadata", {{"annotations", {{"podlb.io/fault-delay", "soon"}}}}}}}}}};
+  status = send(Write("POST", "/apis/apps/v1/namespaces/default/deployments", "application/json",
+                      deployment.dump()));
+  EXPECT_EQ(status["details"]["causes"][0]["field"],
+            "spec.template.metadata.annotations[podlb.io/fault-delay]");
+  EXPECT_EQ(status["details"]["kind"], "Deployment");
+  EXPECT_EQ(status["details"]["group"], "apps");
+}
+
+}  // namespace
+}  // namespace podlb::sandbox

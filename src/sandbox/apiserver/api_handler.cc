@@ -10,6 +10,7 @@
 #include "core/logging.h"
 #include "fmt/format.h"
 #include "sandbox/apiserver/discovery_documents.h"
+#include "sandbox/apiserver/object_validation.h"
 #include "sandbox/apiserver/tables.h"
 
 namespace podlb::sandbox {
@@ -41,7 +42,7 @@ ApiResponse FromStatus(const absl::Status& status, const ResourceRoute& route,
       return StatusResponse(409, "Conflict", message, details);
     case absl::StatusCode::kInvalidArgument:
       if (message.find(" is invalid: ") != std::string::npos) {
-        return StatusResponse(422, "Invalid", message, details);
+        return StatusResponse(422, "Invalid", message, WithCauses(details, status, route));
       }
       return StatusResponse(400, "BadRequest", message);
     case absl::StatusCode::kOutOfRange:
@@ -103,6 +104,14 @@ ApiResponse StatusResponse(int code, const std::string& reason, const std::strin
                {"code", code}};
   if (!details.is_null()) body["details"] = details;
   return {code, body};
+}
+
+json WithCauses(json details, const absl::Status& status, const ResourceRoute& route) {
+  json causes = StatusCausesOf(status);
+  if (causes.is_null()) return details;
+  details["kind"] = route.type->kind;
+  details["causes"] = std::move(causes);
+  return details;
 }
 
 bool FieldSelector::Parse(const std::string& text, FieldSelector* out, std::string* error) {

@@ -47,6 +47,12 @@ struct ApiResponse {
 ApiResponse StatusResponse(int code, const std::string& reason, const std::string& message,
                            const nlohmann::json& details = nullptr);
 
+// The details of a 422 Invalid, plus the field causes `status` carries (object_validation.h). With
+// causes, details.kind is the kind ("Pod"), as the real server sends and kubectl prints it ("The
+// Pod \"x\" is invalid: ...").
+nlohmann::json WithCauses(nlohmann::json details, const absl::Status& status,
+                          const ResourceRoute& route);
+
 // "metadata.name=x,metadata.namespace!=y": the only field selectors the stand-in knows.
 class FieldSelector {
  public:

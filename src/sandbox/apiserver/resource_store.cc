@@ -12,6 +12,7 @@
 #include <random>
 
 #include "fmt/format.h"
+#include "sandbox/apiserver/object_validation.h"
 
 namespace podlb::sandbox {
 namespace {
@@ -258,6 +259,9 @@ absl::StatusOr<json> ResourceStore::Create(const std::string& resource, const st
                     "or '.', and must start and end with an alphanumeric character",
                     type->kind, name, name));
   }
+  if (auto causes = ValidateObject(*type, object); !causes.empty()) {
+    return InvalidObjectError(*type, name, causes);
+  }
   std::string key = namespace_name + "/" + name;
   if (objects.count(key) > 0) {
     return absl::AlreadyExistsError(
@@ -291,6 +295,9 @@ absl::StatusOr<json> ResourceStore::Update(const std::string& resource, const st
   if (name.empty()) {
     return absl::InvalidArgumentError(
         type->kind + " \"\" is invalid: metadata.name: Required value: name is required");
+  }
+  if (auto causes = ValidateObject(*type, object); !causes.empty()) {
+    return InvalidObjectError(*type, name, causes);
   }
   std::string namespace_name =
       type->namespaced ? (ns.empty() ? StringAt(object, "namespace") : ns) : "";

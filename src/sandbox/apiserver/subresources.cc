@@ -5,6 +5,7 @@
 #include "absl/strings/str_join.h"
 #include "fmt/format.h"
 #include "sandbox/apiserver/api_handler.h"
+#include "sandbox/apiserver/object_validation.h"
 
 namespace podlb::sandbox {
 namespace {
@@ -58,7 +59,7 @@ ApiResponse ErrorFor(const absl::Status& status, const ResourceRoute& route) {
     case absl::StatusCode::kAborted:
       return StatusResponse(409, "Conflict", message, details);
     case absl::StatusCode::kInvalidArgument:
-      return StatusResponse(422, "Invalid", message, details);
+      return StatusResponse(422, "Invalid", message, WithCauses(details, status, route));
     default:
       return StatusResponse(500, "InternalError", message);
   }

@@ -78,6 +78,16 @@ json ContainerStatuses(const json& pod_spec, bool ready) {
   return statuses;
 }
 
+std::map<std::string, std::string> AnnotationsOf(const json& meta) {
+  std::map<std::string, std::string> annotations;
+  json given = meta.value("annotations", json::object());
+  if (!given.is_object()) return annotations;
+  for (const auto& [key, value] : given.items()) {
+    if (value.is_string()) annotations[key] = value.get<std::string>();
+  }
+  return annotations;
+}
+
 }  // namespace
 
 DeploymentController::DeploymentController(ResourceStore& store, PodRuntime& runtime,
@@ -112,15 +122,36 @@ void DeploymentController::Stop() {
 }
 
 void DeploymentController::OnPodEvent(const WatchEvent& event) {
-  if (event.type != "DELETED") return;
   // Only pods we own matter; their owner reference names the deployment.
   const json& meta = event.object.value("metadata", json::object());
   for (const auto& owner : meta.value("ownerReferences", json::array())) {
     if (owner.value("kind", "") != "Deployment") continue;
     std::string deployment_key = meta.value("namespace", "") + "/" + owner.value("name", "");
+    std::string pod_key = deployment_key + "/" + meta.value("name", "");
+    if (event.type == "DELETED") {
+      seen_faults_.erase(pod_key);
+      {
+        absl::MutexLock lock(&pod_events_mu_);
+        deleted_externally_.insert(pod_key);
+        changed_faults_.erase(pod_key);
+      }
+      queue_.Add(deployment_key);
+      continue;
+    }
+    // The API server validated the annotations on write; a pod it let through with a fault the
+    // parser rejects would be a bug between the two, so the pod keeps the fault it has.
+    auto fault = ParsePodFault(AnnotationsOf(meta));
+    if (!fault.ok()) {
+      LogWarn("pod {}: ignoring its fault annotations: {}", pod_key,
+              std::string(fault.status().message()));
+      continue;
+    }
+    auto seen = seen_faults_.find(pod_key);
+    if (seen != seen_faults_.end() ? seen->second == *fault : !fault->active()) continue;
+    seen_faults_[pod_key] = *fault;
     {
-      absl::MutexLock lock(&deleted_mu_);
-      deleted_externally_.insert(deployment_key + "/" + meta.value("name", ""));
+      absl::MutexLock lock(&pod_events_mu_);
+      changed_faults_[pod_key] = *fault;
     }
     queue_.Add(deployment_key);
   }
@@ -141,6 +172,7 @@ void DeploymentController::Reconcile(const std::string& key) {
   auto [ns, name] = SplitKey(key);
   PodMap& pods = pods_[key];
   HarvestStopped(key, pods);
+  ApplyFaults(key, pods);
   bool changed = false;
   ProbeAndExpire(ns, key, pods, changed);
   auto deployment = store_.Get("deployments", ns, name);
@@ -171,7 +203,7 @@ void DeploymentController::HarvestStopped(const std::string& key, PodMap& pods) 
   std::string ns = SplitKey(key).first;
   std::set<std::string> deleted;
   {
-    absl::MutexLock lock(&deleted_mu_);
+    absl::MutexLock lock(&pod_events_mu_);
     auto it = deleted_externally_.lower_bound(key + "/");
     while (it != deleted_externally_.end() && it->starts_with(key + "/")) {
       deleted.insert(it->substr(key.size() + 1));
@@ -204,6 +236,26 @@ void DeploymentController::HarvestStopped(const std::string& key, PodMap& pods) 
     }
     ips_.Release(pod.ip);
     it = pods.erase(it);
+  }
+}
+
+void DeploymentController::ApplyFaults(const std::string& key, PodMap& pods) {
+  std::map<std::string, PodFault> changed;
+  {
+    absl::MutexLock lock(&pod_events_mu_);
+    auto it = changed_faults_.lower_bound(key + "/");
+    while (it != changed_faults_.end() && it->first.starts_with(key + "/")) {
+      changed[it->first.substr(key.size() + 1)] = it->second;
+      it = changed_faults_.erase(it);
+    }
+  }
+  for (const auto& [pod_name, fault] : changed) {
+    auto it = pods.find(pod_name);
+    // A pod on its way out keeps its fault: the annotation change raced with its deletion.
+    if (it == pods.end() || it->second.phase == PodPhase::kStopping) continue;
+    if (it->second.fault == fault) continue;
+    it->second.fault = fault;
+    runtime_.SetFault(pod_name, fault);
   }
 }
 
@@ -351,7 +403,9 @@ void DeploymentController::CreatePod(const json& deployment, const std::string& 
     created = result.status();
     if (created.code() != absl::StatusCode::kAlreadyExists) break;
   }
-  if (created.ok()) created = runtime_.StartPod({name, ip, port});
+  // The template's annotations, validated by the API server when the Deployment was written.
+  PodFault fault = ParsePodFault(AnnotationsOf(pod["metadata"])).value_or(PodFault{});
+  if (created.ok()) created = runtime_.StartPod({name, ip, port, fault});
   if (!created.ok()) {
     start_errors_.Log(absl::StrCat("deployment ", key, ": cannot start pod ", name, ": ",
                                    std::string(created.message())));
@@ -365,6 +419,7 @@ void DeploymentController::CreatePod(const json& deployment, const std::string& 
   managed.name = name;
   managed.ip = ip;
   managed.template_hash = hash;
+  managed.fault = fault;
   managed.seq = next_seq_++;
   managed.next_probe = WorkQueue::Clock::now() + options_.readiness_delay;
   pods[name] = std::move(managed);

@@ -2,7 +2,9 @@
 // For each apps/v1 Deployment in the store it keeps spec.replicas Pods (core/v1 objects with
 // podIP, phase, Ready condition, nodeName) and runs them through a PodRuntime; scale-down
 // terminates the newest pods first; a changed pod template (e.g. `kubectl rollout restart`'s
-// restartedAt annotation) rolls pods one at a time with maxSurge 1, maxUnavailable 0.
+// restartedAt annotation) rolls pods one at a time with maxSurge 1, maxUnavailable 0. A pod's
+// podlb.io/fault-* annotations (PodFault) are handed to the runtime when it starts and whenever
+// they change.
 // Start/Stop from one control thread; all reconciling happens on the controller's own thread.
 #pragma once
 
@@ -23,6 +25,7 @@
 #include "sandbox/controllers/nodes.h"
 #include "sandbox/controllers/store_watch.h"
 #include "sandbox/controllers/work_queue.h"
+#include "sandbox/pods/pod_fault.h"
 #include "sandbox/pods/pod_runtime.h"
 
 namespace podlb::sandbox {
@@ -64,12 +67,14 @@ class DeploymentController {
     bool delete_object = true;  // false when someone else already deleted the Pod object
     std::shared_ptr<std::atomic<bool>> stopped;
     std::shared_ptr<std::thread> stopper;
+    PodFault fault;  // as last handed to the runtime
   };
   using PodMap = std::map<std::string, ManagedPod>;  // by pod name
 
   void Run();
   void Reconcile(const std::string& key);
   void HarvestStopped(const std::string& key, PodMap& pods);
+  void ApplyFaults(const std::string& key, PodMap& pods);
   void ProbeAndExpire(const std::string& ns, const std::string& key, PodMap& pods, bool& changed);
   bool ScalePods(const nlohmann::json& deployment, PodMap& pods);
   void CreatePod(const nlohmann::json& deployment, const std::string& hash, PodMap& pods);
@@ -96,9 +101,14 @@ class DeploymentController {
   std::mt19937 random_{std::random_device{}()};
   LogOnChange start_errors_{LogLevel::kError};
 
-  // Pods whose objects were deleted from outside (kubectl delete pod), from the watch thread.
-  absl::Mutex deleted_mu_;
-  std::set<std::string> deleted_externally_ ABSL_GUARDED_BY(deleted_mu_);
+  // What the pod watch thread hands the controller thread.
+  absl::Mutex pod_events_mu_;
+  // Pods whose objects were deleted from outside (kubectl delete pod).
+  std::set<std::string> deleted_externally_ ABSL_GUARDED_BY(pod_events_mu_);
+  // Fault annotations that changed, by "ns/deployment/pod", for the controller thread to apply.
+  std::map<std::string, PodFault> changed_faults_ ABSL_GUARDED_BY(pod_events_mu_);
+  // The pod watch thread's last view of each pod's fault, so only changes wake the controller.
+  std::map<std::string, PodFault> seen_faults_;
 };
 
 }  // namespace podlb::sandbox

@@ -2,15 +2,15 @@
 
 #include <mutex>
 #include <set>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "core/logging.h"
 #include "grpc/health/v1/health.grpc.pb.h"
-#include "grpc/testing/test.grpc.pb.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
+#include "sandbox/pods/fault_injector.h"
+#include "sandbox/pods/pod_test_service.h"
 
 namespace podlb::sandbox {
 
@@ -26,121 +26,12 @@ struct BackendPod::State {
   std::set<std::string> peers ABSL_GUARDED_BY(mu);
   std::atomic<uint64_t> calls{0};
 
-  void CountCall(grpc::ServerContext* context) {
+  void CountCall(grpc::ServerContextBase* context) {
     calls.fetch_add(1);
     absl::MutexLock lock(&mu);
     // Each HTTP/2 connection has its own client port, so distinct peers = connections.
     peers.insert(context->peer());
   }
-};
-
-namespace {
-
-grpc::Status EchoStatusOf(const grpc::testing::EchoStatus& status) {
-  if (status.code() == 0) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), status.message());
-}
-
-void FillPayload(int32_t size, grpc::testing::Payload* payload) {
-  payload->set_type(grpc::testing::COMPRESSABLE);
-  payload->set_body(std::string(size > 0 ? static_cast<size_t>(size) : 0, '\0'));
-}
-
-// Writes the responses one StreamingOutputCallRequest asks for; false if the stream broke.
-template <typename Stream>
-bool WriteResponses(const grpc::testing::StreamingOutputCallRequest& request, Stream* stream) {
-  for (const auto& params : request.response_parameters()) {
-    // interval_us is part of the interop protocol: the client asked for spaced-out messages.
-    if (params.interval_us() > 0) {
-      std::this_thread::sleep_for(std::chrono::microseconds(params.interval_us()));
-    }
-    grpc::testing::StreamingOutputCallResponse response;
-    FillPayload(params.size(), response.mutable_payload());
-    if (!stream->Write(response)) return false;
-  }
-  return true;
-}
-
-}  // namespace
-
-class BackendPod::TestServiceImpl final : public grpc::testing::TestService::Service {
- public:
-  TestServiceImpl(std::string name, std::shared_ptr<State> state)
-      : name_(std::move(name)), state_(std::move(state)) {}
-
-  grpc::Status EmptyCall(grpc::ServerContext* context, const grpc::testing::Empty*,
-                         grpc::testing::Empty*) override {
-    state_->CountCall(context);
-    return grpc::Status::OK;
-  }
-
-  grpc::Status UnaryCall(grpc::ServerContext* context, const grpc::testing::SimpleRequest* request,
-                         grpc::testing::SimpleResponse* response) override {
-    state_->CountCall(context);
-    response->set_hostname(name_);
-    response->set_server_id(name_);
-    FillPayload(request->response_size(), response->mutable_payload());
-    return EchoStatusOf(request->response_status());
-  }
-
-  grpc::Status CacheableUnaryCall(grpc::ServerContext* context,
-                                  const grpc::testing::SimpleRequest* request,
-                                  grpc::testing::SimpleResponse* response) override {
-    return UnaryCall(context, request, response);
-  }
-
-  grpc::Status StreamingOutputCall(
-      grpc::ServerContext* context, const grpc::testing::StreamingOutputCallRequest* request,
-      grpc::ServerWriter<grpc::testing::StreamingOutputCallResponse>* writer) override {
-    state_->CountCall(context);
-    WriteResponses(*request, writer);
-    return EchoStatusOf(request->response_status());
-  }
-
-  grpc::Status StreamingInputCall(
-      grpc::ServerContext* context,
-      grpc::ServerReader<grpc::testing::StreamingInputCallRequest>* reader,
-      grpc::testing::StreamingInputCallResponse* response) override {
-    state_->CountCall(context);
-    grpc::testing::StreamingInputCallRequest request;
-    int64_t total = 0;
-    while (reader->Read(&request)) total += request.payload().body().size();
-    response->set_aggregated_payload_size(static_cast<int32_t>(total));
-    return grpc::Status::OK;
-  }
-
-  grpc::Status FullDuplexCall(
-      grpc::ServerContext* context,
-      grpc::ServerReaderWriter<grpc::testing::StreamingOutputCallResponse,
-                               grpc::testing::StreamingOutputCallRequest>* stream) override {
-    state_->CountCall(context);
-    grpc::testing::StreamingOutputCallRequest request;
-    while (stream->Read(&request)) {
-      if (request.has_response_status() && request.response_status().code() != 0) {
-        return EchoStatusOf(request.response_status());
-      }
-      if (!WriteResponses(request, stream)) break;
-    }
-    return grpc::Status::OK;
-  }
-
-  grpc::Status HalfDuplexCall(
-      grpc::ServerContext* context,
-      grpc::ServerReaderWriter<grpc::testing::StreamingOutputCallResponse,
-                               grpc::testing::StreamingOutputCallRequest>* stream) override {
-    state_->CountCall(context);
-    std::vector<grpc::testing::StreamingOutputCallRequest> requests;
-    grpc::testing::StreamingOutputCallRequest request;
-    while (stream->Read(&request)) requests.push_back(request);
-    for (const auto& r : requests) {
-      if (!WriteResponses(r, stream)) break;
-    }
-    return grpc::Status::OK;
-  }
-
- private:
-  const std::string name_;
-  std::shared_ptr<State> state_;
 };
 
 // grpc.health.v1.Health with Watch. Written here rather than using gRPC's default health
@@ -209,13 +100,17 @@ class BackendPod::HealthServiceImpl final : public grpc::health::v1::Health::Ser
 };
 
 BackendPod::BackendPod(BackendPodOptions options)
-    : options_(std::move(options)), state_(std::make_shared<State>()) {}
+    : options_(std::move(options)),
+      state_(std::make_shared<State>()),
+      faults_(FaultInjector::Create(options_.name, options_.fault)) {}
 
 BackendPod::~BackendPod() { Shutdown(std::chrono::milliseconds(0)); }
 
 absl::Status BackendPod::Start() {
   if (server_) return absl::FailedPreconditionError("pod " + options_.name + " already started");
-  test_service_ = std::make_unique<TestServiceImpl>(options_.name, state_);
+  test_service_ = std::make_unique<PodTestService>(
+      options_.name, faults_,
+      [state = state_](grpc::CallbackServerContext* context) { state->CountCall(context); });
   health_service_ = std::make_unique<HealthServiceImpl>(state_);
   // Registers a process-wide builder plugin; once is enough and must not race.
   static std::once_flag reflection_once;
@@ -257,6 +152,7 @@ void BackendPod::Shutdown(std::chrono::milliseconds deadline) {
     state_->terminating = true;
     state_->shutting_down = true;  // ends health Watch streams so Shutdown need not wait on them
   }
+  faults_->Shutdown();
   server_->Shutdown(std::chrono::system_clock::now() + deadline);
   server_->Wait();
   server_.reset();
@@ -276,5 +172,17 @@ uint64_t BackendPod::connections_accepted() const {
   absl::MutexLock lock(&state_->mu);
   return state_->peers.size();
 }
+
+void BackendPod::SetFault(const PodFault& fault) {
+  if (fault == faults_->fault()) return;
+  LogInfo("pod {}: fault {}", options_.name, fault.ToString());
+  faults_->SetFault(fault);
+}
+
+PodFault BackendPod::fault() const { return faults_->fault(); }
+
+uint64_t BackendPod::calls_failed_by_fault() const { return faults_->calls_failed(); }
+uint64_t BackendPod::calls_held_stuck() const { return faults_->calls_held_stuck(); }
+size_t BackendPod::calls_held_now() const { return faults_->calls_held_now(); }
 
 }  // namespace podlb::sandbox

@@ -19,6 +19,7 @@ absl::Status GrpcPodRuntime::StartPod(const PodLaunch& launch) {
   options.ip = launch.ip;
   options.port = launch.port;
   options.max_connection_age = options_.max_connection_age;
+  options.fault = launch.fault;
   auto pod = std::make_shared<BackendPod>(options);
   if (auto status = pod->Start(); !status.ok()) return status;
   absl::MutexLock lock(&mu_);
@@ -49,6 +50,10 @@ absl::Status GrpcPodRuntime::ProbeReadiness(const std::string& name) {
 
 void GrpcPodRuntime::BeginTermination(const std::string& name) {
   if (auto pod = Find(name)) pod->BeginTermination();
+}
+
+void GrpcPodRuntime::SetFault(const std::string& name, const PodFault& fault) {
+  if (auto pod = Find(name)) pod->SetFault(fault);
 }
 
 void GrpcPodRuntime::StopPod(const std::string& name, std::chrono::milliseconds deadline) {

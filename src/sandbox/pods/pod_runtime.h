@@ -1,5 +1,6 @@
 // PodRuntime: what the DeploymentController asks a "kubelet" to do with a pod's containers:
-// start, probe readiness, begin termination, stop. GrpcPodRuntime runs real BackendPods;
+// start, probe readiness, begin termination, stop, and apply the pod's fault annotations
+// (PodFault). GrpcPodRuntime runs real BackendPods;
 // NullPodRuntime runs nothing (pods are instantly ready), for controller tests with many pods.
 // Thread-safe: the controller thread starts and probes, helper threads stop.
 #pragma once
@@ -15,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "sandbox/pods/backend_pod.h"
+#include "sandbox/pods/pod_fault.h"
 
 namespace podlb::sandbox {
 
@@ -22,6 +24,7 @@ struct PodLaunch {
   std::string name;
   std::string ip;
   uint16_t port = 0;
+  PodFault fault;  // from the pod's podlb.io/fault-* annotations at creation
 };
 
 class PodRuntime {
@@ -31,6 +34,8 @@ class PodRuntime {
   // The readiness probe: OK once the pod answers its health check with SERVING.
   virtual absl::Status ProbeReadiness(const std::string& name) = 0;
   virtual void BeginTermination(const std::string& name) = 0;
+  // The pod's fault annotations changed; takes effect at once. Unknown pods are ignored.
+  virtual void SetFault(const std::string& name, const PodFault& fault) = 0;
   // GOAWAY and wait for in-flight calls up to `deadline`; blocks, so callers use a helper thread.
   virtual void StopPod(const std::string& name, std::chrono::milliseconds deadline) = 0;
 };
@@ -40,6 +45,7 @@ class NullPodRuntime : public PodRuntime {
   absl::Status StartPod(const PodLaunch&) override { return absl::OkStatus(); }
   absl::Status ProbeReadiness(const std::string&) override { return absl::OkStatus(); }
   void BeginTermination(const std::string&) override {}
+  void SetFault(const std::string&, const PodFault&) override {}
   void StopPod(const std::string&, std::chrono::milliseconds) override {}
 };
 
@@ -56,6 +62,7 @@ class GrpcPodRuntime : public PodRuntime {
   absl::Status StartPod(const PodLaunch& launch) override;
   absl::Status ProbeReadiness(const std::string& name) override;
   void BeginTermination(const std::string& name) override;
+  void SetFault(const std::string& name, const PodFault& fault) override;
   void StopPod(const std::string& name, std::chrono::milliseconds deadline) override;
 
   // Stops all pods in parallel (sandbox shutdown).

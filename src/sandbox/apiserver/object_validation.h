@@ -1,0 +1,34 @@
+// Field validation the API-server stand-in applies to every write of an object (create, replace,
+// patch), before the store commits it, as the real server's registry strategies and validating
+// admission do: today the sandbox's podlb.io/fault-* annotations, on Pods and on the pod templates
+// of Deployments (whose pods inherit them). A rejected write answers 422 Invalid with one
+// metav1.StatusCause per bad field. Pure functions, any thread.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "nlohmann/json.hpp"
+#include "sandbox/apiserver/resource_store.h"
+
+namespace podlb::sandbox {
+
+// One field the server refuses, as Kubernetes' field.Error reports it.
+struct FieldCause {
+  std::string field;    // metadata.annotations[podlb.io/fault-delay]
+  std::string message;  // Invalid value: "abc": must be ...
+};
+
+// Empty when `object` (of `type`) may be stored.
+std::vector<FieldCause> ValidateObject(const ResourceType& type, const nlohmann::json& object);
+
+// InvalidArgument worded as the real server words it ("Pod \"x\" is invalid: FIELD: MESSAGE"),
+// with the causes attached for the Status body (see StatusCausesOf).
+absl::Status InvalidObjectError(const ResourceType& type, const std::string& name,
+                                const std::vector<FieldCause>& causes);
+
+// The causes InvalidObjectError attached, as a JSON array of metav1.StatusCause; null if none.
+nlohmann::json StatusCausesOf(const absl::Status& status);
+
+}  // namespace podlb::sandbox
