@@ -16,6 +16,8 @@ packages=(
   python3 python3-kubernetes python3-grpcio python3-h2 python3-yaml dnsmasq-base
   # test certificates (TLS and mTLS tests)
   openssl
+  # promtool checks the proxy's /metrics text in a test
+  prometheus
   # headless browser that renders the demo's HTML report in a test
   chromium
   # proxy benchmark peers and load generator (bench/proxy/run.sh; not needed by the tests)

@@ -18,7 +18,7 @@ namespace {
 
 struct DemoFlags {
   std::string strategies;
-  std::string scenarios = "steady,scale-up,rolling-restart,scale-down";
+  std::string scenarios = "steady,scale-up,rolling-restart,scale-down,slow-pod,failing-pod,stuck-pod";
   double duration_s = 10;
   double rate = 200;
   int clients = 4;
@@ -101,10 +101,12 @@ void AddDemoCommand(CLI::App& app, CommandTable& table) {
   auto* sub = app.add_subcommand(
       "demo", "Run every load-balancing strategy through every scenario and compare them");
   sub->add_option("--strategies", flags->strategies,
-                  "Comma-separated: clusterip,dns,dns-maxage,xds,proxy,library (default: all "
-                  "this build has)");
+                  "Comma-separated: clusterip,dns,dns-maxage,xds,proxy,library, and "
+                  "proxy-round_robin, proxy-least_request, library-round_robin, "
+                  "library-least_request (fault scenarios only) (default: all this build has)");
   sub->add_option("--scenarios", flags->scenarios,
-                  "Comma-separated: steady,scale-up,rolling-restart,scale-down")
+                  "Comma-separated: steady,scale-up,rolling-restart,scale-down,slow-pod,"
+                  "failing-pod,stuck-pod (fault scenarios run at least 8 s)")
       ->capture_default_str();
   sub->add_option("--duration", flags->duration_s, "Seconds of load per run")
       ->capture_default_str();

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -28,6 +29,13 @@ struct ClusterOptions {
   std::string work_dir;
 };
 
+// What the fault scenarios make one pod do wrong (the sandbox's podlb.io/fault-* contract).
+struct PodFaultSpec {
+  std::chrono::milliseconds delay{0};
+  double error_rate = 0;  // share of calls answered UNAVAILABLE
+  bool stuck = false;
+};
+
 class DemoCluster {
  public:
   virtual ~DemoCluster() = default;
@@ -37,6 +45,10 @@ class DemoCluster {
   // runner calls them on a helper thread so the workload keeps running either way.
   virtual absl::Status Scale(int replicas) = 0;
   virtual absl::Status RollingRestart() = 0;
+  // Makes `pod` slow, failing or stuck (its readiness stays green), through the API.
+  virtual absl::Status SetPodFault(const std::string& pod, const PodFaultSpec& fault) = 0;
+  // Sets annotations on the Service (the fault scenarios' outlier settings), through the API.
+  virtual absl::Status AnnotateService(const std::map<std::string, std::string>& annotations) = 0;
   virtual void Stop() = 0;
 
   // The Service's endpoints as its EndpointSlices show them (ready, serving, terminating).

@@ -1,7 +1,8 @@
 // The three podlb strategies, each run the way a user would run it: `podlb control-plane` and
 // `podlb proxy` as child processes of this very binary watching the sandbox's API server, and
-// libpodlb in-process. Balancing is round_robin in the demo for proxy and library so that "even"
-// has an exact meaning (their production default, p2c, spreads like random at low load).
+// libpodlb in-process. The proxy and the library run with their default policy (peak_ewma);
+// the fault scenarios also run them under round_robin and least_request, to show why that
+// default was chosen.
 #include <stdlib.h>
 
 #include <regex>
@@ -39,6 +40,9 @@ class XdsStrategy final : public Strategy {
   std::string description() const override {
     return "grpc++'s own xDS client (xds:///greeter.default:50051) against `podlb control-plane`";
   }
+  // grpc++ 1.51 knows ROUND_ROBIN and RING_HASH only; outlier detection comes with the fault
+  // scenarios' Service annotations.
+  std::string policy() const override { return "round_robin"; }
   bool NeedsApiServer() const override { return true; }
 
   absl::Status Start(DemoCluster& cluster) override {
@@ -55,6 +59,9 @@ class XdsStrategy final : public Strategy {
     if (!bootstrap.ok()) return bootstrap.status();
     // grpc++ reads its xDS bootstrap from the environment when it creates its XdsClient.
     setenv("GRPC_XDS_BOOTSTRAP_CONFIG", bootstrap->c_str(), 1);
+    // C-core 1.51 applies a Cluster's outlier_detection only with this set (gRFC A50's
+    // environment guard; later releases enable it by default).
+    setenv("GRPC_EXPERIMENTAL_ENABLE_OUTLIER_DETECTION", "true", 1);
     return absl::OkStatus();
   }
 
@@ -73,18 +80,22 @@ class XdsStrategy final : public Strategy {
 
 class ProxyStrategy final : public Strategy {
  public:
-  explicit ProxyStrategy(StrategyOptions options) : options_(std::move(options)) {}
-  std::string name() const override { return "proxy"; }
+  // `policy`: the proxy's --lb (its default, peak_ewma, when empty).
+  ProxyStrategy(StrategyOptions options, std::string policy)
+      : options_(std::move(options)), policy_(std::move(policy)) {}
+  std::string name() const override { return policy_.empty() ? "proxy" : "proxy-" + policy_; }
   std::string description() const override {
-    return "plain grpc++ to `podlb proxy` on the node, which balances every call (round_robin)";
+    return "plain grpc++ to `podlb proxy` on the node, which balances every call (" + policy() +
+           ")";
   }
+  std::string policy() const override { return policy_.empty() ? "peak_ewma" : policy_; }
   bool NeedsApiServer() const override { return true; }
 
   absl::Status Start(DemoCluster& cluster) override {
     auto address = StartAndAwait(
         proxy_,
         {options_.podlb_binary, "proxy", "--listen", "127.0.0.1:0=default/greeter:grpc",
-         "--lb", "round_robin", "--kubeconfig", cluster.kubeconfig_path()},
+         "--lb", policy(), "--kubeconfig", cluster.kubeconfig_path()},
         "listening on (\\S+) routing");
     if (!address.ok()) return address.status();
     address_ = *address;
@@ -101,17 +112,20 @@ class ProxyStrategy final : public Strategy {
 
  private:
   const StrategyOptions options_;
+  const std::string policy_;
   ChildProcess proxy_;
   std::string address_;
 };
 
 class LibraryStrategy final : public Strategy {
  public:
-  std::string name() const override { return "library"; }
+  explicit LibraryStrategy(std::string policy) : policy_(std::move(policy)) {}
+  std::string name() const override { return policy_.empty() ? "library" : "library-" + policy_; }
   std::string description() const override {
     return "libpodlb in the client: podlb::CreateChannel(\"kubernetes:///greeter.default:grpc\"), "
-           "round_robin per call";
+           + policy() + " per call";
   }
+  std::string policy() const override { return policy_.empty() ? "peak_ewma" : policy_; }
   bool NeedsApiServer() const override { return true; }
 
   absl::Status Start(DemoCluster& cluster) override {
@@ -121,7 +135,8 @@ class LibraryStrategy final : public Strategy {
 
   absl::StatusOr<std::unique_ptr<UnaryCaller>> MakeCaller(int client_index) override {
     ChannelOptions options;
-    options.policy = LbPolicy::kRoundRobin;
+    if (policy_ == "round_robin") options.policy = LbPolicy::kRoundRobin;
+    if (policy_ == "least_request") options.policy = LbPolicy::kLeastRequest;
     options.kubeconfig = kubeconfig_;
     options.channel_args = IndependentClientArgs(client_index);
     auto channel = CreateChannelOrError("kubernetes:///greeter.default:grpc", options);
@@ -132,6 +147,7 @@ class LibraryStrategy final : public Strategy {
   void Stop() override {}
 
  private:
+  const std::string policy_;
   std::string kubeconfig_;
 };
 
@@ -139,8 +155,18 @@ class LibraryStrategy final : public Strategy {
 
 void RegisterPodlbStrategies(StrategyCatalog& catalog) {
   catalog.Add("xds", [](const StrategyOptions& o) { return std::make_unique<XdsStrategy>(o); });
-  catalog.Add("proxy", [](const StrategyOptions& o) { return std::make_unique<ProxyStrategy>(o); });
-  catalog.Add("library", [](const StrategyOptions&) { return std::make_unique<LibraryStrategy>(); });
+  catalog.Add("proxy", [](const StrategyOptions& o) { return std::make_unique<ProxyStrategy>(o, ""); });
+  catalog.Add("library", [](const StrategyOptions&) { return std::make_unique<LibraryStrategy>(""); });
+  for (const char* policy : {"round_robin", "least_request"}) {
+    catalog.Add(
+        std::string("proxy-") + policy,
+        [policy](const StrategyOptions& o) { return std::make_unique<ProxyStrategy>(o, policy); },
+        /*policy_variant=*/true);
+    catalog.Add(
+        std::string("library-") + policy,
+        [policy](const StrategyOptions&) { return std::make_unique<LibraryStrategy>(policy); },
+        /*policy_variant=*/true);
+  }
 }
 
 }  // namespace podlb::demo

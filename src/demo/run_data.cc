@@ -82,6 +82,32 @@ Figures ComputeFigures(const ScenarioRun& run) {
     worst = std::max(worst, std::max(0.0, it->second - *life.ready_at_s));
   }
   if (f.has_new_pods && !never) f.new_pod_seconds = worst;
+
+  if (run.fault_at_s && !run.bad_pod.empty()) {
+    const double from = *run.fault_at_s + kFaultSettleSeconds;
+    uint64_t window = 0, ok = 0, on_bad = 0;
+    std::vector<double> window_latencies;
+    double last_to_bad = *run.fault_at_s;
+    for (const auto& call : run.calls) {
+      if (call.sent_s < *run.fault_at_s) continue;
+      const bool to_bad = !call.ok || call.pod == run.bad_pod;
+      if (!call.ok) ++f.failed_after_fault;
+      if (to_bad) last_to_bad = std::max(last_to_bad, call.sent_s);
+      if (call.sent_s < from) continue;
+      ++window;
+      ok += call.ok;
+      on_bad += to_bad;
+      if (call.ok) window_latencies.push_back(call.latency_ms);
+    }
+    if (window > 0) {
+      f.bad_pod_share = static_cast<double>(on_bad) / static_cast<double>(window);
+      f.success_rate = static_cast<double>(ok) / static_cast<double>(window);
+      f.fault_p50_ms = Percentile(window_latencies, 0.50);
+      f.fault_p99_ms = Percentile(window_latencies, 0.99);
+    }
+    // Still sending to it in the last second of the run: it was never shed.
+    if (last_to_bad < run.duration_s - 1) f.bad_pod_shed_s = last_to_bad - *run.fault_at_s;
+  }
   return f;
 }
 

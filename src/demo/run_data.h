@@ -41,6 +41,10 @@ struct ScenarioRun {
   double settled_at_s = 0;
   std::vector<std::string> final_ready;
   std::string error;  // non-empty: the run could not be done; figures are empty
+  std::string policy;  // the balancing policy the strategy ran with ("" for baselines)
+  // Fault scenarios: the pod made bad, and when (seconds since the workload started).
+  std::string bad_pod;
+  std::optional<double> fault_at_s;
 };
 
 struct Figures {
@@ -57,7 +61,19 @@ struct Figures {
   std::map<std::string, uint64_t> errors;  // failed calls by status message (first 100 chars)
   double p50_ms = 0;
   double p99_ms = 0;
+  // Fault scenarios, over the calls sent from 2 s after the fault on (kFaultSettleSeconds): the
+  // bad pod's share of them (a failed call counts as the bad pod's: in these scenarios it is the
+  // one that fails), the share that succeeded, their latency, and the seconds from the fault
+  // to the last call sent to the bad pod (nullopt: it never stopped getting calls).
+  std::optional<double> bad_pod_share;
+  std::optional<double> success_rate;
+  std::optional<double> fault_p50_ms;
+  std::optional<double> fault_p99_ms;
+  std::optional<double> bad_pod_shed_s;
+  uint64_t failed_after_fault = 0;  // failed calls sent after the fault, whole rest of the run
 };
+
+inline constexpr double kFaultSettleSeconds = 2.0;
 
 Figures ComputeFigures(const ScenarioRun& run);
 

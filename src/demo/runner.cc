@@ -27,9 +27,28 @@ const std::vector<Scenario>& AllScenarios() {
        .initial_replicas = 6,
        .event_label = "scale 6 → 2",
        .event = [](DemoCluster& c) { return c.Scale(2); }},
+      {.name = "slow-pod",
+       .event_label = "one pod +25 ms per call",
+       .fault = PodFaultSpec{.delay = std::chrono::milliseconds(25)},
+       .min_duration_s = 8},
+      {.name = "failing-pod",
+       .event_label = "one pod answers 50 % UNAVAILABLE",
+       .fault = PodFaultSpec{.error_rate = 0.5},
+       .min_duration_s = 8},
+      {.name = "stuck-pod",
+       .event_label = "one pod stops answering (1 s deadline)",
+       .fault = PodFaultSpec{.stuck = true},
+       .min_duration_s = 8,
+       .deadline = std::chrono::milliseconds(1000)},
   };
   return *scenarios;
 }
+
+const std::map<std::string, std::string> kFaultScenarioAnnotations = {
+    {"podlb.io/outlier-detection", "true"},
+    {"podlb.io/outlier-interval", "1s"},
+    {"podlb.io/outlier-failure-percentage", "30"},
+};
 
 const Scenario* FindScenario(const std::string& name) {
   for (const auto& s : AllScenarios()) {
@@ -157,15 +176,19 @@ std::string MakeWorkDir() {
 ScenarioRun RunOne(const DemoOptions& options, const Scenario& scenario,
                    const StrategyCatalog& catalog, const std::string& strategy_name,
                    Progress& progress, std::string* description) {
+  WorkloadOptions workload_options = options.workload;
+  workload_options.duration_s = std::max(workload_options.duration_s, scenario.min_duration_s);
+  if (scenario.deadline) workload_options.deadline = *scenario.deadline;
   ScenarioRun run{.strategy = strategy_name,
                   .scenario = scenario.name,
-                  .duration_s = options.workload.duration_s};
+                  .duration_s = workload_options.duration_s};
   std::string work_dir = MakeWorkDir();
   StrategyOptions strategy_options = options.strategy;
   strategy_options.work_dir = work_dir;
   std::unique_ptr<Strategy> owned_strategy = catalog.Make(strategy_name, strategy_options);
   Strategy& strategy = *owned_strategy;
   *description = strategy.description();
+  run.policy = strategy.policy();
   ClusterOptions cluster_options{.replicas = scenario.initial_replicas, .work_dir = work_dir};
   strategy.ConfigureCluster(cluster_options);
   auto finish = [&](std::string error) {
@@ -184,6 +207,12 @@ ScenarioRun RunOne(const DemoOptions& options, const Scenario& scenario,
   if (strategy.NeedsApiServer() && (*cluster)->kubeconfig_path().empty()) {
     return finish("needs the sandbox's API server, which this build's cluster does not have");
   }
+  if (scenario.fault) {
+    if (auto status = (*cluster)->AnnotateService(kFaultScenarioAnnotations); !status.ok()) {
+      (*cluster)->Stop();
+      return finish("annotating the Service for the fault scenario: " + status.ToString());
+    }
+  }
   if (auto status = strategy.Start(**cluster); !status.ok()) {
     (*cluster)->Stop();
     return finish(absl::StrCat(strategy.name(), ": ", status.ToString()));
@@ -198,7 +227,7 @@ ScenarioRun RunOne(const DemoOptions& options, const Scenario& scenario,
     }
     callers.push_back(std::move(*caller));
   }
-  Workload workload(options.workload, std::move(callers));
+  Workload workload(workload_options, std::move(callers));
   if (auto status = workload.WarmUp(std::chrono::seconds(10)); !status.ok()) {
     workload.Close();
     strategy.Stop();
@@ -212,14 +241,32 @@ ScenarioRun RunOne(const DemoOptions& options, const Scenario& scenario,
   absl::Mutex event_mu;
   std::string event_error;
   bool event_fired = false;
-  const double event_at = options.workload.duration_s / 4;
+  const double event_at = workload_options.duration_s / 4;
+  // The fault goes to the first pod in name order that is ready when it fires.
+  auto make_bad = [&](DemoCluster& c) -> absl::Status {
+    EndpointSetConstSharedPtr set = c.registry().Current(c.service());
+    std::string pod;
+    if (set) {
+      for (const auto& e : set->endpoints()) {
+        if (e.Health() == EndpointHealth::kEligible && (pod.empty() || e.pod_name < pod))
+          pod = e.pod_name;
+      }
+    }
+    if (pod.empty()) return absl::FailedPreconditionError("no ready pod to make bad");
+    {
+      absl::MutexLock lock(&event_mu);
+      run.bad_pod = pod;
+    }
+    return c.SetPodFault(pod, *scenario.fault);
+  };
   std::vector<CallRecord> calls = workload.Run(start, [&](double elapsed) {
     progress.Tick(elapsed);
-    if (scenario.event && !event_fired && elapsed >= event_at) {
+    if ((scenario.event || scenario.fault) && !event_fired && elapsed >= event_at) {
       event_fired = true;
       run.events.push_back({elapsed, scenario.event_label});
+      if (scenario.fault) run.fault_at_s = elapsed;
       event_thread = std::thread([&, c = cluster->get()] {
-        auto status = scenario.event(*c);
+        auto status = scenario.fault ? make_bad(*c) : scenario.event(*c);
         if (!status.ok()) {
           absl::MutexLock lock(&event_mu);
           event_error = status.ToString();
@@ -250,8 +297,10 @@ absl::StatusOr<DemoResult> RunDemo(const DemoOptions& options, const StrategyCat
   }
   for (const auto& name : options.scenarios) {
     if (!FindScenario(name)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "unknown scenario \"", name, "\" (steady, scale-up, rolling-restart, scale-down)"));
+      std::string known;
+      for (const auto& s : AllScenarios()) known += (known.empty() ? "" : ", ") + s.name;
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown scenario \"", name, "\" (", known, ")"));
     }
   }
   if (options.workload.clients < 1 || options.workload.rate <= 0 ||
@@ -259,20 +308,29 @@ absl::StatusOr<DemoResult> RunDemo(const DemoOptions& options, const StrategyCat
     return absl::InvalidArgumentError("--clients, --rate and --duration must be positive");
   }
   DemoResult result{.workload = options.workload, .strategy = options.strategy};
-  size_t total = options.strategies.size() * options.scenarios.size();
+  // Policy variants (proxy-round_robin, ...) run only in the fault scenarios, where the policy
+  // is what differs; elsewhere they would repeat the default's rows.
+  auto runs_in = [&](const Scenario& scenario, const std::string& strategy_name) {
+    return scenario.fault || !catalog.IsPolicyVariant(strategy_name);
+  };
+  size_t total = 0;
+  for (const auto& scenario_name : options.scenarios)
+    for (const auto& strategy_name : options.strategies)
+      total += runs_in(*FindScenario(scenario_name), strategy_name);
   Progress progress(options.progress, options.progress_is_terminal, total,
                     options.workload.duration_s + Progress::kOverheadS);
   size_t index = 0;
   for (const auto& scenario_name : options.scenarios) {
     const Scenario& scenario = *FindScenario(scenario_name);
     for (const auto& strategy_name : options.strategies) {
+      if (!runs_in(scenario, strategy_name)) continue;
       progress.Begin(index++, strategy_name, scenario_name);
       std::string description;
       ScenarioRun run =
           RunOne(options, scenario, catalog, strategy_name, progress, &description);
-      if (&scenario_name == &options.scenarios.front()) {
-        result.descriptions.emplace_back(strategy_name, description);
-      }
+      bool described = false;
+      for (const auto& [name, _] : result.descriptions) described |= name == strategy_name;
+      if (!described) result.descriptions.emplace_back(strategy_name, description);
       if (!run.error.empty()) {
         progress.End("failed: " + run.error);
       } else {

@@ -3,7 +3,10 @@
 // from one thread.
 #pragma once
 
+#include <chrono>
 #include <functional>
+#include <map>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -17,13 +20,23 @@
 namespace podlb::demo {
 
 struct Scenario {
-  std::string name;  // steady, scale-up, rolling-restart, scale-down
+  std::string name;  // steady, scale-up, rolling-restart, scale-down, slow-pod, ...
   int initial_replicas = 3;
   std::string event_label;                         // empty: no event
   std::function<absl::Status(DemoCluster&)> event;  // runs at a quarter of the run
+  // Fault scenarios: at a quarter of the run the first ready pod (by name) turns bad this way
+  // (instead of `event`), and the Service carries kFaultScenarioAnnotations from the start.
+  std::optional<PodFaultSpec> fault;
+  double min_duration_s = 0;  // runs at least this long whatever --duration says
+  std::optional<std::chrono::milliseconds> deadline;  // per call, instead of the workload's
 };
 
-// The four scenarios, in report order.
+// The Service's annotations in the fault scenarios: outlier detection on for every remedy,
+// evaluated every second (gRPC clients eject only at the end of each interval; 10 s would
+// outlast the run), ejecting at 30 % failures (gRPC ejects only above the threshold).
+extern const std::map<std::string, std::string> kFaultScenarioAnnotations;
+
+// The seven scenarios, in report order.
 const std::vector<Scenario>& AllScenarios();
 const Scenario* FindScenario(const std::string& name);
 

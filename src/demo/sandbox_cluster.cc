@@ -71,6 +71,21 @@ class SandboxCluster final : public DemoCluster {
   }
   absl::Status RollingRestart() override { return Client().RolloutRestart("default", "greeter"); }
 
+  absl::Status SetPodFault(const std::string& pod, const PodFaultSpec& spec) override {
+    sandbox::PodFault fault{.delay = absl::FromChrono(spec.delay),
+                            .error_rate = spec.error_rate,
+                            .stuck = spec.stuck};
+    return Client().SetPodFault("default", pod, fault);
+  }
+
+  absl::Status AnnotateService(const std::map<std::string, std::string>& annotations) override {
+    // `kubectl annotate service greeter K=V`: a merge PATCH of metadata.annotations.
+    nlohmann::json patch = {{"metadata", {{"annotations", annotations}}}};
+    auto answer = Client().Request("PATCH", "/api/v1/namespaces/default/services/greeter",
+                                   "application/merge-patch+json", patch.dump());
+    return answer.ok() ? absl::OkStatus() : answer.status();
+  }
+
   void Stop() override {
     if (source_) source_->Stop();
     if (sandbox_) sandbox_->Stop();

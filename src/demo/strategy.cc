@@ -79,9 +79,14 @@ grpc::ChannelArguments IndependentClientArgs(int client_index) {
   return args;
 }
 
-void StrategyCatalog::Add(std::string name, StrategyMaker maker) {
+void StrategyCatalog::Add(std::string name, StrategyMaker maker, bool policy_variant) {
   if (!makers_.count(name)) names_.push_back(name);
+  if (policy_variant) variants_.insert(name);
   makers_[name] = std::move(maker);
+}
+
+bool StrategyCatalog::IsPolicyVariant(const std::string& name) const {
+  return variants_.count(name) > 0;
 }
 
 bool StrategyCatalog::Has(const std::string& name) const { return makers_.count(name) > 0; }

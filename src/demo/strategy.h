@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,8 @@ class Strategy {
   virtual ~Strategy() = default;
   virtual std::string name() const = 0;         // JSON name: "clusterip", "dns", …
   virtual std::string description() const = 0;  // one line for the report
+  // The balancing policy it runs with, as the JSON's `policy` says ("" for the baselines).
+  virtual std::string policy() const { return ""; }
   // Lets a strategy change the cluster it runs on (dns-maxage sets MAX_CONNECTION_AGE).
   virtual void ConfigureCluster(ClusterOptions&) const {}
   // Whether it needs the cluster's API server (kubeconfig); the runner skips it otherwise.
@@ -73,7 +76,10 @@ using StrategyMaker = std::function<std::unique_ptr<Strategy>(const StrategyOpti
 // The strategies the demo knows, in report order. Each family registers itself explicitly.
 class StrategyCatalog {
  public:
-  void Add(std::string name, StrategyMaker maker);
+  // `policy_variant`: the same remedy under a non-default policy (proxy-round_robin, ...),
+  // run only in the fault scenarios.
+  void Add(std::string name, StrategyMaker maker, bool policy_variant = false);
+  bool IsPolicyVariant(const std::string& name) const;
   bool Has(const std::string& name) const;
   std::unique_ptr<Strategy> Make(const std::string& name, const StrategyOptions& options) const;
   const std::vector<std::string>& names() const { return names_; }
@@ -81,11 +87,13 @@ class StrategyCatalog {
  private:
   std::vector<std::string> names_;
   std::map<std::string, StrategyMaker> makers_;
+  std::set<std::string> variants_;
 };
 
 // clusterip, dns, dns-maxage.
 void RegisterBaselineStrategies(StrategyCatalog& catalog);
-// xds (podlb control-plane), proxy (podlb proxy), library (libpodlb).
+// xds (podlb control-plane), proxy (podlb proxy), library (libpodlb), and the proxy and the
+// library under round_robin and least_request (policy variants for the fault scenarios).
 void RegisterPodlbStrategies(StrategyCatalog& catalog);
 
 }  // namespace podlb::demo

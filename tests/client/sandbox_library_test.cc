@@ -133,5 +133,31 @@ TEST_F(SandboxLibraryTest, ReplacingOnePodOpensNoConnectionToThePodsThatStay) {
   }
 }
 
+// The pods that are up but bad, through a fresh channel per test (its default policy,
+// peak_ewma with ejection): what one test's bad pod taught a balancer must not carry over.
+class SandboxLibraryFaultTest : public SandboxLibraryTest {
+ protected:
+  void SetUp() override {
+    SandboxLibraryTest::SetUp();
+    ChannelOptions options;
+    options.kubeconfig = cluster().kubeconfig();
+    auto channel = CreateChannelOrError("kubernetes:///greeter.default:grpc", options);
+    ASSERT_TRUE(channel.ok()) << channel.status();
+    stub_ = grpc::testing::TestService::NewStub(*channel);
+  }
+  SandboxCluster::CallFn Caller() {
+    return [this](milliseconds timeout, bool wait_for_ready) {
+      return CallForPodName(*stub_, timeout, wait_for_ready);
+    };
+  }
+  std::unique_ptr<grpc::testing::TestService::Stub> stub_;
+};
+
+TEST_F(SandboxLibraryFaultTest, SlowPodGetsAlmostNoCalls) { cluster().ExpectSlowPodShed(Caller()); }
+
+TEST_F(SandboxLibraryFaultTest, FailingPodIsShed) { cluster().ExpectFailingPodShed(Caller()); }
+
+TEST_F(SandboxLibraryFaultTest, StuckPodIsShed) { cluster().ExpectStuckPodShed(Caller()); }
+
 }  // namespace
 }  // namespace podlb::testing

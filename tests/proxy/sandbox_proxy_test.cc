@@ -76,5 +76,36 @@ TEST_F(SandboxProxyTest, RollingRestartLosesNoCallAndEndsOnNewPods) {
   cluster().ExpectRollingRestartLosesNoCall(CallBound);
 }
 
+// The pods that are up but bad, through a fresh `podlb proxy` per test (its default policy,
+// peak_ewma with ejection): what one test's bad pod taught a balancer must not carry over.
+class SandboxProxyFaultTest : public SandboxProxyTest {
+ protected:
+  void SetUp() override {
+    SandboxProxyTest::SetUp();
+    proxy_ = std::make_unique<ChildProcess>(std::vector<std::string>{
+        PodlbBinary(), "proxy", "--kubeconfig", cluster().kubeconfig(), "--listen",
+        "127.0.0.1:0=default/greeter:grpc", "--admin", "", "--workers", "2"});
+    ASSERT_TRUE(proxy_->WaitForLineContaining("listening on 127.0.0.1:", SandboxCluster::kTimeout));
+    for (const std::string& line : proxy_->Lines()) {
+      auto at = line.find("listening on 127.0.0.1:");
+      if (at != std::string::npos) stub_ = ProxyStub(std::stoi(line.substr(at + 23)));
+    }
+    ASSERT_NE(stub_, nullptr);
+  }
+  SandboxCluster::CallFn Caller() {
+    return [this](milliseconds timeout, bool wait_for_ready) {
+      return CallForPodName(*stub_, timeout, wait_for_ready);
+    };
+  }
+  std::unique_ptr<ChildProcess> proxy_;
+  std::unique_ptr<grpc::testing::TestService::Stub> stub_;
+};
+
+TEST_F(SandboxProxyFaultTest, SlowPodGetsAlmostNoCalls) { cluster().ExpectSlowPodShed(Caller()); }
+
+TEST_F(SandboxProxyFaultTest, FailingPodIsShed) { cluster().ExpectFailingPodShed(Caller()); }
+
+TEST_F(SandboxProxyFaultTest, StuckPodIsShed) { cluster().ExpectStuckPodShed(Caller()); }
+
 }  // namespace
 }  // namespace podlb::testing

@@ -41,6 +41,10 @@ class TestBackend final : public grpc::testing::TestService::Service {
     }
   }
 
+  // From now on every TestService call ends with `code` (OK: answer normally again). Unary calls
+  // fail without a message (a trailers-only response); server streams send their messages first.
+  void FailEveryCall(grpc::StatusCode code) { fail_with_ = code; }
+
   // grpc.health.v1 status of every service ("" included).
   void SetServing(bool serving) { server_->GetHealthCheckService()->SetServingStatus(serving); }
 
@@ -65,6 +69,7 @@ class TestBackend final : public grpc::testing::TestService::Service {
   grpc::Status UnaryCall(grpc::ServerContext* context, const grpc::testing::SimpleRequest* request,
                          grpc::testing::SimpleResponse* response) override {
     ++calls_;
+    if (fail_with_ != grpc::StatusCode::OK) return grpc::Status(fail_with_, name_ + " fails");
     if (request->fill_username()) {
       while (!context->IsCancelled()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
       ++cancelled_;
@@ -93,6 +98,7 @@ class TestBackend final : public grpc::testing::TestService::Service {
       if (!writer->Write(response)) return grpc::Status::CANCELLED;
       bytes_written_ += p.size();
     }
+    if (fail_with_ != grpc::StatusCode::OK) return grpc::Status(fail_with_, name_ + " fails");
     return grpc::Status::OK;
   }
 
@@ -135,6 +141,7 @@ class TestBackend final : public grpc::testing::TestService::Service {
   std::atomic<int64_t> bytes_written_{0};
   std::atomic<int> cancelled_{0};
   std::atomic<int> output_streams_{0};
+  std::atomic<grpc::StatusCode> fail_with_{grpc::StatusCode::OK};
 };
 
 inline std::unique_ptr<grpc::testing::TestService::Stub> ProxyStub(

@@ -268,4 +268,88 @@ void SandboxCluster::ExpectRollingRestartLosesNoCall(const CallFn& call) const {
   EXPECT_EQ(counts.size(), 3u);
 }
 
+::testing::AssertionResult SandboxCluster::Fault(const std::string& pod,
+                                                 const std::vector<std::string>& extra) const {
+  std::vector<std::string> argv = {PodlbBinary(), "sandbox", "fault", "--state-dir", dir(),
+                                   "default/" + pod};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  std::string out;
+  if (RunCommand(argv, &out) != 0) {
+    return ::testing::AssertionFailure() << "podlb sandbox fault " << pod << ": " << out;
+  }
+  return ::testing::AssertionSuccess();
+}
+
+namespace {
+
+// The first of `pods` by name: the one the fault contract makes bad.
+std::string FirstPod(const std::set<std::string>& pods) {
+  return pods.empty() ? std::string() : *pods.begin();
+}
+
+}  // namespace
+
+void SandboxCluster::ExpectSlowPodShed(const CallFn& call) const {
+  std::set<std::string> pods = Settle(call, 3);
+  const std::string bad = FirstPod(pods);
+  ASSERT_TRUE(Fault(bad, {"--delay", "25ms"}));
+  // Let the fault land (the controller applies it within a second) and the balancer see it:
+  // calls until one is answered slowly by the bad pod, each call being the event waited for.
+  auto deadline = Clock::now() + kTimeout;
+  bool seen_slow = false;
+  while (!seen_slow && Clock::now() < deadline) {
+    auto start = Clock::now();
+    std::string pod = call(milliseconds(5000), true);
+    seen_slow = pod == bad && Clock::now() - start >= milliseconds(20);
+  }
+  ASSERT_TRUE(seen_slow) << bad << " never answered slowly";
+  std::map<std::string, int> counts;
+  for (int i = 0; i < 300; ++i) counts[call(milliseconds(5000), true)]++;
+  EXPECT_EQ(counts.count(""), 0u) << "failed calls: " << counts[""];
+  EXPECT_LE(counts[bad], 15) << ::testing::PrintToString(counts);
+  ASSERT_TRUE(Fault(bad, {"--clear"}));
+}
+
+void SandboxCluster::ExpectFailingPodShed(const CallFn& call) const {
+  std::set<std::string> pods = Settle(call, 3);
+  const std::string bad = FirstPod(pods);
+  ASSERT_TRUE(Fault(bad, {"--error-rate", "1", "--error-code", "UNAVAILABLE"}));
+  // Until the first failure shows the fault has landed.
+  auto deadline = Clock::now() + kTimeout;
+  int failed = 0;
+  while (failed == 0 && Clock::now() < deadline) failed += call(milliseconds(5000), true).empty();
+  ASSERT_EQ(failed, 1) << "the fault never showed";
+  std::vector<std::string> answers;
+  for (int i = 0; i < 300; ++i) answers.push_back(call(milliseconds(5000), true));
+  int total_failed = 0, late_failed = 0;
+  for (size_t i = 0; i < answers.size(); ++i) {
+    total_failed += answers[i].empty();
+    if (i >= 100) late_failed += answers[i].empty();
+    EXPECT_NE(answers[i], bad);
+  }
+  EXPECT_LE(total_failed, 5);
+  EXPECT_EQ(late_failed, 0);
+  ASSERT_TRUE(Fault(bad, {"--clear"}));
+}
+
+void SandboxCluster::ExpectStuckPodShed(const CallFn& call) const {
+  std::set<std::string> pods = Settle(call, 3);
+  const std::string bad = FirstPod(pods);
+  ASSERT_TRUE(Fault(bad, {"--stuck"}));
+  auto deadline = Clock::now() + kTimeout;
+  int failed = 0;
+  while (failed == 0 && Clock::now() < deadline) failed += call(milliseconds(1000), true).empty();
+  ASSERT_EQ(failed, 1) << "the fault never showed";
+  std::vector<std::string> answers;
+  for (int i = 0; i < 100; ++i) answers.push_back(call(milliseconds(1000), true));
+  int total_failed = 0, late_failed = 0;
+  for (size_t i = 0; i < answers.size(); ++i) {
+    total_failed += answers[i].empty();
+    if (i >= 10) late_failed += answers[i].empty();
+  }
+  EXPECT_LE(total_failed, 2);
+  EXPECT_EQ(late_failed, 0);
+  ASSERT_TRUE(Fault(bad, {"--clear"}));
+}
+
 }  // namespace podlb::testing

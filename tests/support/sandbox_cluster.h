@@ -76,6 +76,19 @@ class SandboxCluster {
   // only the new pods answer.
   void ExpectRollingRestartLosesNoCall(const CallFn& call) const;
 
+  // `podlb sandbox fault --state-dir DIR default/POD EXTRA...`; "--clear" heals.
+  ::testing::AssertionResult Fault(const std::string& pod,
+                                   const std::vector<std::string>& extra) const;
+  // The pods that are up but bad (the latency-aware remedies: the proxy and the library with
+  // their default policy). One pod of three +25 ms per call: after the first slow answers, at
+  // most 5 % of 300 calls go to it, and all succeed.
+  void ExpectSlowPodShed(const CallFn& call) const;
+  // One pod answering every call UNAVAILABLE: at most 5 of 300 calls fail, none of the last 200.
+  void ExpectFailingPodShed(const CallFn& call) const;
+  // One pod that stops answering (calls with a 1 s deadline): at most 3 of 100 calls fail (the
+  // ones it held), none of the last 90.
+  void ExpectStuckPodShed(const CallFn& call) const;
+
  private:
   TempDir dir_;
   std::unique_ptr<ChildProcess> sandbox_;
