@@ -28,6 +28,8 @@ json Details(const ResourceRoute& route, const std::string& name) {
   return details;
 }
 
+}  // namespace
+
 ApiResponse FromStatus(const absl::Status& status, const ResourceRoute& route,
                        const std::string& name) {
   std::string message(status.message());
@@ -51,6 +53,8 @@ ApiResponse FromStatus(const absl::Status& status, const ResourceRoute& route,
   }
 }
 
+namespace {
+
 absl::StatusOr<json> ParseBody(const HttpRequest& request) {
   try {
     json body = json::parse(request.body);
@@ -71,11 +75,11 @@ std::string MetaName(const json& object) {
   return name != meta->end() && name->is_string() ? name->get<std::string>() : "";
 }
 
+}  // namespace
+
 bool WantsTable(const HttpRequest& request) {
   return request.Header("accept").find("as=Table") != std::string::npos;
 }
-
-}  // namespace
 
 void ApiCounters::CountWatch(const std::string& resource) {
   absl::MutexLock lock(&mu_);
@@ -318,39 +322,6 @@ ApiResponse ApiHandler::ServeResource(const HttpRequest& request, const Resource
   }
   return StatusResponse(405, "MethodNotAllowed",
                         "the server does not allow this method on the requested resource");
-}
-
-ApiResponse ApiHandler::List(const HttpRequest& request, const ResourceRoute& route) {
-  auto selector = LabelSelector::Parse(request.Query("labelSelector"));
-  if (!selector.ok())
-    return StatusResponse(400, "BadRequest", std::string(selector.status().message()));
-  FieldSelector fields;
-  std::string error;
-  if (!FieldSelector::Parse(request.Query("fieldSelector"), &fields, &error)) {
-    return StatusResponse(400, "BadRequest", error);
-  }
-  std::string rv = request.Query("resourceVersion");
-  if (!rv.empty() && rv != "0") {
-    uint64_t version = 0;
-    if (!absl::SimpleAtoi(rv, &version)) {
-      return StatusResponse(400, "BadRequest", fmt::format("invalid resource version \"{}\"", rv));
-    }
-    // A version older than the retained history cannot be served: 410, like a compacted etcd.
-    auto probe = store_.Watch(route.type->resource, route.ns, *selector, version);
-    if (!probe.ok()) return FromStatus(probe.status(), route, "");
-  }
-  auto list = store_.List(route.type->resource, route.ns, *selector);
-  counters_.CountList(route.type->resource);
-  std::vector<json> items;
-  for (auto& item : list.items) {
-    if (fields.Matches(item)) items.push_back(std::move(item));
-  }
-  std::string version = std::to_string(list.resource_version);
-  if (WantsTable(request)) return {200, ToTable(*route.type, items, true, version)};
-  return {200, json{{"kind", route.type->kind + "List"},
-                    {"apiVersion", route.type->ApiVersion()},
-                    {"metadata", {{"resourceVersion", version}}},
-                    {"items", items}}};
 }
 
 ApiResponse ApiHandler::Create(const HttpRequest& request, const ResourceRoute& route) {

@@ -47,11 +47,24 @@ struct ApiResponse {
 ApiResponse StatusResponse(int code, const std::string& reason, const std::string& message,
                            const nlohmann::json& details = nullptr);
 
+// A store error as the real server reports it: NotFound → 404, AlreadyExists → 409, Aborted →
+// 409 Conflict, InvalidArgument → 422 Invalid or 400, OutOfRange → 410 Expired.
+ApiResponse FromStatus(const absl::Status& status, const ResourceRoute& route,
+                       const std::string& name);
+
+// The client asked for a server-side Table (kubectl printing for humans).
+bool WantsTable(const HttpRequest& request);
+
 // "metadata.name=x,metadata.namespace!=y": the only field selectors the stand-in knows.
 class FieldSelector {
  public:
   static bool Parse(const std::string& text, FieldSelector* out, std::string* error);
+  // metadata.name=name, the selector a watch of one object (/watch/.../NAME) implies.
+  static FieldSelector NameEquals(const std::string& name);
   bool Matches(const nlohmann::json& object) const;
+  bool Empty() const { return terms_.empty(); }
+  // The name an exact metadata.name term requires, or "" if none does.
+  std::string RequiredName() const;
 
  private:
   struct Term {
