@@ -1,7 +1,7 @@
 // The API-server stand-in at the wire level, over plaintext HTTP/1.1 from a raw socket: hostile
 // input (garbage, oversized headers, bad JSON) gets a clear Status and the server keeps serving;
 // watch framing (initial events, bookmarks, timeoutSeconds, in-stream 410) and shutdown with
-// open watches; chunked lists (limit, continue, 410 Expired).
+// open watches; chunked lists (limit, continue, 410 Expired); the legacy /watch/ paths.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -289,6 +289,139 @@ TEST_F(ApiServerHttpTest, ScaleSubresourceReadsAndWritesReplicas) {
   ASSERT_TRUE(client.ReadToEof());
   EXPECT_EQ(client.Body()["spec"]["replicas"], 7);
   EXPECT_EQ((*store_->Get("deployments", "default", "web"))["spec"]["replicas"], 7);
+}
+
+json Endpoints(const std::string& name, const std::string& address) {
+  return {{"metadata", {{"name", name}}},
+          {"subsets",
+           {{{"addresses", {{{"ip", address}}}}, {"ports", {{{"name", "grpc"}, {"port", 50051}}}}}}}};
+}
+
+// The events of a finished watch response (chunked), one JSON object per line.
+std::vector<json> Events(const std::string& received) {
+  std::vector<json> events;
+  size_t at = 0;
+  while ((at = received.find("{\"object\":", at)) != std::string::npos) {
+    size_t end = received.find('\n', at);
+    events.push_back(json::parse(received.substr(at, end - at), nullptr, false));
+    at = end;
+  }
+  return events;
+}
+
+// kuberesolver (up to v5) gets one Endpoints object, then watches it through the legacy path
+// with no resourceVersion and requires Content-Type application/json.
+TEST_F(ApiServerHttpTest, LegacyWatchOfOneEndpointsObjectAsKuberesolverDoesIt) {
+  ASSERT_TRUE(store_->Create("endpoints", "default", Endpoints("greeter", "10.0.0.1")).ok());
+  ASSERT_TRUE(store_->Create("endpoints", "default", Endpoints("other", "10.0.0.9")).ok());
+  {
+    RawClient client(server_->port());
+    ASSERT_TRUE(client.Send(Get("/api/v1/namespaces/default/endpoints/greeter")));
+    ASSERT_TRUE(client.ReadToEof());
+    EXPECT_EQ(client.Body()["subsets"][0]["addresses"][0]["ip"], "10.0.0.1");
+  }
+  RawClient client(server_->port());
+  ASSERT_TRUE(client.Send(Get("/api/v1/watch/namespaces/default/endpoints/greeter?timeoutSeconds=1")));
+  ASSERT_TRUE(client.ReadUntil("10.0.0.1"));
+  EXPECT_THAT(client.received(), ::testing::StartsWith("HTTP/1.1 200 OK"));
+  EXPECT_THAT(client.received(), HasSubstr("Content-Type: application/json\r\n"));
+  json changed = *store_->Get("endpoints", "default", "greeter");
+  changed["subsets"][0]["addresses"][0]["ip"] = "10.0.0.2";
+  ASSERT_TRUE(store_->Update("endpoints", "default", changed).ok());
+  ASSERT_TRUE(store_->Create("endpoints", "default", Endpoints("third", "10.0.0.3")).ok());
+  json other = *store_->Get("endpoints", "default", "other");
+  other["subsets"][0]["addresses"][0]["ip"] = "10.0.0.8";
+  ASSERT_TRUE(store_->Update("endpoints", "default", other).ok());
+  ASSERT_TRUE(client.ReadToEof());
+  std::vector<json> events = Events(client.received());
+  ASSERT_EQ(events.size(), 2u) << client.received();
+  EXPECT_EQ(events[0]["type"], "ADDED");
+  EXPECT_EQ(events[0]["object"]["kind"], "Endpoints");
+  EXPECT_EQ(events[0]["object"]["metadata"]["name"], "greeter");
+  EXPECT_EQ(events[1]["type"], "MODIFIED");
+  EXPECT_EQ(events[1]["object"]["subsets"][0]["addresses"][0]["ip"], "10.0.0.2");
+  EXPECT_EQ(server_->WatchesOpened("endpoints"), 1u);
+}
+
+TEST_F(ApiServerHttpTest, LegacyWatchPathsForCollectionsGroupsAndTheCluster) {
+  ASSERT_TRUE(store_->Create("endpointslices", "default", Slice("a")).ok());
+  ASSERT_TRUE(store_->Create("endpointslices", "other", Slice("b")).ok());
+  const std::string version = std::to_string(store_->CurrentVersion());
+  struct Case {
+    std::string path;
+    std::vector<std::string> names;  // of the events, in order
+  };
+  for (const Case& c : std::vector<Case>{
+           {"/apis/discovery.k8s.io/v1/watch/namespaces/default/endpointslices", {"a", "c"}},
+           // Key order: default/a, default/c, other/b.
+           {"/apis/discovery.k8s.io/v1/watch/endpointslices", {"a", "c", "b"}},
+           {"/apis/discovery.k8s.io/v1/watch/namespaces/other/endpointslices/b", {"b"}},
+           {"/apis/discovery.k8s.io/v1/watch/namespaces/default/endpointslices?"
+            "fieldSelector=metadata.name%3Dc",
+            {"c"}},
+       }) {
+    SCOPED_TRACE(c.path);
+    RawClient client(server_->port());
+    std::string sep = c.path.find('?') == std::string::npos ? "?" : "&";
+    ASSERT_TRUE(client.Send(Get(c.path + sep + "timeoutSeconds=1")));
+    ASSERT_TRUE(client.ReadUntil("chunked"));
+    if (c.path == "/apis/discovery.k8s.io/v1/watch/namespaces/default/endpointslices") {
+      ASSERT_TRUE(store_->Create("endpointslices", "default", Slice("c")).ok());
+    }
+    ASSERT_TRUE(client.ReadToEof());
+    std::vector<std::string> names;
+    for (const json& event : Events(client.received())) {
+      EXPECT_EQ(event["type"], "ADDED");
+      names.push_back(event["object"]["metadata"]["name"]);
+    }
+    EXPECT_EQ(names, c.names);
+  }
+  // From a version: only what changed since, as with ?watch=true.
+  RawClient client(server_->port());
+  ASSERT_TRUE(client.Send(
+      Get("/api/v1/watch/namespaces/default/endpoints?timeoutSeconds=1&resourceVersion=" +
+          std::to_string(store_->CurrentVersion()))));
+  ASSERT_TRUE(client.ReadUntil("chunked"));
+  ASSERT_TRUE(store_->Create("endpoints", "default", Endpoints("late", "10.0.0.5")).ok());
+  ASSERT_TRUE(client.ReadToEof());
+  std::vector<json> events = Events(client.received());
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0]["object"]["metadata"]["name"], "late");
+  // The cluster-wide core path.
+  RawClient services(server_->port());
+  ASSERT_TRUE(services.Send(Get("/api/v1/watch/services?timeoutSeconds=1&resourceVersion=" +
+                                version)));
+  ASSERT_TRUE(services.ReadToEof());
+  EXPECT_THAT(services.received(), ::testing::StartsWith("HTTP/1.1 200 OK"));
+}
+
+TEST_F(ApiServerHttpTest, LegacyWatchRejectsWhatTheRealServerRejects) {
+  struct Case {
+    std::string request;
+    std::string status;
+    std::string needle;
+  };
+  for (const Case& c : std::vector<Case>{
+           {Get("/api/v1/watch/namespaces/default/endpoints/a?fieldSelector=metadata.name%3Db"),
+            "HTTP/1.1 400", "fieldSelector metadata.name doesn't match requested name"},
+           {Get("/api/v1/watch"), "HTTP/1.1 404", "NotFound"},
+           {Get("/api/v1/watch/widgets"), "HTTP/1.1 404", "NotFound"},
+           {Get("/apis/apps/v1/watch/namespaces/default/deployments/web/scale"), "HTTP/1.1 404",
+            "NotFound"},
+           {"DELETE /api/v1/watch/namespaces/default/endpoints/a HTTP/1.1\r\nHost: x\r\n"
+            "Authorization: Bearer t\r\nConnection: close\r\n\r\n",
+            "HTTP/1.1 405", "MethodNotAllowed"},
+           {"GET /api/v1/watch/namespaces/default/endpoints/a HTTP/1.1\r\nHost: x\r\n"
+            "Connection: close\r\n\r\n",
+            "HTTP/1.1 401", "Unauthorized"},
+       }) {
+    SCOPED_TRACE(c.request);
+    RawClient client(server_->port());
+    ASSERT_TRUE(client.Send(c.request));
+    ASSERT_TRUE(client.ReadToEof());
+    EXPECT_THAT(client.received(), ::testing::StartsWith(c.status));
+    EXPECT_THAT(client.received(), HasSubstr(c.needle));
+  }
 }
 
 json DecodeToken(const std::string& token) {

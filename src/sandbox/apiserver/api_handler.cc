@@ -137,6 +137,19 @@ bool FieldSelector::Parse(const std::string& text, FieldSelector* out, std::stri
   return true;
 }
 
+FieldSelector FieldSelector::NameEquals(const std::string& name) {
+  FieldSelector selector;
+  selector.terms_.push_back({"metadata.name", true, name});
+  return selector;
+}
+
+std::string FieldSelector::RequiredName() const {
+  for (const auto& term : terms_) {
+    if (term.field == "metadata.name" && term.equals) return term.value;
+  }
+  return "";
+}
+
 bool FieldSelector::Matches(const json& object) const {
   for (const auto& term : terms_) {
     std::string actual;
@@ -248,6 +261,14 @@ ApiResponse ApiHandler::Route(const HttpRequest& request, bool* watch, ResourceR
   if (segments.size() == rest) return discovery(ApiResourceListDocument(group, version));
 
   std::vector<std::string> parts(segments.begin() + static_cast<ptrdiff_t>(rest), segments.end());
+  // The watch prefix (/api/v1/watch/..., /apis/G/V/watch/...): deprecated in favour of
+  // ?watch=true, still served; kuberesolver watches one Endpoints object through it.
+  bool legacy_watch = false;
+  if (parts[0] == "watch") {
+    legacy_watch = true;
+    parts.erase(parts.begin());
+    if (parts.empty()) return discovery(std::nullopt);
+  }
   std::string resource;
   if (parts[0] == "namespaces" && parts.size() >= 3) {
     route->ns = parts[1];
@@ -267,12 +288,17 @@ ApiResponse ApiHandler::Route(const HttpRequest& request, bool* watch, ResourceR
   if (!route->name.empty() && route->type->namespaced && route->ns.empty())
     return discovery(std::nullopt);
   if (!route->subresource.empty() &&
-      !(route->subresource == "status" ||
-        (route->subresource == "scale" && route->type->resource == "deployments"))) {
+      (legacy_watch || !(route->subresource == "status" ||
+                         (route->subresource == "scale" && route->type->resource == "deployments")))) {
     return discovery(std::nullopt);
   }
+  if (legacy_watch && request.method != "GET") {
+    return StatusResponse(405, "MethodNotAllowed",
+                          "the server does not allow this method on the requested resource");
+  }
 
-  *watch = request.method == "GET" && route->name.empty() && request.QueryBool("watch");
+  *watch = request.method == "GET" &&
+           (legacy_watch || (route->name.empty() && request.QueryBool("watch")));
   std::string verb;
   if (request.method == "GET") {
     verb = *watch ? "watch" : route->name.empty() ? "list" : "get";
