@@ -1,7 +1,7 @@
 // The API-server stand-in at the wire level, over plaintext HTTP/1.1 from a raw socket: hostile
 // input (garbage, oversized headers, bad JSON) gets a clear Status and the server keeps serving;
 // watch framing (initial events, bookmarks, timeoutSeconds, in-stream 410) and shutdown with
-// open watches; chunked lists (limit, continue, 410 Expired); the legacy /watch/ paths.
+// open watches; the legacy /watch/ paths; chunked lists (limit, continue, 410 Expired); OpenAPI v2.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -577,6 +577,52 @@ TEST_F(ApiServerHttpTest, ExactResourceVersionListsAnOlderSnapshot) {
                         &status);
   EXPECT_THAT(status, ::testing::StartsWith("HTTP/1.1 504"));
   EXPECT_THAT(future["message"].get<std::string>(), HasSubstr("Too large resource version: 999"));
+}
+
+TEST_F(ApiServerHttpTest, OpenApiV2InJsonOrProtobufByAcceptHeader) {
+  std::string head;
+  json doc = GetJson(server_->port(), "/openapi/v2", &head);
+  EXPECT_EQ(head, "HTTP/1.1 200 OK");
+  EXPECT_EQ(doc["swagger"], "2.0");
+  EXPECT_TRUE(doc["paths"].is_object());
+  const json& slice = doc["definitions"]["io.k8s.api.discovery.v1.EndpointSlice"];
+  EXPECT_EQ(slice["required"], json({"addressType", "endpoints"}));
+  EXPECT_EQ(slice["x-kubernetes-group-version-kind"],
+            json::parse(R"([{"group":"discovery.k8s.io","kind":"EndpointSlice","version":"v1"}])"));
+  EXPECT_EQ(doc["definitions"]["io.k8s.api.core.v1.Endpoints"]["x-kubernetes-group-version-kind"][0]
+               ["kind"],
+            "Endpoints");
+  EXPECT_EQ(doc["definitions"]["io.k8s.api.apps.v1.DeploymentSpec"]["required"],
+            json({"selector", "template"}));
+
+  // kubectl 1.20 asks for protobuf only (gnostic's openapi.v2.Document).
+  RawClient proto(server_->port());
+  ASSERT_TRUE(proto.Send(
+      Get("/openapi/v2", "Accept: application/com.github.proto-openapi.spec.v2@v1.0+protobuf\r\n")));
+  ASSERT_TRUE(proto.ReadToEof());
+  const std::string& r = proto.received();
+  EXPECT_THAT(r, ::testing::StartsWith("HTTP/1.1 200 OK"));
+  // The dotted form, as the real server answers: Go's MIME parser rejects '@'.
+  EXPECT_THAT(r, HasSubstr(
+                     "Content-Type: application/com.github.proto-openapi.spec.v2.v1.0+protobuf"));
+  std::string body = r.substr(r.find("\r\n\r\n") + 4);
+  EXPECT_EQ(body.substr(0, 5), std::string("\x0a\x03" "2.0", 5));  // field 1 (swagger): "2.0"
+  EXPECT_THAT(body, HasSubstr("io.k8s.api.discovery.v1.EndpointSlice"));
+  EXPECT_THAT(body, HasSubstr("x-kubernetes-group-version-kind"));
+
+  RawClient refused(server_->port());
+  ASSERT_TRUE(refused.Send(Get("/openapi/v2", "Accept: text/html\r\n")));
+  ASSERT_TRUE(refused.ReadToEof());
+  EXPECT_THAT(refused.received(), ::testing::StartsWith("HTTP/1.1 406"));
+  EXPECT_EQ(refused.Body()["reason"], "NotAcceptable");
+  // A preference by q-value is honoured.
+  RawClient weighted(server_->port());
+  ASSERT_TRUE(weighted.Send(Get(
+      "/openapi/v2",
+      "Accept: application/com.github.proto-openapi.spec.v2@v1.0+protobuf;q=0.5, "
+      "application/json\r\n")));
+  ASSERT_TRUE(weighted.ReadToEof());
+  EXPECT_THAT(weighted.received(), HasSubstr("Content-Type: application/json"));
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include "core/logging.h"
 #include "fmt/format.h"
 #include "sandbox/apiserver/discovery_documents.h"
+#include "sandbox/apiserver/openapi_v2.h"
 #include "sandbox/apiserver/tables.h"
 
 namespace podlb::sandbox {
@@ -202,6 +203,7 @@ std::optional<ApiResponse> ApiHandler::Authorize(const HttpRequest& request,
 }
 
 bool ApiHandler::Serve(const HttpRequest& request, HttpConnection& connection) {
+  if (request.path == "/openapi/v2") return ServeOpenApiV2(request, connection);
   bool watch = false;
   ResourceRoute route;
   ApiResponse response = Route(request, &watch, &route);
@@ -211,6 +213,40 @@ bool ApiHandler::Serve(const HttpRequest& request, HttpConnection& connection) {
   }
   std::string body = response.body.dump();
   return connection.WriteResponse(response.code, "application/json", body, request.keep_alive) &&
+         request.keep_alive;
+}
+
+bool ApiHandler::ServeOpenApiV2(const HttpRequest& request, HttpConnection& connection) {
+  auto respond = [&](const ApiResponse& response) {
+    return connection.WriteResponse(response.code, "application/json", response.body.dump(),
+                                    request.keep_alive) &&
+           request.keep_alive;
+  };
+  if (auto denied = Authorize(request, nullptr, "get")) return respond(*denied);
+  if (request.method != "GET" && request.method != "HEAD") {
+    return respond(StatusResponse(
+        405, "MethodNotAllowed", "the server does not allow this method on the requested resource"));
+  }
+  OpenApiV2Format format = NegotiateOpenApiV2(request.Header("accept"));
+  if (format == OpenApiV2Format::kNotAcceptable) {
+    // Neither form acceptable: the real server's answer too.
+    return respond(StatusResponse(
+        406, "NotAcceptable",
+        "only the following media types are accepted: application/json, "
+        "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"));
+  }
+  json document = OpenApiV2Document();
+  if (format == OpenApiV2Format::kJson) {
+    return connection.WriteResponse(200, "application/json", document.dump(), request.keep_alive) &&
+           request.keep_alive;
+  }
+  // kubectl 1.20 asks for protobuf only. Refused (406), it falls back to /swagger-2.0.0.pb-v1,
+  // which no server has served since 1.14, and `kubectl create` fails; hence protobuf too.
+  auto encoded = OpenApiV2Protobuf(document);
+  if (!encoded.ok()) {
+    return respond(StatusResponse(500, "InternalError", std::string(encoded.status().message())));
+  }
+  return connection.WriteResponse(200, kOpenApiV2ProtobufType, *encoded, request.keep_alive) &&
          request.keep_alive;
 }
 
@@ -230,7 +266,8 @@ ApiResponse ApiHandler::Route(const HttpRequest& request, bool* watch, ResourceR
     return {200, *doc};
   };
   if (segments.empty()) {
-    return discovery(json{{"paths", {"/api", "/api/v1", "/apis", "/healthz", "/version"}}});
+    return discovery(
+        json{{"paths", {"/api", "/api/v1", "/apis", "/healthz", "/openapi/v2", "/openapi/v3", "/version"}}});
   }
   if (segments.size() == 1 &&
       (segments[0] == "healthz" || segments[0] == "livez" || segments[0] == "readyz")) {

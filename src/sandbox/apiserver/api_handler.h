@@ -85,6 +85,8 @@ class ApiHandler {
 
  private:
   ApiResponse Route(const HttpRequest& request, bool* watch, ResourceRoute* route);
+  // /openapi/v2 in JSON or protobuf, by the Accept header; false when the connection must close.
+  bool ServeOpenApiV2(const HttpRequest& request, HttpConnection& connection);
   ApiResponse ServeResource(const HttpRequest& request, const ResourceRoute& route);
   ApiResponse List(const HttpRequest& request, const ResourceRoute& route);
   ApiResponse Create(const HttpRequest& request, const ResourceRoute& route);
