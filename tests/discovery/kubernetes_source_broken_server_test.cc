@@ -35,7 +35,8 @@ std::string SliceList(const std::string& rv, const std::vector<std::string>& ips
     endpoints += R"({"addresses":[")" + ip + R"("],"conditions":{"ready":true}})";
   }
   return R"({"kind":"EndpointSliceList","metadata":{"resourceVersion":")" + rv +
-         (next.empty() ? "" : R"(","continue":")" + next) + R"("},"items":[{"metadata":{"name":"greeter-a","namespace":"default","resourceVersion":"5",)"
+         (next.empty() ? "" : R"(","continue":")" + next) +
+         R"("},"items":[{"metadata":{"name":"greeter-a","namespace":"default","resourceVersion":"5",)"
          R"("labels":{"kubernetes.io/service-name":"greeter"}},"addressType":"IPv4",)"
          R"("ports":[{"name":"grpc","port":8080}],"endpoints":[)" +
          endpoints + "]}]}";

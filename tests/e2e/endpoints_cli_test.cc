@@ -77,7 +77,8 @@ TEST(EndpointsCliTest, AllNamespacesFollowsTheSandbox) {
   ASSERT_TRUE(sandbox.WaitForLine([](const std::string& l) { return l == "ready"; }, kTimeout));
   ChildProcess endpoints({PodlbBinary(), "endpoints", "--kubeconfig", dir.path() + "/kubeconfig",
                           "--all-namespaces", "--json", "default/greeter:grpc"});
-  ASSERT_TRUE(endpoints.WaitForLine([](const std::string& l) { return Eligible(l) == 3; }, kTimeout));
+  ASSERT_TRUE(
+      endpoints.WaitForLine([](const std::string& l) { return Eligible(l) == 3; }, kTimeout));
   EXPECT_EQ(endpoints.Terminate(), 0);
 }
 

@@ -292,9 +292,10 @@ TEST_F(ApiServerHttpTest, ScaleSubresourceReadsAndWritesReplicas) {
 }
 
 json Endpoints(const std::string& name, const std::string& address) {
-  return {{"metadata", {{"name", name}}},
-          {"subsets",
-           {{{"addresses", {{{"ip", address}}}}, {"ports", {{{"name", "grpc"}, {"port", 50051}}}}}}}};
+  return {
+      {"metadata", {{"name", name}}},
+      {"subsets",
+       {{{"addresses", {{{"ip", address}}}}, {"ports", {{{"name", "grpc"}, {"port", 50051}}}}}}}};
 }
 
 // The events of a finished watch response (chunked), one JSON object per line.
@@ -321,7 +322,8 @@ TEST_F(ApiServerHttpTest, LegacyWatchOfOneEndpointsObjectAsKuberesolverDoesIt) {
     EXPECT_EQ(client.Body()["subsets"][0]["addresses"][0]["ip"], "10.0.0.1");
   }
   RawClient client(server_->port());
-  ASSERT_TRUE(client.Send(Get("/api/v1/watch/namespaces/default/endpoints/greeter?timeoutSeconds=1")));
+  ASSERT_TRUE(
+      client.Send(Get("/api/v1/watch/namespaces/default/endpoints/greeter?timeoutSeconds=1")));
   ASSERT_TRUE(client.ReadUntil("10.0.0.1"));
   EXPECT_THAT(client.received(), ::testing::StartsWith("HTTP/1.1 200 OK"));
   EXPECT_THAT(client.received(), HasSubstr("Content-Type: application/json\r\n"));
@@ -389,8 +391,8 @@ TEST_F(ApiServerHttpTest, LegacyWatchPathsForCollectionsGroupsAndTheCluster) {
   EXPECT_EQ(events[0]["object"]["metadata"]["name"], "late");
   // The cluster-wide core path.
   RawClient services(server_->port());
-  ASSERT_TRUE(services.Send(Get("/api/v1/watch/services?timeoutSeconds=1&resourceVersion=" +
-                                version)));
+  ASSERT_TRUE(
+      services.Send(Get("/api/v1/watch/services?timeoutSeconds=1&resourceVersion=" + version)));
   ASSERT_TRUE(services.ReadToEof());
   EXPECT_THAT(services.received(), ::testing::StartsWith("HTTP/1.1 200 OK"));
 }
@@ -458,14 +460,16 @@ TEST_F(ApiServerHttpTest, ChunkedListServesOneSnapshotWithTheRealTokenShape) {
   const std::string rv = first["metadata"]["resourceVersion"];
   EXPECT_EQ(first["metadata"]["remainingItemCount"], 3);
   json token = DecodeToken(first["metadata"]["continue"]);
-  EXPECT_EQ(token, (json{{"v", "meta.k8s.io/v1"}, {"rv", std::stoll(rv)},
-                         {"start", std::string("b") + '\0'}}));
+  EXPECT_EQ(
+      token,
+      (json{{"v", "meta.k8s.io/v1"}, {"rv", std::stoll(rv)}, {"start", std::string("b") + '\0'}}));
 
   // Changes between pages do not show: the next pages read the first page's snapshot.
   ASSERT_TRUE(store_->Delete("endpointslices", "default", "c").ok());
   ASSERT_TRUE(store_->Create("endpointslices", "default", Slice("bb")).ok());
-  json second = GetJson(server_->port(), collection + "?limit=2&continue=" +
-                                             first["metadata"]["continue"].get<std::string>());
+  json second =
+      GetJson(server_->port(),
+              collection + "?limit=2&continue=" + first["metadata"]["continue"].get<std::string>());
   EXPECT_EQ(ItemNames(second), (std::vector<std::string>{"c", "d"}));
   EXPECT_EQ(second["metadata"]["resourceVersion"], rv);
   EXPECT_EQ(second["metadata"]["remainingItemCount"], 1);
@@ -480,8 +484,9 @@ TEST_F(ApiServerHttpTest, ChunkedListServesOneSnapshotWithTheRealTokenShape) {
   json all = GetJson(server_->port(), "/apis/discovery.k8s.io/v1/endpointslices?limit=5");
   EXPECT_EQ(ItemNames(all), (std::vector<std::string>{"a", "b", "bb", "d", "e"}));
   EXPECT_EQ(DecodeToken(all["metadata"]["continue"])["start"], std::string("default/e") + '\0');
-  json selected = GetJson(server_->port(),
-                          collection + "?limit=1&labelSelector=kubernetes.io%2Fservice-name%3Dgreeter");
+  json selected =
+      GetJson(server_->port(),
+              collection + "?limit=1&labelSelector=kubernetes.io%2Fservice-name%3Dgreeter");
   EXPECT_TRUE(selected["metadata"].contains("continue"));
   EXPECT_FALSE(selected["metadata"].contains("remainingItemCount"));
   // limit=0 means no limit.
@@ -499,10 +504,10 @@ TEST_F(ApiServerHttpTest, ExpiredContinueTokenIs410WithATokenForTheRest) {
   store_->Compact();  // the first page's version is now older than the history
 
   std::string status;
-  json expired = GetJson(server_->port(),
-                         collection + "?limit=1&continue=" +
-                             first["metadata"]["continue"].get<std::string>(),
-                         &status);
+  json expired =
+      GetJson(server_->port(),
+              collection + "?limit=1&continue=" + first["metadata"]["continue"].get<std::string>(),
+              &status);
   EXPECT_EQ(status, "HTTP/1.1 410 Gone");
   EXPECT_EQ(expired["kind"], "Status");
   EXPECT_EQ(expired["reason"], "Expired");
@@ -573,8 +578,8 @@ TEST_F(ApiServerHttpTest, ExactResourceVersionListsAnOlderSnapshot) {
   EXPECT_EQ(ItemNames(GetJson(server_->port(), collection + "?resourceVersion=" + before)),
             (std::vector<std::string>{"a", "b"}));
   std::string status;
-  json future = GetJson(server_->port(), collection + "?resourceVersion=999&resourceVersionMatch=Exact",
-                        &status);
+  json future = GetJson(server_->port(),
+                        collection + "?resourceVersion=999&resourceVersionMatch=Exact", &status);
   EXPECT_THAT(status, ::testing::StartsWith("HTTP/1.1 504"));
   EXPECT_THAT(future["message"].get<std::string>(), HasSubstr("Too large resource version: 999"));
 }
@@ -597,16 +602,18 @@ TEST_F(ApiServerHttpTest, OpenApiV2InJsonOrProtobufByAcceptHeader) {
 
   // kubectl 1.20 asks for protobuf only (gnostic's openapi.v2.Document).
   RawClient proto(server_->port());
-  ASSERT_TRUE(proto.Send(
-      Get("/openapi/v2", "Accept: application/com.github.proto-openapi.spec.v2@v1.0+protobuf\r\n")));
+  ASSERT_TRUE(proto.Send(Get(
+      "/openapi/v2", "Accept: application/com.github.proto-openapi.spec.v2@v1.0+protobuf\r\n")));
   ASSERT_TRUE(proto.ReadToEof());
   const std::string& r = proto.received();
   EXPECT_THAT(r, ::testing::StartsWith("HTTP/1.1 200 OK"));
   // The dotted form, as the real server answers: Go's MIME parser rejects '@'.
-  EXPECT_THAT(r, HasSubstr(
-                     "Content-Type: application/com.github.proto-openapi.spec.v2.v1.0+protobuf"));
+  EXPECT_THAT(
+      r, HasSubstr("Content-Type: application/com.github.proto-openapi.spec.v2.v1.0+protobuf"));
   std::string body = r.substr(r.find("\r\n\r\n") + 4);
-  EXPECT_EQ(body.substr(0, 5), std::string("\x0a\x03" "2.0", 5));  // field 1 (swagger): "2.0"
+  EXPECT_EQ(body.substr(0, 5), std::string("\x0a\x03"
+                                           "2.0",
+                                           5));  // field 1 (swagger): "2.0"
   EXPECT_THAT(body, HasSubstr("io.k8s.api.discovery.v1.EndpointSlice"));
   EXPECT_THAT(body, HasSubstr("x-kubernetes-group-version-kind"));
 
@@ -617,10 +624,10 @@ TEST_F(ApiServerHttpTest, OpenApiV2InJsonOrProtobufByAcceptHeader) {
   EXPECT_EQ(refused.Body()["reason"], "NotAcceptable");
   // A preference by q-value is honoured.
   RawClient weighted(server_->port());
-  ASSERT_TRUE(weighted.Send(Get(
-      "/openapi/v2",
-      "Accept: application/com.github.proto-openapi.spec.v2@v1.0+protobuf;q=0.5, "
-      "application/json\r\n")));
+  ASSERT_TRUE(
+      weighted.Send(Get("/openapi/v2",
+                        "Accept: application/com.github.proto-openapi.spec.v2@v1.0+protobuf;q=0.5, "
+                        "application/json\r\n")));
   ASSERT_TRUE(weighted.ReadToEof());
   EXPECT_THAT(weighted.received(), HasSubstr("Content-Type: application/json"));
 }

@@ -190,10 +190,10 @@ TEST_P(KubectlTest, FieldSelectorNarrowsAList) {
   ASSERT_TRUE(store_->Create("endpointslices", "default", Slice("greeter-a", "10.0.0.1")).ok());
   ASSERT_TRUE(store_->Create("endpointslices", "default", Slice("greeter-b", "10.0.0.2")).ok());
   std::string output;
-  ASSERT_EQ(Run({"get", "endpointslices", "--field-selector", "metadata.name=greeter-b", "-o",
-                 "name"},
-                &output),
-            0)
+  ASSERT_EQ(
+      Run({"get", "endpointslices", "--field-selector", "metadata.name=greeter-b", "-o", "name"},
+          &output),
+      0)
       << output;
   EXPECT_THAT(output, HasSubstr("endpointslice.discovery.k8s.io/greeter-b"));
   EXPECT_THAT(output, ::testing::Not(HasSubstr("greeter-a")));

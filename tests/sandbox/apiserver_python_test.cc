@@ -133,10 +133,10 @@ TEST_F(PythonPagingTest, EveryPageReadsTheFirstPagesSnapshot) {
   pod3 = Rv("pod-3");
   pod4 = Rv("pod-4");
   std::vector<std::string> pages = ListInPages(2);
-  EXPECT_THAT(pages, ElementsAre("PAGE " + version + " 3 pod-0@" + Rv("pod-0") + " pod-1@" +
-                                     Rv("pod-1"),
-                                 "PAGE " + version + " 1 pod-2@" + Rv("pod-2") + " pod-3@" + pod3,
-                                 "PAGE " + version + " - pod-4@" + pod4));
+  EXPECT_THAT(pages,
+              ElementsAre("PAGE " + version + " 3 pod-0@" + Rv("pod-0") + " pod-1@" + Rv("pod-1"),
+                          "PAGE " + version + " 1 pod-2@" + Rv("pod-2") + " pod-3@" + pod3,
+                          "PAGE " + version + " - pod-4@" + pod4));
   EXPECT_NE(Rv("pod-4"), pod4);  // the change happened, and the list did not show it
   EXPECT_EQ(server_->ListsServed("pods"), 3u);
 }

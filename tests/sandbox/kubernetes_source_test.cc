@@ -35,15 +35,14 @@ json SliceJson(const std::string& name, const std::string& service,
   json endpoints = json::array();
   for (const auto& [ip, ready] : ips)
     endpoints.push_back({{"addresses", {ip}}, {"conditions", {{"ready", ready}}}});
-  return json{{"apiVersion", "discovery.k8s.io/v1"},
-              {"kind", "EndpointSlice"},
-              {"metadata",
-               {{"name", name},
-                {"namespace", ns},
-                {"labels", {{"kubernetes.io/service-name", service}}}}},
-              {"addressType", "IPv4"},
-              {"ports", json::array({{{"name", "grpc"}, {"port", 50051}}})},
-              {"endpoints", endpoints}};
+  return json{
+      {"apiVersion", "discovery.k8s.io/v1"},
+      {"kind", "EndpointSlice"},
+      {"metadata",
+       {{"name", name}, {"namespace", ns}, {"labels", {{"kubernetes.io/service-name", service}}}}},
+      {"addressType", "IPv4"},
+      {"ports", json::array({{{"name", "grpc"}, {"port", 50051}}})},
+      {"endpoints", endpoints}};
 }
 
 class KubernetesSourceTest : public ::testing::Test {
@@ -295,9 +294,10 @@ TEST_F(KubernetesSourceTest, TenThousandServicesSyncThroughPages) {
     const std::string name = "svc-" + std::to_string(i);
     names.push_back(name);
     Create("services", ServiceJson(name));
-    Create("endpointslices",
-           SliceJson(name + "-a", name,
-                     {{"10.3." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1), true}}));
+    Create(
+        "endpointslices",
+        SliceJson(name + "-a", name,
+                  {{"10.3." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1), true}}));
   }
   KubernetesSource source(PlainConfig(), Options({}), registry_);
   ASSERT_TRUE(source.Start().ok());
@@ -320,8 +320,9 @@ TEST_F(KubernetesSourceTest, TenThousandServicesSyncThroughPages) {
   testing::RegistryWaiter waiter(registry_, {"default", "svc-9999", "grpc"});
   Update("endpointslices", SliceJson("svc-9999-a", "svc-9999", {{"10.9.9.9", true}}));
   ASSERT_TRUE(waiter.WaitFor(
-      [](const EndpointSet& s) { return testing::EligibleAddresses(s) ==
-                                        std::vector<std::string>{"10.9.9.9"}; },
+      [](const EndpointSet& s) {
+        return testing::EligibleAddresses(s) == std::vector<std::string>{"10.9.9.9"};
+      },
       15s, "the change after the paged list"));
 }
 
@@ -338,8 +339,9 @@ TEST_F(KubernetesSourceTest, ContinueTokenExpiredMidListRelistsFromTheStart) {
     ASSERT_TRUE(store_->Delete("services", "default", "svc-3").ok());
     ASSERT_TRUE(store_->Delete("endpointslices", "default", "svc-3-a").ok());
     ASSERT_TRUE(store_->Create("services", "default", ServiceJson("svc-new")).ok());
-    ASSERT_TRUE(store_->Create("endpointslices", "default",
-                               SliceJson("svc-new-a", "svc-new", {{"10.4.0.9", true}}))
+    ASSERT_TRUE(store_
+                    ->Create("endpointslices", "default",
+                             SliceJson("svc-new-a", "svc-new", {{"10.4.0.9", true}}))
                     .ok());
     store_->Compact();
   };
@@ -347,7 +349,8 @@ TEST_F(KubernetesSourceTest, ContinueTokenExpiredMidListRelistsFromTheStart) {
   for (int i = 0; i < 5; ++i) {
     const std::string name = "svc-" + std::to_string(i);
     Create("services", ServiceJson(name));
-    Create("endpointslices", SliceJson(name + "-a", name, {{"10.4.0." + std::to_string(i + 1), true}}));
+    Create("endpointslices",
+           SliceJson(name + "-a", name, {{"10.4.0." + std::to_string(i + 1), true}}));
   }
   KubernetesSourceOptions options = Options({});
   options.list_page_size = 2;
@@ -380,8 +383,8 @@ TEST_F(KubernetesSourceTest, AllNamespacesIsOneListAndWatchPerResourceType) {
   create("default", ServiceJson("greeter"));
   create("default", SliceJson("greeter-a", "greeter", {{"10.5.0.1", true}}));
   create("team-a", ServiceJson("greeter", json::object(), "team-a"));
-  create("team-a", SliceJson("greeter-a", "greeter", {{"10.5.1.1", true}, {"10.5.1.2", true}},
-                             "team-a"));
+  create("team-a",
+         SliceJson("greeter-a", "greeter", {{"10.5.1.1", true}, {"10.5.1.2", true}}, "team-a"));
   KubernetesSourceOptions options = Options({});
   options.all_namespaces = true;
   KubernetesSource source(PlainConfig(), options, registry_);

@@ -256,8 +256,8 @@ TEST(ResourceStoreTest, BoundedHistoryExpiresOldVersions) {
   EXPECT_EQ(events, 3);
 }
 
-ResourceStore::PageRequest PageOf(size_t limit, const std::string& start = "",
-                                  uint64_t version = 0, const std::string& ns = "default") {
+ResourceStore::PageRequest PageOf(size_t limit, const std::string& start = "", uint64_t version = 0,
+                                  const std::string& ns = "default") {
   ResourceStore::PageRequest request;
   request.ns = ns;
   request.limit = limit;

@@ -62,8 +62,7 @@ KubernetesSource::KubernetesSource(KubeConfig config, KubernetesSourceOptions op
     auto engine = std::make_shared<std::mt19937_64>(std::random_device{}());
     random_ = [engine] { return std::uniform_real_distribution<double>(0, 1)(*engine); };
   }
-  const std::string scope_path =
-      options_.all_namespaces ? "" : "/namespaces/" + options_.ns;
+  const std::string scope_path = options_.all_namespaces ? "" : "/namespaces/" + options_.ns;
   scope_ = options_.all_namespaces ? "in all namespaces" : "in \"" + options_.ns + "\"";
   // One selector for all the wanted services: one watch, however many services.
   std::string selector = kServiceNameLabel;
@@ -170,9 +169,10 @@ void KubernetesSource::Run(Kind kind) {
       // The pages after the first are read at the first page's version; history moved past it
       // before the last page. client-go's reflector starts over, and so do we: the state
       // published so far stays until a whole list is in.
-      LogInfo("kubernetes: {} {}: the list expired before its last page (410 Expired); "
-              "relisting from the start",
-              resources_[kind].plural, scope_);
+      LogInfo(
+          "kubernetes: {} {}: the list expired before its last page (410 Expired); "
+          "relisting from the start",
+          resources_[kind].plural, scope_);
       // A server that expires every list must not make us relist in a tight loop.
       if (++expired_lists > 1 && !Sleep(backoff.Next())) return;
       continue;

@@ -224,16 +224,16 @@ bool ApiHandler::ServeOpenApiV2(const HttpRequest& request, HttpConnection& conn
   };
   if (auto denied = Authorize(request, nullptr, "get")) return respond(*denied);
   if (request.method != "GET" && request.method != "HEAD") {
-    return respond(StatusResponse(
-        405, "MethodNotAllowed", "the server does not allow this method on the requested resource"));
+    return respond(
+        StatusResponse(405, "MethodNotAllowed",
+                       "the server does not allow this method on the requested resource"));
   }
   OpenApiV2Format format = NegotiateOpenApiV2(request.Header("accept"));
   if (format == OpenApiV2Format::kNotAcceptable) {
     // Neither form acceptable: the real server's answer too.
-    return respond(StatusResponse(
-        406, "NotAcceptable",
-        "only the following media types are accepted: application/json, "
-        "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"));
+    return respond(StatusResponse(406, "NotAcceptable",
+                                  "only the following media types are accepted: application/json, "
+                                  "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"));
   }
   json document = OpenApiV2Document();
   if (format == OpenApiV2Format::kJson) {
@@ -267,7 +267,8 @@ ApiResponse ApiHandler::Route(const HttpRequest& request, bool* watch, ResourceR
   };
   if (segments.empty()) {
     return discovery(
-        json{{"paths", {"/api", "/api/v1", "/apis", "/healthz", "/openapi/v2", "/openapi/v3", "/version"}}});
+        json{{"paths",
+              {"/api", "/api/v1", "/apis", "/healthz", "/openapi/v2", "/openapi/v3", "/version"}}});
   }
   if (segments.size() == 1 &&
       (segments[0] == "healthz" || segments[0] == "livez" || segments[0] == "readyz")) {
@@ -325,8 +326,9 @@ ApiResponse ApiHandler::Route(const HttpRequest& request, bool* watch, ResourceR
   if (!route->name.empty() && route->type->namespaced && route->ns.empty())
     return discovery(std::nullopt);
   if (!route->subresource.empty() &&
-      (legacy_watch || !(route->subresource == "status" ||
-                         (route->subresource == "scale" && route->type->resource == "deployments")))) {
+      (legacy_watch ||
+       !(route->subresource == "status" ||
+         (route->subresource == "scale" && route->type->resource == "deployments")))) {
     return discovery(std::nullopt);
   }
   if (legacy_watch && request.method != "GET") {

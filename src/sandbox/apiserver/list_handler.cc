@@ -120,9 +120,9 @@ ApiResponse ApiHandler::List(const HttpRequest& request, const ResourceRoute& ro
                                           std::string(page.status().message())));
       }
       // The real server's answer to a version it has not reached.
-      return StatusResponse(504, "Timeout",
-                            fmt::format("Too large resource version: {}, current: {}", rv,
-                                        store_.CurrentVersion()));
+      return StatusResponse(
+          504, "Timeout",
+          fmt::format("Too large resource version: {}, current: {}", rv, store_.CurrentVersion()));
     }
     return FromStatus(page.status(), route, "");
   }

@@ -145,7 +145,8 @@ absl::StatusOr<std::string> EncodeSchema(const json& schema, const std::string& 
   ProtoWriter out;
   auto string_at = [&](const std::string& key) -> absl::StatusOr<std::string> {
     const json& v = schema[key];
-    if (!v.is_string()) return absl::InvalidArgumentError(where + "." + key + ": expected a string");
+    if (!v.is_string())
+      return absl::InvalidArgumentError(where + "." + key + ": expected a string");
     return v.get<std::string>();
   };
   for (const auto& [key, value] : schema.items()) {
@@ -212,11 +213,10 @@ json OpenApiV2Document() {
     properties["apiVersion"] = Type("string");
     properties["kind"] = Type("string");
     properties["metadata"] = Ref(kObjectMeta);
-    json definition = {
-        {"type", "object"},
-        {"properties", properties},
-        {"x-kubernetes-group-version-kind",
-         {{{"group", type.group}, {"kind", type.kind}, {"version", type.version}}}}};
+    json definition = {{"type", "object"},
+                       {"properties", properties},
+                       {"x-kubernetes-group-version-kind",
+                        {{{"group", type.group}, {"kind", type.kind}, {"version", type.version}}}}};
     if (!required.empty()) definition["required"] = required;
     definitions[DefinitionName(type)] = definition;
   }

@@ -1,7 +1,8 @@
 // Watch streaming of the API-server stand-in: a chunked HTTP/1.1 response with one JSON event
-// per line, as the real server writes it, for `?watch=true` and the legacy /watch/ paths alike. Initial ADDED events when the client gave no
-// resourceVersion (or "0"), bookmarks on request, a clean end after timeoutSeconds, and an
-// in-stream ERROR event (410 Expired) for a version older than the retained history.
+// per line, as the real server writes it, for `?watch=true` and the legacy /watch/ paths alike.
+// Initial ADDED events when the client gave no resourceVersion (or "0"), bookmarks on request, a
+// clean end after timeoutSeconds, and an in-stream ERROR event (410 Expired) for a version older
+// than the retained history.
 #include <chrono>
 
 #include "absl/strings/numbers.h"
