@@ -1,5 +1,6 @@
 // Request routing, authentication and the object verbs of the API-server stand-in. Watch
-// streaming lives in watch_stream.cc, the scale subresource and patches in subresources.cc.
+// streaming lives in watch_stream.cc, lists in list_handler.cc, the scale subresource and patches
+// in subresources.cc, the OpenAPI v2 document in openapi_v2.cc.
 #include "sandbox/apiserver/api_handler.h"
 
 #include <vector>

@@ -51,7 +51,8 @@ class ApiServer {
   std::string ca_pem() const;
   ResourceStore& store();
 
-  // Counters for tests and benchmarks: watch requests opened so far, per resource plural.
+  // Counters for tests and benchmarks, per resource plural: watch requests opened so far, and
+  // list responses served (each page of a chunked list counts; refused requests do not).
   uint64_t WatchesOpened(const std::string& resource) const;
   uint64_t ListsServed(const std::string& resource) const;
 
