@@ -41,9 +41,30 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 echo "bootstrap: all packages present"
 
+# Debian 12's own kubectl (1.20, package kubernetes-client) as a second, older kubectl for the
+# sandbox's kubectl tests: it validates manifests against /openapi/v2 and pages the old way.
+# Installing it would replace the kubectl on PATH, so it is only downloaded and unpacked into
+# .cache/kubectl-1.20 (gitignored); tests/CMakeLists.txt hands it to the tests as
+# PODLB_KUBECTL_LEGACY. Re-run cmake after the first extraction.
+cd "$(dirname "$0")/.."
+legacy_kubectl=.cache/kubectl-1.20/usr/bin/kubectl
+if [ -x "$legacy_kubectl" ]; then
+  echo "bootstrap: kubectl 1.20 present in .cache/kubectl-1.20"
+else
+  download_dir=$(mktemp -d)
+  mkdir -p .cache/kubectl-1.20
+  if (cd "$download_dir" && apt-get download -qq kubernetes-client >/dev/null 2>&1) &&
+     dpkg -x "$download_dir"/kubernetes-client_*.deb .cache/kubectl-1.20 &&
+     [ -x "$legacy_kubectl" ]; then
+    echo "bootstrap: kubectl $("$legacy_kubectl" version --client --short 2>/dev/null | sed 's/.*: //') extracted into .cache/kubectl-1.20"
+  else
+    echo "bootstrap: could not download kubernetes-client (kubectl 1.20); its test variants will be skipped"
+  fi
+  rm -rf "$download_dir"
+fi
+
 # Test-only npm peers (grpc-js-xds, the second independent xDS client of the control-plane
 # tests), pinned by package-lock.json; node_modules is gitignored.
-cd "$(dirname "$0")/.."
 if [ -f package-lock.json ] && command -v npm >/dev/null 2>&1; then
   # npm ci wipes and reinstalls node_modules; skip it while the install is newer than the lock.
   if [ node_modules/.package-lock.json -nt package-lock.json ]; then

@@ -1,7 +1,8 @@
 // Builds the Kubernetes source from flags and the environment: a kubeconfig when --kubeconfig is
 // given, else the in-cluster service account (KUBERNETES_SERVICE_HOST/PORT). One KubernetesSource
 // per namespace, each following the wanted services of that namespace (or all of them for
-// --namespace), so the API server sees one watch per resource type per namespace.
+// --namespace), so the API server sees one watch per resource type per namespace; or, with
+// --all-namespaces, one source for the whole cluster (one watch per resource type in all).
 #include <cstdlib>
 #include <map>
 #include <set>
@@ -29,8 +30,19 @@ absl::StatusOr<KubeConfig> LoadConfig(const SourceFlags& flags) {
 
 absl::StatusOr<std::unique_ptr<EndpointSource>> MakeKubernetesSource(
     const SourceFlags& flags, Registry& registry, const std::vector<ServiceKey>& services) {
+  if (flags.all_namespaces && !flags.namespaces.empty()) {
+    return absl::InvalidArgumentError(
+        "--all-namespaces already follows every namespace; drop --namespace");
+  }
   auto config = LoadConfig(flags);
   if (!config.ok()) return config.status();
+  if (flags.all_namespaces) {
+    // Every Service of the cluster, so the services the command names are covered too.
+    KubernetesSourceOptions options{.all_namespaces = true,
+                                    .watch_timeout_seconds = flags.watch_timeout_seconds};
+    return std::unique_ptr<EndpointSource>(
+        new KubernetesSource(*config, std::move(options), registry));
+  }
   // namespace → wanted service names; an empty set means the whole namespace.
   std::map<std::string, std::set<std::string>> wanted;
   std::set<std::string> whole(flags.namespaces.begin(), flags.namespaces.end());

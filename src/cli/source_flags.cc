@@ -12,6 +12,9 @@ void SourceFlags::AddTo(CLI::App& app) {
   app.add_option("--context", context, "kubeconfig context (default: current-context)");
   app.add_option("--namespace", namespaces,
                  "follow every Service of this namespace (repeatable; Kubernetes source)");
+  app.add_flag("--all-namespaces", all_namespaces,
+               "follow every Service of every namespace: one cluster-wide list+watch per "
+               "resource type (Kubernetes source; needs a ClusterRoleBinding)");
   app.add_option("--dns", dns, "re-resolve a headless Service name instead: NAME:PORT");
   app.add_option("--dns-server", dns_server, "DNS servers host:port[,host:port] (default: resolv.conf)");
   app.add_option("--dns-interval", dns_interval_seconds, "seconds between DNS resolutions")
@@ -46,6 +49,9 @@ absl::StatusOr<std::unique_ptr<EndpointSource>> SourceFlags::MakeSource(
   int chosen = !file.empty() + !dns.empty() + !kubeconfig.empty();
   if (chosen > 1)
     return absl::InvalidArgumentError("choose one source: --file, --dns or --kubeconfig");
+  if (all_namespaces && (!file.empty() || !dns.empty()))
+    return absl::InvalidArgumentError(
+        "--all-namespaces is for the Kubernetes source; drop it with --file or --dns");
   if (!file.empty()) return std::unique_ptr<EndpointSource>(new FileSource(file, registry));
   if (!dns.empty()) {
     auto key = DnsKey();

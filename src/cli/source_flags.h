@@ -22,6 +22,7 @@ struct SourceFlags {
   std::string file;
   int watch_timeout_seconds = 300;
   std::vector<std::string> namespaces;  // follow every Service of these namespaces
+  bool all_namespaces = false;          // follow every Service of the cluster
 
   void AddTo(CLI::App& app);
   // Exactly one source: --file, --dns, or Kubernetes (--kubeconfig, else in-cluster config).

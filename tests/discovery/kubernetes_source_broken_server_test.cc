@@ -1,6 +1,7 @@
 // KubernetesSource against a scripted server that sends what a real API server would not:
-// malformed JSON, a watch cut mid-event, an oversized list. The source must log, keep the last
-// good endpoints, report the error through Health(), relist, and recover.
+// malformed JSON, a watch cut mid-event, an oversized list, a list whose second page is broken.
+// The source must log, keep the last good endpoints, report the error through Health(), relist,
+// and recover.
 #include <chrono>
 
 #include "discovery/kubernetes/kubernetes_source.h"
@@ -25,24 +26,29 @@ constexpr char kService[] = R"({"kind":"ServiceList","metadata":{"resourceVersio
   {"metadata":{"name":"greeter","namespace":"default","resourceVersion":"3"},
    "spec":{"ports":[{"name":"grpc","port":80}]}}]})";
 
-std::string SliceList(const std::string& rv, const std::vector<std::string>& ips) {
+// `next`: the list's metadata.continue (more pages follow).
+std::string SliceList(const std::string& rv, const std::vector<std::string>& ips,
+                      const std::string& next = "") {
   std::string endpoints;
   for (const auto& ip : ips) {
     if (!endpoints.empty()) endpoints += ",";
     endpoints += R"({"addresses":[")" + ip + R"("],"conditions":{"ready":true}})";
   }
   return R"({"kind":"EndpointSliceList","metadata":{"resourceVersion":")" + rv +
+         (next.empty() ? "" : R"(","continue":")" + next) +
          R"("},"items":[{"metadata":{"name":"greeter-a","namespace":"default","resourceVersion":"5",)"
          R"("labels":{"kubernetes.io/service-name":"greeter"}},"addressType":"IPv4",)"
          R"("ports":[{"name":"grpc","port":8080}],"endpoints":[)" +
          endpoints + "]}]}";
 }
 
-// kMalformedList / kOversizedList: the watch ends with an ERROR 410 event, so the source relists
-// and gets the broken list. kBookmarkOnce: one watch sends a bookmark and ends, then kGood.
+// kMalformedList / kOversizedList / kMalformedSecondPage: the watch ends with an ERROR 410 event,
+// so the source relists and gets the broken list. kBookmarkOnce: one watch sends a bookmark and
+// ends, then kGood.
 enum class SliceMode {
   kGood,
   kMalformedList,
+  kMalformedSecondPage,
   kOversizedList,
   kTruncatedWatch,
   kMalformedEvent,
@@ -65,6 +71,11 @@ class BrokenServerTest : public ::testing::Test {
       return watch ? RawHttpServer::Stream("", /*hold=*/true) : RawHttpServer::Json(200, kService);
     if (!watch) {
       switch (mode) {
+        case SliceMode::kMalformedSecondPage:
+          // A first page that would replace the endpoints, then a broken second page.
+          if (request.find("continue=page-2") == std::string::npos)
+            return RawHttpServer::Json(200, SliceList("11", {"10.0.0.7"}, "page-2"));
+          return RawHttpServer::Json(200, R"({"metadata":{"resourceVersion":"11"},"items":[{)");
         case SliceMode::kMalformedList:
           return RawHttpServer::Json(200, R"({"metadata":{"resourceVersion":"11"},"items":[{"meta)");
         case SliceMode::kOversizedList:
@@ -75,6 +86,7 @@ class BrokenServerTest : public ::testing::Test {
     }
     switch (mode) {
       case SliceMode::kMalformedList:
+      case SliceMode::kMalformedSecondPage:
       case SliceMode::kOversizedList:
         return RawHttpServer::Stream(
             R"j({"type":"ERROR","object":{"kind":"Status","code":410,"reason":"Expired","message":"too old resource version: 11 (20)"}})j" "\n",
@@ -190,6 +202,25 @@ TEST_F(BrokenServerTest, MalformedListAfter410KeepsTheLastGoodStateThenRecovers)
   EXPECT_THAT(std::string(source->Health().message()),
               HasSubstr("keeping the last known endpoints"));
   EXPECT_GE(server_.Count(kSliceList), 2);  // relisted after the 410
+  EXPECT_EQ(waiter.Publications(), publications);
+  EXPECT_THAT(testing::EligibleAddresses(*registry_.Current(key_)),
+              ElementsAre("10.0.0.1", "10.0.0.2"));
+  SetMode(SliceMode::kGood);
+  ASSERT_TRUE(testing::WaitFor([&] { return source->Health().ok(); }, 10s, "recovery"));
+}
+
+TEST_F(BrokenServerTest, BrokenSecondPageKeepsTheLastWholeListThenRecovers) {
+  testing::RegistryWaiter waiter(registry_, key_);
+  auto source = MakeSource();
+  ASSERT_TRUE(source->Start().ok());
+  ASSERT_TRUE(waiter.WaitFor([](const EndpointSet& s) { return s.endpoints().size() == 2; }, 10s,
+                             "two endpoints"));
+  EXPECT_EQ(server_.Count(std::string(kSliceList) + "=kubernetes.io%2Fservice-name&limit=500"), 1);
+  const int publications = waiter.Publications();
+  SetMode(SliceMode::kMalformedSecondPage);
+  ASSERT_TRUE(WaitUnhealthy(*source, "malformed JSON"));
+  EXPECT_GE(server_.Count("continue=page-2"), 1);
+  // Page one alone (10.0.0.7) was never applied: a list counts only once it is whole.
   EXPECT_EQ(waiter.Publications(), publications);
   EXPECT_THAT(testing::EligibleAddresses(*registry_.Current(key_)),
               ElementsAre("10.0.0.1", "10.0.0.2"));

@@ -62,6 +62,26 @@ TEST(EndpointsCliTest, FollowsTheSandboxThroughScaleUpAndDown) {
   EXPECT_THAT(out, HasSubstr("eligible"));
 }
 
+// One cluster-wide source instead of one per namespace; every command that reads endpoints
+// takes the flag.
+TEST(EndpointsCliTest, AllNamespacesFollowsTheSandbox) {
+  for (const char* command : {"endpoints", "control-plane", "proxy"}) {
+    std::string help;
+    ASSERT_EQ(RunCommand({PodlbBinary(), command, "--help"}, &help), 0) << help;
+    EXPECT_THAT(help, HasSubstr("--all-namespaces")) << command;
+  }
+  TempDir dir;
+  ChildProcess sandbox({PodlbBinary(), "sandbox", "--state-dir", dir.path(), "--pod-port",
+                        std::to_string(PickFreePort()), "--first-pod-ip",
+                        "127.3." + std::to_string(getpid() % 250 + 1) + ".2"});
+  ASSERT_TRUE(sandbox.WaitForLine([](const std::string& l) { return l == "ready"; }, kTimeout));
+  ChildProcess endpoints({PodlbBinary(), "endpoints", "--kubeconfig", dir.path() + "/kubeconfig",
+                          "--all-namespaces", "--json", "default/greeter:grpc"});
+  ASSERT_TRUE(
+      endpoints.WaitForLine([](const std::string& l) { return Eligible(l) == 3; }, kTimeout));
+  EXPECT_EQ(endpoints.Terminate(), 0);
+}
+
 TEST(EndpointsCliTest, ReadsAFile) {
   TempDir dir;
   WriteFile(dir.path() + "/e.yaml", R"(services:
@@ -87,6 +107,11 @@ TEST(EndpointsCliTest, BadInputGetsAClearMessageAndANonZeroExit) {
        "/nonexistent/kubeconfig"},
       {{"endpoints", "--file", "/x", "--dns", "a:1", "default/greeter:grpc"}, "choose one source"},
       {{"endpoints", "--dns-interval", "0", "--dns", "a:1"}, "--dns-interval"},
+      {{"endpoints", "--all-namespaces", "--namespace", "team-a", "--kubeconfig", "/x",
+        "default/greeter:grpc"},
+       "--all-namespaces already follows every namespace; drop --namespace"},
+      {{"endpoints", "--file", "/x", "--all-namespaces", "default/greeter:grpc"},
+       "--all-namespaces is for the Kubernetes source"},
   };
   for (const auto& c : cases) {
     std::vector<std::string> argv = {PodlbBinary()};

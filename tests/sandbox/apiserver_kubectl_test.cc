@@ -1,6 +1,12 @@
 // kubectl (a client nobody here wrote) against the API-server stand-in over TLS: discovery,
-// get/list with server-side tables, create/delete, the scale subresource, watch, and the 401 and
-// 403 paths.
+// get/list with server-side tables, create/delete, the scale subresource, watch, field
+// selectors, chunked lists, and the 401 and 403 paths. Every test runs with the kubectl on PATH
+// and again with Debian 12's kubectl 1.20 (client-side validation from /openapi/v2) when
+// PODLB_KUBECTL_LEGACY names one (scripts/bootstrap.sh extracts it into .cache/kubectl-1.20).
+#include <unistd.h>
+
+#include <cstdlib>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "sandbox/apiserver/api_server.h"
@@ -20,9 +26,26 @@ json Slice(const std::string& name, const std::string& address) {
           {"ports", {{{"name", "grpc"}, {"port", 50051}, {"protocol", "TCP"}}}}};
 }
 
-class KubectlTest : public ::testing::Test {
+enum class Kubectl { kOnPath, kLegacy };
+
+std::string KubectlName(const ::testing::TestParamInfo<Kubectl>& info) {
+  return info.param == Kubectl::kOnPath ? "OnPath" : "Legacy120";
+}
+
+class KubectlTest : public ::testing::TestWithParam<Kubectl> {
  protected:
   void SetUp() override {
+    if (GetParam() == Kubectl::kLegacy) {
+      const char* legacy = std::getenv("PODLB_KUBECTL_LEGACY");
+      if (legacy == nullptr || *legacy == '\0') {
+        GTEST_SKIP() << "PODLB_KUBECTL_LEGACY is not set: run scripts/bootstrap.sh (it extracts "
+                        "Debian 12's kubectl 1.20 into .cache/kubectl-1.20) and re-run cmake";
+      }
+      if (::access(legacy, X_OK) != 0) {
+        GTEST_SKIP() << "PODLB_KUBECTL_LEGACY=" << legacy << " is not an executable file";
+      }
+      kubectl_ = legacy;
+    }
     ApiServerOptions options;
     options.tokens = {"good-token"};
     options.forbidden_tokens = {"forbidden-token"};
@@ -39,7 +62,7 @@ class KubectlTest : public ::testing::Test {
 
   std::vector<std::string> Kubectl(std::vector<std::string> args,
                                    const std::string& kubeconfig = "") {
-    std::vector<std::string> argv = {"kubectl", "--kubeconfig",
+    std::vector<std::string> argv = {kubectl_, "--kubeconfig",
                                      kubeconfig.empty() ? kubeconfig_ : kubeconfig, "--cache-dir",
                                      dir_.path() + "/cache"};
     argv.insert(argv.end(), args.begin(), args.end());
@@ -50,13 +73,19 @@ class KubectlTest : public ::testing::Test {
     return testing::RunCommand(Kubectl(std::move(args), kubeconfig), output, 60s);
   }
 
+  bool legacy() const { return GetParam() == Kubectl::kLegacy; }
+
+  std::string kubectl_ = "kubectl";
   std::shared_ptr<ResourceStore> store_ = std::make_shared<ResourceStore>();
   std::unique_ptr<ApiServer> server_;
   testing::TempDir dir_;
   std::string kubeconfig_;
 };
 
-TEST_F(KubectlTest, GetEndpointSlicesAsJson) {
+INSTANTIATE_TEST_SUITE_P(Kubectls, KubectlTest,
+                         ::testing::Values(Kubectl::kOnPath, Kubectl::kLegacy), KubectlName);
+
+TEST_P(KubectlTest, GetEndpointSlicesAsJson) {
   ASSERT_TRUE(store_->Create("endpointslices", "default", Slice("greeter-abc", "10.0.0.1")).ok());
   std::string output;
   ASSERT_EQ(Run({"get", "endpointslices", "-o", "json"}, &output), 0) << output;
@@ -68,7 +97,7 @@ TEST_F(KubectlTest, GetEndpointSlicesAsJson) {
   EXPECT_GE(server_->ListsServed("endpointslices"), 1u);
 }
 
-TEST_F(KubectlTest, GetServicesPrintsTheServersTable) {
+TEST_P(KubectlTest, GetServicesPrintsTheServersTable) {
   ASSERT_TRUE(store_
                   ->Create("services", "default",
                            {{"metadata", {{"name", "greeter"}}},
@@ -84,7 +113,7 @@ TEST_F(KubectlTest, GetServicesPrintsTheServersTable) {
   EXPECT_THAT(output, HasSubstr("service/greeter"));
 }
 
-TEST_F(KubectlTest, CreateFromManifestThenDelete) {
+TEST_P(KubectlTest, CreateFromManifestThenDelete) {
   std::string manifest = dir_.path() + "/service.yaml";
   testing::WriteFile(manifest,
                      "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  labels: {app: web}\n"
@@ -107,7 +136,7 @@ TEST_F(KubectlTest, CreateFromManifestThenDelete) {
   EXPECT_THAT(output, HasSubstr("NotFound"));
 }
 
-TEST_F(KubectlTest, ScaleDeploymentThroughTheScaleSubresource) {
+TEST_P(KubectlTest, ScaleDeploymentThroughTheScaleSubresource) {
   json deployment = {{"metadata", {{"name", "greeter"}}},
                      {"spec",
                       {{"replicas", 3},
@@ -121,7 +150,7 @@ TEST_F(KubectlTest, ScaleDeploymentThroughTheScaleSubresource) {
   EXPECT_EQ((*stored)["spec"]["replicas"], 5);
 }
 
-TEST_F(KubectlTest, WatchPrintsSlicesCreatedLater) {
+TEST_P(KubectlTest, WatchPrintsSlicesCreatedLater) {
   ASSERT_TRUE(store_->Create("endpointslices", "default", Slice("greeter-old", "10.0.0.1")).ok());
   testing::ChildProcess watch(Kubectl({"get", "endpointslices", "-w"}));
   ASSERT_TRUE(watch.WaitForLineContaining("greeter-old", 30s));
@@ -131,7 +160,7 @@ TEST_F(KubectlTest, WatchPrintsSlicesCreatedLater) {
   EXPECT_TRUE(watch.WaitForLineContaining("greeter-new", 30s));
 }
 
-TEST_F(KubectlTest, WrongTokenIsUnauthorized) {
+TEST_P(KubectlTest, WrongTokenIsUnauthorized) {
   std::string output;
   EXPECT_NE(Run({"get", "endpointslices"}, &output, WriteKubeconfig("wrong-token")), 0);
   // kubectl's words for a 401, with the cause as client-go decodes it from discovery.
@@ -143,13 +172,92 @@ TEST_F(KubectlTest, WrongTokenIsUnauthorized) {
   EXPECT_THAT(output, HasSubstr("error: You must be logged in to the server (Unauthorized)"));
 }
 
-TEST_F(KubectlTest, ForbiddenTokenGetsTheRbacMessage) {
+TEST_P(KubectlTest, ForbiddenTokenGetsTheRbacMessage) {
   std::string output;
   EXPECT_NE(Run({"get", "endpointslices"}, &output, WriteKubeconfig("forbidden-token")), 0);
   EXPECT_THAT(output, HasSubstr("endpointslices.discovery.k8s.io is forbidden: User "
                                 "\"system:serviceaccount:"));
   EXPECT_THAT(output, HasSubstr("cannot list resource \"endpointslices\" in API group "
                                 "\"discovery.k8s.io\" in the namespace \"default\""));
+}
+
+json Pod(const std::string& name) {
+  return {{"metadata", {{"name", name}, {"labels", {{"app", "web"}}}}},
+          {"spec", {{"containers", {{{"name", "web"}, {"image", "web:1"}}}}}}};
+}
+
+TEST_P(KubectlTest, FieldSelectorNarrowsAList) {
+  ASSERT_TRUE(store_->Create("endpointslices", "default", Slice("greeter-a", "10.0.0.1")).ok());
+  ASSERT_TRUE(store_->Create("endpointslices", "default", Slice("greeter-b", "10.0.0.2")).ok());
+  std::string output;
+  ASSERT_EQ(
+      Run({"get", "endpointslices", "--field-selector", "metadata.name=greeter-b", "-o", "name"},
+          &output),
+      0)
+      << output;
+  EXPECT_THAT(output, HasSubstr("endpointslice.discovery.k8s.io/greeter-b"));
+  EXPECT_THAT(output, ::testing::Not(HasSubstr("greeter-a")));
+}
+
+// `kubectl get -w pod NAME` lists and then watches with fieldSelector=metadata.name=NAME.
+TEST_P(KubectlTest, WatchOnePodByName) {
+  ASSERT_TRUE(store_->Create("pods", "default", Pod("web-1")).ok());
+  ASSERT_TRUE(store_->Create("pods", "default", Pod("web-2")).ok());
+  testing::ChildProcess watch(Kubectl({"get", "-w", "pod", "web-1"}));
+  ASSERT_TRUE(watch.WaitForLineContaining("web-1", 30s));
+  ASSERT_TRUE(testing::WaitFor([&] { return server_->WatchesOpened("pods") >= 1; }, 30s,
+                               "kubectl to open its watch"));
+  ASSERT_TRUE(store_->Create("pods", "default", Pod("web-3")).ok());
+  json changed = *store_->Get("pods", "default", "web-1");
+  changed["metadata"]["labels"]["version"] = "2";
+  ASSERT_TRUE(store_->Update("pods", "default", changed).ok());
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        int seen = 0;
+        for (const auto& line : watch.Lines()) seen += line.find("web-1") != std::string::npos;
+        return seen >= 2;
+      },
+      30s, "the change of web-1 as a second line"));
+  for (const auto& line : watch.Lines()) {
+    EXPECT_THAT(line, ::testing::Not(HasSubstr("web-2")));
+    EXPECT_THAT(line, ::testing::Not(HasSubstr("web-3")));
+  }
+}
+
+// --chunk-size pages with limit/continue under the hood; the server counts each page.
+TEST_P(KubectlTest, ChunkedGetPagesThroughContinue) {
+  for (const char* name : {"web-1", "web-2", "web-3", "web-4", "web-5"}) {
+    ASSERT_TRUE(store_->Create("pods", "default", Pod(name)).ok());
+  }
+  std::string output;
+  ASSERT_EQ(Run({"get", "pods", "--chunk-size=2"}, &output), 0) << output;
+  for (const char* name : {"web-1", "web-2", "web-3", "web-4", "web-5"}) {
+    EXPECT_THAT(output, HasSubstr(name));
+  }
+  EXPECT_EQ(server_->ListsServed("pods"), 3u);  // 2 + 2 + 1
+  ASSERT_EQ(Run({"get", "pods", "--chunk-size=2", "-o", "name"}, &output), 0) << output;
+  EXPECT_THAT(output, HasSubstr("pod/web-5"));
+  EXPECT_EQ(server_->ListsServed("pods"), 6u);
+}
+
+// kubectl 1.20 validates manifests on the client against /openapi/v2 (protobuf): a missing
+// required field never reaches the server. Newer kubectl leaves validation to the server.
+TEST_P(KubectlTest, ClientSideValidationReadsTheOpenApiV2Document) {
+  if (!legacy()) GTEST_SKIP() << "kubectl on PATH validates on the server (fieldValidation)";
+  std::string manifest = dir_.path() + "/slice.yaml";
+  testing::WriteFile(manifest,
+                     "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n"
+                     "  name: broken\nendpoints: []\n");
+  std::string output;
+  EXPECT_NE(Run({"create", "-f", manifest}, &output), 0) << output;
+  EXPECT_THAT(output, HasSubstr("missing required field \"addressType\""));
+  EXPECT_EQ(store_->Get("endpointslices", "default", "broken").status().code(),
+            absl::StatusCode::kNotFound);
+  testing::WriteFile(manifest,
+                     "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n"
+                     "  name: fine\naddressType: IPv4\nendpoints: []\n");
+  ASSERT_EQ(Run({"create", "-f", manifest}, &output), 0) << output;
+  EXPECT_TRUE(store_->Get("endpointslices", "default", "fine").ok());
 }
 
 }  // namespace

@@ -256,6 +256,152 @@ TEST(ResourceStoreTest, BoundedHistoryExpiresOldVersions) {
   EXPECT_EQ(events, 3);
 }
 
+ResourceStore::PageRequest PageOf(size_t limit, const std::string& start = "", uint64_t version = 0,
+                                  const std::string& ns = "default") {
+  ResourceStore::PageRequest request;
+  request.ns = ns;
+  request.limit = limit;
+  request.start = start;
+  request.version = version;
+  return request;
+}
+
+TEST(ResourceStorePagesTest, PagesFollowKeyOrderWithinAndAcrossNamespaces) {
+  ResourceStore store;
+  for (const char* name : {"e", "b", "d", "a", "c"}) {
+    ASSERT_TRUE(store.Create("endpointslices", "default", Slice(name, "greeter", "10.0.0.1")).ok());
+  }
+  ASSERT_TRUE(store.Create("endpointslices", "alpha", Slice("z", "greeter", "10.0.0.9")).ok());
+
+  auto first = store.ListPage("endpointslices", PageOf(2));
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_THAT(Names(first->items), ElementsAre("a", "b"));
+  EXPECT_TRUE(first->more);
+  EXPECT_EQ(first->last_key, "b");  // relative to "default/"
+  EXPECT_EQ(first->remaining, 3u);
+  EXPECT_EQ(first->resource_version, store.CurrentVersion());
+
+  auto rest = store.ListPage("endpointslices", PageOf(0, "b" + std::string(1, '\0')));
+  ASSERT_TRUE(rest.ok());
+  EXPECT_THAT(Names(rest->items), ElementsAre("c", "d", "e"));
+  EXPECT_FALSE(rest->more);
+  EXPECT_EQ(rest->last_key, "");
+
+  // Exactly `limit` left: no further page.
+  auto exact = store.ListPage("endpointslices", PageOf(3, "c"));
+  ASSERT_TRUE(exact.ok());
+  EXPECT_THAT(Names(exact->items), ElementsAre("c", "d", "e"));
+  EXPECT_FALSE(exact->more);
+
+  // Across namespaces, keys are "namespace/name": alpha sorts first.
+  auto all = store.ListPage("endpointslices", PageOf(2, "", 0, ""));
+  ASSERT_TRUE(all.ok());
+  EXPECT_THAT(Names(all->items), ElementsAre("z", "a"));
+  EXPECT_EQ(all->last_key, "default/a");
+  EXPECT_EQ(all->remaining, 4u);
+}
+
+TEST(ResourceStorePagesTest, LaterPagesReadTheFirstPagesSnapshot) {
+  ResourceStore store;
+  for (const char* name : {"a", "b", "c", "d", "e"}) {
+    ASSERT_TRUE(store.Create("endpointslices", "default", Slice(name, "greeter", "10.0.0.1")).ok());
+  }
+  auto first = store.ListPage("endpointslices", PageOf(2));
+  ASSERT_TRUE(first.ok());
+  const uint64_t snapshot = first->resource_version;
+  const std::string d_version = Rv(*store.Get("endpointslices", "default", "d"));
+
+  // Between the pages: c deleted, d modified, bb created (sorts into the next page), e deleted
+  // and created again.
+  ASSERT_TRUE(store.Delete("endpointslices", "default", "c").ok());
+  json d = *store.Get("endpointslices", "default", "d");
+  d["endpoints"][0]["addresses"][0] = "10.9.9.9";
+  ASSERT_TRUE(store.Update("endpointslices", "default", d).ok());
+  ASSERT_TRUE(store.Create("endpointslices", "default", Slice("bb", "greeter", "10.0.0.2")).ok());
+  ASSERT_TRUE(store.Delete("endpointslices", "default", "e").ok());
+  ASSERT_TRUE(store.Create("endpointslices", "default", Slice("e", "greeter", "10.0.0.3")).ok());
+
+  auto second =
+      store.ListPage("endpointslices", PageOf(2, first->last_key + std::string(1, '\0'), snapshot));
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->resource_version, snapshot);
+  EXPECT_THAT(Names(second->items), ElementsAre("c", "d"));
+  EXPECT_EQ(Rv(second->items[1]), d_version);
+  EXPECT_EQ(second->items[1]["endpoints"][0]["addresses"][0], "10.0.0.1");
+  EXPECT_EQ(second->remaining, 1u);
+  auto third = store.ListPage("endpointslices",
+                              PageOf(2, second->last_key + std::string(1, '\0'), snapshot));
+  ASSERT_TRUE(third.ok());
+  EXPECT_THAT(Names(third->items), ElementsAre("e"));
+  EXPECT_EQ(third->items[0]["endpoints"][0]["addresses"][0], "10.0.0.1");
+  EXPECT_FALSE(third->more);
+
+  // The current state, for comparison.
+  auto now = store.ListPage("endpointslices", PageOf(0));
+  ASSERT_TRUE(now.ok());
+  EXPECT_THAT(Names(now->items), ElementsAre("a", "b", "bb", "d", "e"));
+}
+
+TEST(ResourceStorePagesTest, SelectorsFilterPagesAndLimitCountsMatches) {
+  ResourceStore store;
+  for (int i = 0; i < 6; ++i) {
+    std::string service = i % 2 == 0 ? "even" : "odd";
+    ASSERT_TRUE(store
+                    .Create("endpointslices", "default",
+                            Slice("s" + std::to_string(i), service, "10.0.0.1"))
+                    .ok());
+  }
+  ResourceStore::PageRequest request = PageOf(2);
+  request.selector = Selector("kubernetes.io/service-name=odd");
+  auto page = store.ListPage("endpointslices", request);
+  ASSERT_TRUE(page.ok());
+  EXPECT_THAT(Names(page->items), ElementsAre("s1", "s3"));
+  EXPECT_TRUE(page->more);
+  request.filter = [](const json& object) { return object["metadata"]["name"] != "s5"; };
+  page = store.ListPage("endpointslices", request);
+  ASSERT_TRUE(page.ok());
+  EXPECT_THAT(Names(page->items), ElementsAre("s1", "s3"));
+  EXPECT_FALSE(page->more);  // s5 was the only other match
+}
+
+TEST(ResourceStorePagesTest, SnapshotsOlderThanTheHistoryAreGone) {
+  ResourceStore store(/*history_limit=*/3);
+  ASSERT_TRUE(store.Create("services", "default", {{"metadata", {{"name", "a"}}}}).ok());
+  const uint64_t snapshot = store.CurrentVersion();
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(
+        store.Create("services", "default", {{"metadata", {{"name", "b" + std::to_string(i)}}}})
+            .ok());
+  }
+  EXPECT_TRUE(store.ListPage("services", PageOf(1, "", snapshot)).ok());  // 2 events back: kept
+  ASSERT_TRUE(store.Create("services", "default", {{"metadata", {{"name", "c"}}}}).ok());
+  ASSERT_TRUE(store.Create("services", "default", {{"metadata", {{"name", "d"}}}}).ok());
+  auto gone = store.ListPage("services", PageOf(1, "", snapshot));
+  EXPECT_EQ(gone.status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_THAT(std::string(gone.status().message()), HasSubstr("too old resource version"));
+
+  const uint64_t now = store.CurrentVersion();
+  EXPECT_TRUE(store.ListPage("services", PageOf(1, "", now)).ok());
+  store.Compact();
+  EXPECT_TRUE(store.ListPage("services", PageOf(1, "", now)).ok());  // the current version stays
+  ASSERT_TRUE(store.Delete("services", "default", "a").ok());
+  EXPECT_EQ(store.ListPage("services", PageOf(1, "", now - 1)).status().code(),
+            absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(store.ListPage("services", PageOf(1, "", now + 5)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ResourceStorePagesTest, ClusterScopedKeysHaveNoNamespace) {
+  ResourceStore store;
+  for (const char* name : {"team-b", "team-a", "default"}) {
+    ASSERT_TRUE(store.Create("namespaces", "", {{"metadata", {{"name", name}}}}).ok());
+  }
+  auto page = store.ListPage("namespaces", PageOf(2, "", 0, ""));
+  ASSERT_TRUE(page.ok());
+  EXPECT_THAT(Names(page->items), ElementsAre("default", "team-a"));
+  EXPECT_EQ(page->last_key, "team-a");
+}
+
 TEST(LabelSelectorTest, EqualityAndSetBasedRequirements) {
   json labels = {{"app", "greeter"}, {"tier", "backend"}, {"zone", "a"}};
   struct Case {

@@ -17,7 +17,8 @@
 namespace podlb {
 
 struct ApiClientOptions {
-  // A list body larger than this is refused (a runaway response must not eat the memory).
+  // A response body (one list page) larger than this is refused (a runaway response must not
+  // eat the memory).
   size_t max_body_bytes = 64u << 20;
   // One watch event (one line) larger than this ends the watch.
   size_t max_line_bytes = 16u << 20;

@@ -222,6 +222,12 @@ absl::StatusOr<ListBody> DecodeList(std::string_view body, std::string_view what
   if (md != j.end() && md->is_object()) {
     auto rv = md->find("resourceVersion");
     if (rv != md->end() && rv->is_string()) out.resource_version = rv->get<std::string>();
+    auto next = md->find("continue");
+    if (next != md->end() && !next->is_null()) {
+      if (!next->is_string())
+        return absl::DataLossError(prefix + ": metadata.continue: expected string");
+      out.continue_token = next->get<std::string>();
+    }
   }
   if (out.resource_version.empty())
     return absl::DataLossError(prefix + ": metadata.resourceVersion missing");

@@ -60,9 +60,11 @@ struct Service {
 absl::StatusOr<EndpointSlice> DecodeEndpointSlice(const nlohmann::json& object);
 absl::StatusOr<Service> DecodeService(const nlohmann::json& object);
 
-// A list response: its items (still JSON) and metadata.resourceVersion.
+// A list response (or one page of it): its items (still JSON), metadata.resourceVersion, and
+// metadata.continue, the token for the next page ("" on the last page).
 struct ListBody {
   std::string resource_version;
+  std::string continue_token;
   std::vector<nlohmann::json> items;
 };
 absl::StatusOr<ListBody> DecodeList(std::string_view body, std::string_view what);

@@ -62,24 +62,31 @@ KubernetesSource::KubernetesSource(KubeConfig config, KubernetesSourceOptions op
     auto engine = std::make_shared<std::mt19937_64>(std::random_device{}());
     random_ = [engine] { return std::uniform_real_distribution<double>(0, 1)(*engine); };
   }
-  const std::string& ns = options_.ns;
+  const std::string scope_path = options_.all_namespaces ? "" : "/namespaces/" + options_.ns;
+  scope_ = options_.all_namespaces ? "in all namespaces" : "in \"" + options_.ns + "\"";
   // One selector for all the wanted services: one watch, however many services.
   std::string selector = kServiceNameLabel;
   if (!wanted_.empty())
     selector += " in (" + absl::StrJoin(wanted_, ",") + ")";
-  resources_[kSlices] = Resource{"endpointslices",
-                                 "/apis/discovery.k8s.io/v1/namespaces/" + ns + "/endpointslices",
-                                 selector, "discovery.k8s.io/endpointslices"};
+  resources_[kSlices] =
+      Resource{"endpointslices", "/apis/discovery.k8s.io/v1" + scope_path + "/endpointslices",
+               selector, "discovery.k8s.io/endpointslices"};
   // Services carry no label to select on; filtered here (the list is small and cheap).
-  resources_[kServices] = Resource{"services", "/api/v1/namespaces/" + ns + "/services", "",
-                                   "services (core v1)"};
+  resources_[kServices] =
+      Resource{"services", "/api/v1" + scope_path + "/services", "", "services (core v1)"};
 }
 
 KubernetesSource::~KubernetesSource() { Stop(); }
 
 absl::Status KubernetesSource::Start() {
-  if (options_.ns.empty())
+  if (options_.all_namespaces && !options_.services.empty())
+    return absl::InvalidArgumentError(
+        "kubernetes: all namespaces are followed whole; a list of services cannot be combined "
+        "with them");
+  if (!options_.all_namespaces && options_.ns.empty())
     return absl::InvalidArgumentError("kubernetes: no namespace given");
+  if (options_.list_page_size <= 0)
+    return absl::InvalidArgumentError("kubernetes: list page size must be positive");
   ASSIGN_OR_RETURN(client_, ApiClient::Create(config_, options_.client));
   threads_.emplace_back([this] { Run(kSlices); });
   threads_.emplace_back([this] { Run(kServices); });
@@ -126,12 +133,14 @@ void KubernetesSource::Run(Kind kind) {
   Backoff backoff(options_.backoff_initial, options_.backoff_max, [this] { return Random(); });
   std::string rv;
   bool need_list = true;
+  int expired_lists = 0;  // in a row
   while (!cancel_.load(std::memory_order_acquire)) {
     absl::Status status;
     if (need_list) {
       status = ListOnce(kind, &rv);
       if (status.ok()) {
         need_list = false;
+        expired_lists = 0;
         backoff.Reset();
         {
           absl::MutexLock lock(&mu_);
@@ -156,9 +165,21 @@ void KubernetesSource::Run(Kind kind) {
       }
     }
     if (absl::IsCancelled(status)) return;
+    if (IsGone(status) && need_list) {
+      // The pages after the first are read at the first page's version; history moved past it
+      // before the last page. client-go's reflector starts over, and so do we: the state
+      // published so far stays until a whole list is in.
+      LogInfo(
+          "kubernetes: {} {}: the list expired before its last page (410 Expired); "
+          "relisting from the start",
+          resources_[kind].plural, scope_);
+      // A server that expires every list must not make us relist in a tight loop.
+      if (++expired_lists > 1 && !Sleep(backoff.Next())) return;
+      continue;
+    }
     if (IsGone(status)) {
-      LogInfo("kubernetes: {} in \"{}\": resourceVersion {} expired (410 Gone); relisting",
-              resources_[kind].plural, options_.ns, rv);
+      LogInfo("kubernetes: {} {}: resourceVersion {} expired (410 Gone); relisting",
+              resources_[kind].plural, scope_, rv);
       need_list = true;
       continue;
     }
@@ -180,28 +201,46 @@ absl::Status KubernetesSource::HttpError(Kind kind, const char* verb,
           ": the token was rejected; check the service-account token / kubeconfig user");
     case 403:
       return absl::PermissionDeniedError(
-          "kubernetes: 403 Forbidden " + std::string(verb) + " " + r.plural + " in \"" +
-          options_.ns + "\": the service account needs get/list/watch on " + r.rbac +
-          " in namespace " + options_.ns + (detail.empty() ? "" : " (server: " + detail + ")"));
+          "kubernetes: 403 Forbidden " + std::string(verb) + " " + r.plural + " " + scope_ +
+          ": the service account needs get/list/watch on " + r.rbac +
+          (options_.all_namespaces ? " in all namespaces (a ClusterRole and ClusterRoleBinding)"
+                                   : " in namespace " + options_.ns) +
+          (detail.empty() ? "" : " (server: " + detail + ")"));
     case 410:
       return absl::OutOfRangeError("410 Gone: " + detail);
     default:
       return absl::UnavailableError("kubernetes: HTTP " + std::to_string(response.status) + " " +
-                                    verb + " " + r.plural + " in \"" + options_.ns + "\"" +
+                                    verb + " " + r.plural + " " + scope_ +
                                     (detail.empty() ? "" : ": " + detail));
   }
 }
 
 absl::Status KubernetesSource::ListOnce(Kind kind, std::string* rv) {
   const Resource& r = resources_[kind];
-  std::string path = r.path;
-  if (!r.selector.empty()) path += "?labelSelector=" + QueryEscape(r.selector);
-  ASSIGN_OR_RETURN(HttpResponse response, client_->Get(path, &cancel_));
-  if (response.status != 200) return HttpError(kind, "listing", response);
-  auto list = DecodeList(response.body, r.plural + " in \"" + options_.ns + "\"");
-  if (!list.ok()) return list.status();
-  RETURN_IF_ERROR(ApplyList(kind, std::move(list->items)));
-  *rv = list->resource_version;
+  // Parameters in client-go's (alphabetical) order.
+  std::string query = "limit=" + std::to_string(options_.list_page_size);
+  if (!r.selector.empty()) query = "labelSelector=" + QueryEscape(r.selector) + "&" + query;
+  std::vector<nlohmann::json> items;
+  std::string version;
+  std::string next;  // continue token; empty after the last page
+  do {
+    const std::string path =
+        r.path + "?" + (next.empty() ? "" : "continue=" + QueryEscape(next) + "&") + query;
+    ASSIGN_OR_RETURN(HttpResponse response, client_->Get(path, &cancel_));
+    if (response.status != 200) return HttpError(kind, "listing", response);
+    ASSIGN_OR_RETURN(ListBody page, DecodeList(response.body, r.plural + " " + scope_));
+    // Every page carries the version of the snapshot the pages are read from.
+    version = std::move(page.resource_version);
+    next = std::move(page.continue_token);
+    if (items.empty()) {
+      items = std::move(page.items);
+    } else {
+      items.insert(items.end(), std::make_move_iterator(page.items.begin()),
+                   std::make_move_iterator(page.items.end()));
+    }
+  } while (!next.empty());
+  RETURN_IF_ERROR(ApplyList(kind, std::move(items)));
+  *rv = version;
   return absl::OkStatus();
 }
 
@@ -211,7 +250,7 @@ absl::Status KubernetesSource::WatchOnce(Kind kind, std::string* rv) {
   std::string path = r.path + "?watch=true&allowWatchBookmarks=true&resourceVersion=" +
                      QueryEscape(*rv) + "&timeoutSeconds=" + std::to_string(timeout);
   if (!r.selector.empty()) path += "&labelSelector=" + QueryEscape(r.selector);
-  const std::string what = r.plural + " in \"" + options_.ns + "\"";
+  const std::string what = r.plural + " " + scope_;
   auto on_line = [&](std::string_view line) -> absl::Status {
     ASSIGN_OR_RETURN(WatchEventLine event, DecodeWatchEvent(line, what));
     if (event.type == "ERROR") {
@@ -239,18 +278,27 @@ bool KubernetesSource::Wanted(const std::string& service_name) const {
   return !service_name.empty() && (wanted_.empty() || wanted_.count(service_name) > 0);
 }
 
-ServiceState& KubernetesSource::StateLocked(const std::string& service_name) {
-  auto it = services_.find(service_name);
-  if (it == services_.end())
-    it = services_.emplace(service_name, ServiceState(options_.ns, service_name)).first;
+absl::StatusOr<KubernetesSource::ServiceId> KubernetesSource::IdOf(
+    const std::string& object_ns, const std::string& service_name) const {
+  if (!options_.all_namespaces) return ServiceId(options_.ns, service_name);
+  if (object_ns.empty()) {
+    return absl::DataLossError("kubernetes: " + service_name +
+                               " has no metadata.namespace in a list of all namespaces");
+  }
+  return ServiceId(object_ns, service_name);
+}
+
+ServiceState& KubernetesSource::StateLocked(const ServiceId& id) {
+  auto it = services_.find(id);
+  if (it == services_.end()) it = services_.emplace(id, ServiceState(id.first, id.second)).first;
   return it->second;
 }
 
-void KubernetesSource::PublishLocked(const std::string& service_name) {
+void KubernetesSource::PublishLocked(const ServiceId& id) {
   // Before the first slice list, a known Service would publish "no endpoints": consumers must
   // rather see nothing (or what they had) than a false empty set.
   if (!slices_listed_) return;
-  auto it = services_.find(service_name);
+  auto it = services_.find(id);
   if (it == services_.end()) return;
   for (Publication& pub : it->second.TakePublications())
     registry_.Publish(pub.keys, std::move(pub.endpoints), std::move(pub.annotations));
@@ -260,39 +308,43 @@ void KubernetesSource::PublishLocked(const std::string& service_name) {
 
 absl::Status KubernetesSource::ApplyList(Kind kind, std::vector<nlohmann::json> items) {
   // Decode everything first: a bad item leaves the published state untouched.
-  std::map<std::string, std::vector<EndpointSlice>> slices;
-  std::map<std::string, Service> services;
+  std::map<ServiceId, std::vector<EndpointSlice>> slices;
+  std::map<ServiceId, Service> services;
   for (const auto& item : items) {
     if (kind == kSlices) {
       ASSIGN_OR_RETURN(EndpointSlice slice, DecodeEndpointSlice(item));
-      if (Wanted(slice.service_name)) slices[slice.service_name].push_back(std::move(slice));
+      if (!Wanted(slice.service_name)) continue;
+      ASSIGN_OR_RETURN(ServiceId id, IdOf(slice.ns, slice.service_name));
+      slices[id].push_back(std::move(slice));
     } else {
       ASSIGN_OR_RETURN(Service service, DecodeService(item));
-      if (Wanted(service.name)) services.emplace(service.name, std::move(service));
+      if (!Wanted(service.name)) continue;
+      ASSIGN_OR_RETURN(ServiceId id, IdOf(service.ns, service.name));
+      services.emplace(id, std::move(service));
     }
   }
   absl::MutexLock lock(&state_mu_);
   if (kind == kSlices) slices_listed_ = true;
-  std::set<std::string> touched;
-  for (const auto& [name, state] : services_) touched.insert(name);
-  for (const auto& [name, list] : slices) touched.insert(name);
-  for (const auto& [name, service] : services) touched.insert(name);
-  for (const std::string& name : touched) {
-    ServiceState& state = StateLocked(name);
+  std::set<ServiceId> touched;
+  for (const auto& [id, state] : services_) touched.insert(id);
+  for (const auto& [id, list] : slices) touched.insert(id);
+  for (const auto& [id, service] : services) touched.insert(id);
+  for (const ServiceId& id : touched) {
+    ServiceState& state = StateLocked(id);
     if (kind == kSlices) {
       // Reconcile: slices that vanished while we were not watching are removed.
       std::vector<std::string> old;
       for (const auto& [slice_name, slice] : state.slices()) old.push_back(slice_name);
       for (const auto& slice_name : old) state.DeleteSlice(slice_name);
-      if (auto it = slices.find(name); it != slices.end())
+      if (auto it = slices.find(id); it != slices.end())
         for (EndpointSlice& slice : it->second) state.UpsertSlice(std::move(slice));
     } else {
-      if (auto it = services.find(name); it != services.end())
+      if (auto it = services.find(id); it != services.end())
         state.SetService(std::move(it->second));
       else
         state.ClearService();
     }
-    PublishLocked(name);
+    PublishLocked(id);
   }
   return absl::OkStatus();
 }
@@ -305,25 +357,25 @@ absl::Status KubernetesSource::ApplyEvent(Kind kind, const std::string& type,
   if (kind == kSlices) {
     ASSIGN_OR_RETURN(EndpointSlice slice, DecodeEndpointSlice(object));
     if (!Wanted(slice.service_name)) return absl::OkStatus();
+    ASSIGN_OR_RETURN(ServiceId id, IdOf(slice.ns, slice.service_name));
     absl::MutexLock lock(&state_mu_);
-    std::string service_name = slice.service_name;
-    ServiceState& state = StateLocked(service_name);
+    ServiceState& state = StateLocked(id);
     if (deleted)
       state.DeleteSlice(slice.name);
     else
       state.UpsertSlice(std::move(slice));
-    PublishLocked(service_name);
+    PublishLocked(id);
   } else {
     ASSIGN_OR_RETURN(Service service, DecodeService(object));
     if (!Wanted(service.name)) return absl::OkStatus();
+    ASSIGN_OR_RETURN(ServiceId id, IdOf(service.ns, service.name));
     absl::MutexLock lock(&state_mu_);
-    std::string service_name = service.name;
-    ServiceState& state = StateLocked(service_name);
+    ServiceState& state = StateLocked(id);
     if (deleted)
       state.ClearService();
     else
       state.SetService(std::move(service));
-    PublishLocked(service_name);
+    PublishLocked(id);
   }
   return absl::OkStatus();
 }
@@ -331,7 +383,7 @@ absl::Status KubernetesSource::ApplyEvent(Kind kind, const std::string& type,
 void KubernetesSource::ReportFailure(Kind kind, const absl::Status& status) {
   std::string message(status.message());
   if (message.find(resources_[kind].plural) == std::string::npos)
-    message = resources_[kind].plural + " in \"" + options_.ns + "\": " + message;
+    message = resources_[kind].plural + " " + scope_ + ": " + message;
   if (message.rfind("kubernetes:", 0) != 0) message = "kubernetes: " + message;
   // After bad data, a successful relist or an opened watch does not prove the server healed
   // (the same bad event may come again): the log is cleared only once real events flow.
@@ -348,8 +400,8 @@ void KubernetesSource::ReportFailure(Kind kind, const absl::Status& status) {
 void KubernetesSource::ReportHealthy(Kind kind, bool proven) {
   if (proven) bad_data_[kind] = false;
   if (!bad_data_[kind])
-    failure_log_[kind].Clear("kubernetes: " + resources_[kind].plural + " in \"" + options_.ns +
-                           "\" are in sync again");
+    failure_log_[kind].Clear("kubernetes: " + resources_[kind].plural + " " + scope_ +
+                             " are in sync again");
   absl::MutexLock lock(&mu_);
   health_[kind] = absl::OkStatus();
 }

@@ -1,7 +1,8 @@
 // KubernetesSource: list + watch of discovery.k8s.io/v1 EndpointSlices and v1 Services in one
-// namespace — one watch per resource type, however many services — merged per Service and
-// published into the Registry. Runs one thread per resource type; Start/Stop from the control
-// thread, HasSynced/Health from any thread.
+// namespace or in all of them — one watch per resource type, however many services — merged per
+// Service and published into the Registry. Lists are read in pages (limit + continue) as
+// client-go's reflector reads them. Runs one thread per resource type; Start/Stop from the
+// control thread, HasSynced/Health from any thread.
 #pragma once
 
 #include <array>
@@ -13,6 +14,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
@@ -27,8 +29,15 @@ namespace podlb {
 
 struct KubernetesSourceOptions {
   std::string ns = "default";
-  // Services to follow; empty: every Service of the namespace.
+  // Every namespace instead of `ns` (which is then ignored): one cluster-wide list + watch per
+  // resource type. Needs get/list/watch in all namespaces (a ClusterRoleBinding).
+  bool all_namespaces = false;
+  // Services to follow; empty: every Service of the namespace. Must be empty with
+  // all_namespaces (which follows every Service).
   std::vector<std::string> services;
+  // Objects per list page (the `limit` parameter); every page is requested with the previous
+  // page's `continue` token until the last, so no response grows with the cluster.
+  int list_page_size = 500;
   // The server ends each watch after a random time in [N, 2N) s, spreading re-watches of many
   // clients; podlb then resumes from the last resourceVersion (no relist).
   int watch_timeout_seconds = 300;
@@ -67,6 +76,8 @@ class KubernetesSource : public EndpointSource {
 
  private:
   enum Kind { kSlices = 0, kServices = 1 };
+  // A Service by namespace and name (the namespace matters across all namespaces).
+  using ServiceId = std::pair<std::string, std::string>;
   struct Resource {
     std::string plural;        // "endpointslices"
     std::string path;          // collection path without query
@@ -75,16 +86,20 @@ class KubernetesSource : public EndpointSource {
   };
 
   void Run(Kind kind);
-  // One list, applied as a whole (vanished objects removed). Sets *rv to the list's version.
+  // One list, page by page, applied as a whole once the last page is in (vanished objects
+  // removed); any failure leaves the published state untouched. Sets *rv to the list's version.
+  // A continue token expired mid-list is OutOfRange (410), like an expired watch: relist.
   absl::Status ListOnce(Kind kind, std::string* rv);
   // One watch from *rv until the stream ends; *rv follows events and bookmarks.
   absl::Status WatchOnce(Kind kind, std::string* rv);
   absl::Status ApplyList(Kind kind, std::vector<nlohmann::json> items);
   absl::Status ApplyEvent(Kind kind, const std::string& type, const nlohmann::json& object);
   bool Wanted(const std::string& service_name) const;
-  ServiceState& StateLocked(const std::string& service_name)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_mu_);
-  void PublishLocked(const std::string& service_name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_mu_);
+  // The Service an object belongs to: its own namespace across all namespaces, else ours.
+  absl::StatusOr<ServiceId> IdOf(const std::string& object_ns,
+                                 const std::string& service_name) const;
+  ServiceState& StateLocked(const ServiceId& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_mu_);
+  void PublishLocked(const ServiceId& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_mu_);
   // Maps an HTTP answer other than 200 to a Status whose message says what to do.
   absl::Status HttpError(Kind kind, const char* verb, const HttpResponse& response) const;
   void ReportFailure(Kind kind, const absl::Status& status);
@@ -99,6 +114,8 @@ class KubernetesSource : public EndpointSource {
   KubernetesSourceOptions options_;
   Registry& registry_;
   std::set<std::string> wanted_;
+  // `in "default"` or `in all namespaces`, for messages.
+  std::string scope_;
   std::array<Resource, 2> resources_;
   std::unique_ptr<ApiClient> client_;
   std::array<LogOnChange, 2> failure_log_{LogOnChange(LogLevel::kWarn),
@@ -114,7 +131,7 @@ class KubernetesSource : public EndpointSource {
   // Merged state, touched by both reflector threads. Registry publication happens under it, so
   // a registry subscriber must not call back into this source's state (it cannot: no accessor).
   absl::Mutex state_mu_;
-  std::map<std::string, ServiceState> services_ ABSL_GUARDED_BY(state_mu_);
+  std::map<ServiceId, ServiceState> services_ ABSL_GUARDED_BY(state_mu_);
   bool slices_listed_ ABSL_GUARDED_BY(state_mu_) = false;
 
   mutable absl::Mutex mu_;

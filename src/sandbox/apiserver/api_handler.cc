@@ -1,5 +1,6 @@
 // Request routing, authentication and the object verbs of the API-server stand-in. Watch
-// streaming lives in watch_stream.cc, the scale subresource and patches in subresources.cc.
+// streaming lives in watch_stream.cc, lists in list_handler.cc, the scale subresource and patches
+// in subresources.cc, the OpenAPI v2 document in openapi_v2.cc.
 #include "sandbox/apiserver/api_handler.h"
 
 #include <vector>
@@ -11,6 +12,7 @@
 #include "fmt/format.h"
 #include "sandbox/apiserver/discovery_documents.h"
 #include "sandbox/apiserver/object_validation.h"
+#include "sandbox/apiserver/openapi_v2.h"
 #include "sandbox/apiserver/tables.h"
 
 namespace podlb::sandbox {
@@ -28,6 +30,8 @@ json Details(const ResourceRoute& route, const std::string& name) {
   if (!route.type->group.empty()) details["group"] = route.type->group;
   return details;
 }
+
+}  // namespace
 
 ApiResponse FromStatus(const absl::Status& status, const ResourceRoute& route,
                        const std::string& name) {
@@ -52,6 +56,8 @@ ApiResponse FromStatus(const absl::Status& status, const ResourceRoute& route,
   }
 }
 
+namespace {
+
 absl::StatusOr<json> ParseBody(const HttpRequest& request) {
   try {
     json body = json::parse(request.body);
@@ -72,11 +78,11 @@ std::string MetaName(const json& object) {
   return name != meta->end() && name->is_string() ? name->get<std::string>() : "";
 }
 
+}  // namespace
+
 bool WantsTable(const HttpRequest& request) {
   return request.Header("accept").find("as=Table") != std::string::npos;
 }
-
-}  // namespace
 
 void ApiCounters::CountWatch(const std::string& resource) {
   absl::MutexLock lock(&mu_);
@@ -142,6 +148,19 @@ bool FieldSelector::Parse(const std::string& text, FieldSelector* out, std::stri
   return true;
 }
 
+FieldSelector FieldSelector::NameEquals(const std::string& name) {
+  FieldSelector selector;
+  selector.terms_.push_back({"metadata.name", true, name});
+  return selector;
+}
+
+std::string FieldSelector::RequiredName() const {
+  for (const auto& term : terms_) {
+    if (term.field == "metadata.name" && term.equals) return term.value;
+  }
+  return "";
+}
+
 bool FieldSelector::Matches(const json& object) const {
   for (const auto& term : terms_) {
     std::string actual;
@@ -194,6 +213,7 @@ std::optional<ApiResponse> ApiHandler::Authorize(const HttpRequest& request,
 }
 
 bool ApiHandler::Serve(const HttpRequest& request, HttpConnection& connection) {
+  if (request.path == "/openapi/v2") return ServeOpenApiV2(request, connection);
   bool watch = false;
   ResourceRoute route;
   ApiResponse response = Route(request, &watch, &route);
@@ -203,6 +223,40 @@ bool ApiHandler::Serve(const HttpRequest& request, HttpConnection& connection) {
   }
   std::string body = response.body.dump();
   return connection.WriteResponse(response.code, "application/json", body, request.keep_alive) &&
+         request.keep_alive;
+}
+
+bool ApiHandler::ServeOpenApiV2(const HttpRequest& request, HttpConnection& connection) {
+  auto respond = [&](const ApiResponse& response) {
+    return connection.WriteResponse(response.code, "application/json", response.body.dump(),
+                                    request.keep_alive) &&
+           request.keep_alive;
+  };
+  if (auto denied = Authorize(request, nullptr, "get")) return respond(*denied);
+  if (request.method != "GET" && request.method != "HEAD") {
+    return respond(
+        StatusResponse(405, "MethodNotAllowed",
+                       "the server does not allow this method on the requested resource"));
+  }
+  OpenApiV2Format format = NegotiateOpenApiV2(request.Header("accept"));
+  if (format == OpenApiV2Format::kNotAcceptable) {
+    // Neither form acceptable: the real server's answer too.
+    return respond(StatusResponse(406, "NotAcceptable",
+                                  "only the following media types are accepted: application/json, "
+                                  "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"));
+  }
+  json document = OpenApiV2Document();
+  if (format == OpenApiV2Format::kJson) {
+    return connection.WriteResponse(200, "application/json", document.dump(), request.keep_alive) &&
+           request.keep_alive;
+  }
+  // kubectl 1.20 asks for protobuf only. Refused (406), it falls back to /swagger-2.0.0.pb-v1,
+  // which no server has served since 1.14, and `kubectl create` fails; hence protobuf too.
+  auto encoded = OpenApiV2Protobuf(document);
+  if (!encoded.ok()) {
+    return respond(StatusResponse(500, "InternalError", std::string(encoded.status().message())));
+  }
+  return connection.WriteResponse(200, kOpenApiV2ProtobufType, *encoded, request.keep_alive) &&
          request.keep_alive;
 }
 
@@ -222,7 +276,9 @@ ApiResponse ApiHandler::Route(const HttpRequest& request, bool* watch, ResourceR
     return {200, *doc};
   };
   if (segments.empty()) {
-    return discovery(json{{"paths", {"/api", "/api/v1", "/apis", "/healthz", "/version"}}});
+    return discovery(
+        json{{"paths",
+              {"/api", "/api/v1", "/apis", "/healthz", "/openapi/v2", "/openapi/v3", "/version"}}});
   }
   if (segments.size() == 1 &&
       (segments[0] == "healthz" || segments[0] == "livez" || segments[0] == "readyz")) {
@@ -253,6 +309,14 @@ ApiResponse ApiHandler::Route(const HttpRequest& request, bool* watch, ResourceR
   if (segments.size() == rest) return discovery(ApiResourceListDocument(group, version));
 
   std::vector<std::string> parts(segments.begin() + static_cast<ptrdiff_t>(rest), segments.end());
+  // The watch prefix (/api/v1/watch/..., /apis/G/V/watch/...): deprecated in favour of
+  // ?watch=true, still served; kuberesolver watches one Endpoints object through it.
+  bool legacy_watch = false;
+  if (parts[0] == "watch") {
+    legacy_watch = true;
+    parts.erase(parts.begin());
+    if (parts.empty()) return discovery(std::nullopt);
+  }
   std::string resource;
   if (parts[0] == "namespaces" && parts.size() >= 3) {
     route->ns = parts[1];
@@ -272,12 +336,18 @@ ApiResponse ApiHandler::Route(const HttpRequest& request, bool* watch, ResourceR
   if (!route->name.empty() && route->type->namespaced && route->ns.empty())
     return discovery(std::nullopt);
   if (!route->subresource.empty() &&
-      !(route->subresource == "status" ||
-        (route->subresource == "scale" && route->type->resource == "deployments"))) {
+      (legacy_watch ||
+       !(route->subresource == "status" ||
+         (route->subresource == "scale" && route->type->resource == "deployments")))) {
     return discovery(std::nullopt);
   }
+  if (legacy_watch && request.method != "GET") {
+    return StatusResponse(405, "MethodNotAllowed",
+                          "the server does not allow this method on the requested resource");
+  }
 
-  *watch = request.method == "GET" && route->name.empty() && request.QueryBool("watch");
+  *watch = request.method == "GET" &&
+           (legacy_watch || (route->name.empty() && request.QueryBool("watch")));
   std::string verb;
   if (request.method == "GET") {
     verb = *watch ? "watch" : route->name.empty() ? "list" : "get";
@@ -327,39 +397,6 @@ ApiResponse ApiHandler::ServeResource(const HttpRequest& request, const Resource
   }
   return StatusResponse(405, "MethodNotAllowed",
                         "the server does not allow this method on the requested resource");
-}
-
-ApiResponse ApiHandler::List(const HttpRequest& request, const ResourceRoute& route) {
-  auto selector = LabelSelector::Parse(request.Query("labelSelector"));
-  if (!selector.ok())
-    return StatusResponse(400, "BadRequest", std::string(selector.status().message()));
-  FieldSelector fields;
-  std::string error;
-  if (!FieldSelector::Parse(request.Query("fieldSelector"), &fields, &error)) {
-    return StatusResponse(400, "BadRequest", error);
-  }
-  std::string rv = request.Query("resourceVersion");
-  if (!rv.empty() && rv != "0") {
-    uint64_t version = 0;
-    if (!absl::SimpleAtoi(rv, &version)) {
-      return StatusResponse(400, "BadRequest", fmt::format("invalid resource version \"{}\"", rv));
-    }
-    // A version older than the retained history cannot be served: 410, like a compacted etcd.
-    auto probe = store_.Watch(route.type->resource, route.ns, *selector, version);
-    if (!probe.ok()) return FromStatus(probe.status(), route, "");
-  }
-  auto list = store_.List(route.type->resource, route.ns, *selector);
-  counters_.CountList(route.type->resource);
-  std::vector<json> items;
-  for (auto& item : list.items) {
-    if (fields.Matches(item)) items.push_back(std::move(item));
-  }
-  std::string version = std::to_string(list.resource_version);
-  if (WantsTable(request)) return {200, ToTable(*route.type, items, true, version)};
-  return {200, json{{"kind", route.type->kind + "List"},
-                    {"apiVersion", route.type->ApiVersion()},
-                    {"metadata", {{"resourceVersion", version}}},
-                    {"items", items}}};
 }
 
 ApiResponse ApiHandler::Create(const HttpRequest& request, const ResourceRoute& route) {

@@ -52,12 +52,24 @@ ApiResponse StatusResponse(int code, const std::string& reason, const std::strin
 // Pod \"x\" is invalid: ...").
 nlohmann::json WithCauses(nlohmann::json details, const absl::Status& status,
                           const ResourceRoute& route);
+// A store error as the real server reports it: NotFound → 404, AlreadyExists → 409, Aborted →
+// 409 Conflict, InvalidArgument → 422 Invalid or 400, OutOfRange → 410 Expired.
+ApiResponse FromStatus(const absl::Status& status, const ResourceRoute& route,
+                       const std::string& name);
+
+// The client asked for a server-side Table (kubectl printing for humans).
+bool WantsTable(const HttpRequest& request);
 
 // "metadata.name=x,metadata.namespace!=y": the only field selectors the stand-in knows.
 class FieldSelector {
  public:
   static bool Parse(const std::string& text, FieldSelector* out, std::string* error);
+  // metadata.name=name, the selector a watch of one object (/watch/.../NAME) implies.
+  static FieldSelector NameEquals(const std::string& name);
   bool Matches(const nlohmann::json& object) const;
+  bool Empty() const { return terms_.empty(); }
+  // The name an exact metadata.name term requires, or "" if none does.
+  std::string RequiredName() const;
 
  private:
   struct Term {
@@ -78,6 +90,8 @@ class ApiHandler {
 
  private:
   ApiResponse Route(const HttpRequest& request, bool* watch, ResourceRoute* route);
+  // /openapi/v2 in JSON or protobuf, by the Accept header; false when the connection must close.
+  bool ServeOpenApiV2(const HttpRequest& request, HttpConnection& connection);
   ApiResponse ServeResource(const HttpRequest& request, const ResourceRoute& route);
   ApiResponse List(const HttpRequest& request, const ResourceRoute& route);
   ApiResponse Create(const HttpRequest& request, const ResourceRoute& route);

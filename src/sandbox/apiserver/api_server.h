@@ -1,11 +1,14 @@
 // ApiServer: the Kubernetes API-server stand-in. Speaks the real REST protocol over HTTP/1.1
 // (TLS with a CA it generates, or plaintext) for the types in ServedResourceTypes(): discovery
-// documents, get/list/watch (resourceVersion, allowWatchBookmarks, timeoutSeconds, 410 Gone),
+// documents, get/list/watch (resourceVersion, allowWatchBookmarks, timeoutSeconds, 410 Gone,
+// chunked lists with limit/continue, the legacy /watch/ paths), OpenAPI v2 and v3,
 // create/replace/patch/delete, Status objects for errors, bearer-token auth. Runs its own
 // threads; Start/Stop from one control thread, everything else is thread-safe.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
@@ -27,6 +30,10 @@ struct ApiServerOptions {
   std::chrono::milliseconds bookmark_interval{std::chrono::seconds(60)};
   // Longest watch the server holds open when the client gives no timeoutSeconds.
   std::chrono::seconds default_watch_timeout{std::chrono::minutes(30)};
+  // Test hook, run on the connection thread before each list request is served, with the
+  // resource plural and the request's continue token ("" for a first page): lets a test change
+  // or compact the store between the pages of a chunked list, deterministically.
+  std::function<void(const std::string& resource, const std::string& continue_token)> before_list;
 };
 
 class ApiServer {
@@ -44,7 +51,8 @@ class ApiServer {
   std::string ca_pem() const;
   ResourceStore& store();
 
-  // Counters for tests and benchmarks: watch requests opened so far, per resource plural.
+  // Counters for tests and benchmarks, per resource plural: watch requests opened so far, and
+  // list responses served (each page of a chunked list counts; refused requests do not).
   uint64_t WatchesOpened(const std::string& resource) const;
   uint64_t ListsServed(const std::string& resource) const;
 

@@ -1,7 +1,8 @@
 // ResourceStore: objects per resource plural keyed "namespace/name" (sorted, as etcd keys are),
 // one global resourceVersion counter, and a bounded history of events that new watches replay
 // from. Watchers own a queue the writers fill under the store lock; Next waits on one condition
-// variable, so no thread ever polls.
+// variable, so no thread ever polls. A list at an older version is the current objects with the
+// history after that version undone: each event keeps the object as it was before it.
 #include "sandbox/apiserver/resource_store.h"
 
 #include <algorithm>
@@ -83,9 +84,21 @@ struct HistoryEvent {
   uint64_t version;
   std::string resource;
   std::string type;  // ADDED, MODIFIED, DELETED
-  json previous;     // null unless MODIFIED
+  json previous;     // the object before the event; null for ADDED
   json object;
 };
+
+// Where the store files an object: "namespace/name", "/name" for a cluster-scoped type.
+std::string KeyOf(const json& object) {
+  return StringAt(object, "namespace") + "/" + StringAt(object, "name");
+}
+
+// The key prefix of a collection: one namespace, every namespace (""), or cluster-scoped ("/").
+std::string CollectionPrefix(const std::string& resource, const std::string& ns) {
+  const ResourceType* type = TypeByPlural(resource);
+  if (type != nullptr && !type->namespaced) return "/";
+  return ns.empty() ? "" : ns + "/";
+}
 
 struct WatcherState {
   std::string resource;
@@ -356,9 +369,10 @@ absl::StatusOr<json> ResourceStore::Delete(const std::string& resource, const st
   json object = std::move(it->second);
   objects.erase(it);
   uint64_t version = ++impl_->core->version;
+  json previous = object;
   // The DELETED event carries the final object at the deletion's revision, as etcd reports it.
   object["metadata"]["resourceVersion"] = std::to_string(version);
-  impl_->core->RecordLocked({version, resource, "DELETED", nullptr, object});
+  impl_->core->RecordLocked({version, resource, "DELETED", std::move(previous), object});
   return object;
 }
 
@@ -389,6 +403,81 @@ ResourceStore::ListResult ResourceStore::List(const std::string& resource, const
     result.items.push_back(object);
   }
   return result;
+}
+
+absl::StatusOr<ResourceStore::Page> ResourceStore::ListPage(const std::string& resource,
+                                                            const PageRequest& request) const {
+  const StoreCore& core = *impl_->core;
+  const std::string prefix = CollectionPrefix(resource, request.ns);
+  const std::string first = prefix + request.start;
+  std::lock_guard lock(impl_->core->mu);
+  Page page;
+  page.resource_version = request.version == 0 ? core.version : request.version;
+  const uint64_t at = page.resource_version;
+  if (at > core.version) {
+    return absl::InvalidArgumentError(
+        fmt::format("resource version {} is newer than the current version {}", at, core.version));
+  }
+  if (at < core.compacted) {
+    uint64_t oldest = core.history.empty() ? core.version : core.history.front().version;
+    return absl::OutOfRangeError(fmt::format("too old resource version: {} ({})", at, oldest));
+  }
+  // The objects as of `at`: for every key changed since, its state before the first change
+  // (null: it did not exist yet). History holds every event after `compacted`, so this is exact.
+  std::map<std::string, const json*> undo;
+  auto from = std::upper_bound(core.history.begin(), core.history.end(), at,
+                               [](uint64_t v, const HistoryEvent& e) { return v < e.version; });
+  for (auto e = from; e != core.history.end(); ++e) {
+    if (e->resource != resource) continue;
+    std::string key = KeyOf(e->type == "ADDED" ? e->object : e->previous);
+    if (key.compare(0, prefix.size(), prefix) != 0 || key < first) continue;
+    undo.emplace(std::move(key), e->type == "ADDED" ? nullptr : &e->previous);
+  }
+  static const std::map<std::string, json> kNone;
+  auto objects_it = core.objects.find(resource);
+  const auto& objects = objects_it == core.objects.end() ? kNone : objects_it->second;
+
+  auto in_collection = [&](const std::string& key) {
+    return key.compare(0, prefix.size(), prefix) == 0;
+  };
+  auto matches = [&](const json& object) {
+    return request.selector.Matches(Labels(object)) && (!request.filter || request.filter(object));
+  };
+  auto current = objects.lower_bound(first);
+  auto changed = undo.lower_bound(first);
+  bool full = false;
+  while (true) {
+    bool have_current = current != objects.end() && in_collection(current->first);
+    bool have_changed = changed != undo.end();
+    if (!have_current && !have_changed) break;
+    const std::string* key;
+    const json* object;
+    if (have_current && (!have_changed || current->first < changed->first)) {
+      key = &current->first;
+      object = &current->second;
+      ++current;
+    } else {
+      if (have_current && current->first == changed->first) ++current;
+      key = &changed->first;
+      object = changed->second;
+      ++changed;
+    }
+    if (object == nullptr) continue;  // created after `at`
+    if (full) ++page.remaining;
+    if (!matches(*object)) continue;
+    if (full) {
+      page.more = true;
+      continue;
+    }
+    page.items.push_back(*object);
+    page.last_key = key->substr(prefix.size());
+    full = request.limit > 0 && page.items.size() >= request.limit;
+  }
+  if (!page.more) {
+    page.last_key.clear();
+    page.remaining = 0;
+  }
+  return page;
 }
 
 absl::StatusOr<std::unique_ptr<Watcher>> ResourceStore::Watch(const std::string& resource,

@@ -1,7 +1,9 @@
 // ResourceStore: the in-memory object store behind the API-server stand-in, with Kubernetes
 // semantics: one global, monotonically increasing resourceVersion; list at a version; watch from
 // a version with bounded history (older versions answer Gone, as etcd compaction does); label
-// selectors. Objects are Kubernetes JSON (nlohmann::json) exactly as the API server returns them.
+// selectors; paged lists served as of an older version from that same history (every page of a
+// chunked list sees one snapshot, as etcd serves it). Objects are Kubernetes JSON
+// (nlohmann::json) exactly as the API server returns them.
 // Thread-safe: the HTTP server, the controllers and the tests call it from their own threads.
 #pragma once
 
@@ -43,6 +45,7 @@ class LabelSelector {
  public:
   static absl::StatusOr<LabelSelector> Parse(const std::string& text);
   bool Matches(const nlohmann::json& labels) const;  // labels: the metadata.labels object or null
+  bool Empty() const { return requirements_.empty(); }
 
  private:
   struct Requirement {
@@ -99,6 +102,31 @@ class ResourceStore {
   ListResult List(const std::string& resource, const std::string& ns,
                   const LabelSelector& selector) const;
 
+  // One page of a chunked list. Keys are "namespace/name" in byte order (etcd's order); `start`
+  // and `last_key` are relative to the collection: "name" inside one namespace or for a
+  // cluster-scoped type, "namespace/name" across all namespaces.
+  struct PageRequest {
+    std::string ns;  // "" : every namespace
+    LabelSelector selector;
+    // Further filter (field selectors); null: every object the label selector matches.
+    std::function<bool(const nlohmann::json&)> filter;
+    size_t limit = 0;      // 0: no limit
+    std::string start;     // first relative key to consider (inclusive); "" from the beginning
+    uint64_t version = 0;  // the snapshot to read; 0: the current version
+  };
+  struct Page {
+    std::vector<nlohmann::json> items;
+    uint64_t resource_version = 0;  // the snapshot read
+    // More matching objects follow `last_key`, the relative key of the last item returned.
+    bool more = false;
+    std::string last_key;
+    // Objects of the collection after the page, selectors ignored (remainingItemCount).
+    size_t remaining = 0;
+  };
+  // OutOfRange when `version` is older than the retained history (compacted), InvalidArgument
+  // when it is newer than the current version.
+  absl::StatusOr<Page> ListPage(const std::string& resource, const PageRequest& request) const;
+
   // Events strictly after `from_version` (0: from now). OutOfRange if from_version is older than
   // the retained history.
   absl::StatusOr<std::unique_ptr<Watcher>> Watch(const std::string& resource,
@@ -107,7 +135,9 @@ class ResourceStore {
                                                  uint64_t from_version);
 
   uint64_t CurrentVersion() const;
-  // Drops history up to the current version, so any older watch gets 410 (for tests of relist).
+  // Drops history up to the current version, so any older watch, and any continue token of a
+  // list begun before, gets 410 (for tests of relist). Without it, history is bounded by
+  // `history_limit` events: a version that many changes old is gone.
   void Compact();
 
  private:

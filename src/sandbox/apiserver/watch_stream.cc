@@ -1,7 +1,8 @@
 // Watch streaming of the API-server stand-in: a chunked HTTP/1.1 response with one JSON event
-// per line, as the real server writes it. Initial ADDED events when the client gave no
-// resourceVersion (or "0"), bookmarks on request, a clean end after timeoutSeconds, and an
-// in-stream ERROR event (410 Expired) for a version older than the retained history.
+// per line, as the real server writes it, for `?watch=true` and the legacy /watch/ paths alike.
+// Initial ADDED events when the client gave no resourceVersion (or "0"), bookmarks on request, a
+// clean end after timeoutSeconds, and an in-stream ERROR event (410 Expired) for a version older
+// than the retained history.
 #include <chrono>
 
 #include "absl/strings/numbers.h"
@@ -36,6 +37,16 @@ bool ApiHandler::Watch(const HttpRequest& request, const ResourceRoute& route,
   std::string error;
   if (!FieldSelector::Parse(request.Query("fieldSelector"), &fields, &error)) {
     return fail(StatusResponse(400, "BadRequest", error));
+  }
+  if (!route.name.empty()) {
+    // A watch of one object (/watch/.../NAME) is the collection's watch narrowed to that name,
+    // exactly as the real server treats the name; a field selector may only repeat it.
+    if (fields.Empty()) {
+      fields = FieldSelector::NameEquals(route.name);
+    } else if (fields.RequiredName() != route.name) {
+      return fail(StatusResponse(400, "BadRequest",
+                                 "fieldSelector metadata.name doesn't match requested name"));
+    }
   }
   std::string rv = request.Query("resourceVersion");
   uint64_t from = 0;
