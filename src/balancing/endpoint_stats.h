@@ -25,10 +25,11 @@ inline constexpr double kEwmaDecayNanos = 10e9;
 // lose to any healthy pod for tens of seconds at the 10 s decay.
 inline constexpr double kFailurePenaltyNanos = 1e9;
 // Latencies below this count as equal in the cost. On loopback and in one zone, calls take tens
-// to hundreds of microseconds and one call's scheduling hiccup is several times that: steering
-// by such noise left one pod of three with almost no calls in the library's tests. Below 2 ms
-// calls in flight decide (as least_request does); a pod that is slower by more than that loses.
-inline constexpr double kLatencyFloorNanos = 2e6;
+// to hundreds of microseconds, and one call's scheduling hiccup on a busy node is several
+// milliseconds: with a 2 ms floor such a peak left one pod of three with a quarter of the calls
+// of the others for seconds (the library's sandbox test, under a parallel test run). Below 5 ms
+// calls in flight decide (as least_request does); a pod slower than 2 × 5 ms loses.
+inline constexpr double kLatencyFloorNanos = 5e6;
 
 // Whether a call's outcome counts against the endpoint (ejection and the latency average):
 // transport failures and UNAVAILABLE, INTERNAL, UNKNOWN, DEADLINE_EXCEEDED. Application errors

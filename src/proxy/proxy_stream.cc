@@ -29,6 +29,9 @@ int GrpcStatusOf(const HeaderBlock& block) {
   return code;
 }
 
+// How close to its grpc-timeout a client reset still counts as the deadline passing.
+constexpr auto kDeadlineSlack = std::chrono::milliseconds(20);
+
 int64_t NanosBetween(Clock::time_point from, Clock::time_point to) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(to - from).count();
 }
@@ -53,6 +56,13 @@ ProxyStream::ProxyStream(DownstreamSession* downstream, int32_t id)
 
 ProxyStream::~ProxyStream() {
   if (deadline_timer_ != 0) downstream_->worker()->loop().CancelTimer(deadline_timer_);
+  // A client that gives up at its deadline resets the stream at about the moment our own
+  // grpc-timeout timer would fire, and often first: the attempt still timed out on its pod (the
+  // stuck-pod signal), so it counts as a failure, not as a cancelled call.
+  if (deadline_ && host_ != nullptr &&
+      downstream_->worker()->loop().now() + kDeadlineSlack >= *deadline_) {
+    RecordAttempt(/*failure=*/true);
+  }
   DetachUpstream();
   if (cluster_ != nullptr) {
     // A call the client reset before any status counts as CANCELLED, as the client sees it.
@@ -75,6 +85,7 @@ bool ProxyStream::AddRequestHeader(std::string_view name, std::string_view value
       EventLoop& loop = downstream_->worker()->loop();
       if (deadline_timer_ != 0) loop.CancelTimer(deadline_timer_);
       deadline_timer_ = loop.AddTimer(*timeout, [this] { OnDeadline(); });
+      deadline_ = loop.now() + *timeout;
     }
   }
   request_headers_.Add(name, value);

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -85,6 +86,7 @@ class ProxyStream final : public UpstreamStreamHandler {
   int final_status_ = -1;
   Clock::time_point last_activity_;
   uint64_t deadline_timer_ = 0;
+  std::optional<Clock::time_point> deadline_;  // from grpc-timeout
 
   HeaderBlock request_headers_;
   size_t request_header_bytes_ = 0;

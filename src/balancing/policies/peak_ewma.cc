@@ -9,9 +9,9 @@ namespace {
 // The second candidate wins only when its cost is below the first's by more than this factor.
 // Healthy pods of one Service differ by noise (one GC pause makes a peak); without a margin the
 // pod with the luckiest last sample takes two thirds of the calls at low load. With it, near
-// equals share the cursor's even rotation, while a pod 1.5× slower (or with more calls queued)
-// loses every comparison.
-constexpr double kCostTieFactor = 1.5;
+// equals share the cursor's even rotation, while a pod 2× slower (or with two more calls queued
+// than an idle peer) loses every comparison.
+constexpr double kCostTieFactor = 2.0;
 
 class PeakEwmaPicker final : public Picker {
  public:
