@@ -21,7 +21,7 @@ int main(int argc, char** argv) {
 
   // The two lines a user writes: a podlb channel, and the generated stub on top of it.
   podlb::ChannelOptions options;
-  options.policy = podlb::LbPolicy::kPowerOfTwoChoices;
+  options.policy = podlb::LbPolicy::kPeakEwma;  // the default; a Service annotation wins
   auto channel = podlb::CreateChannel(argv[1], options);
   auto stub = grpc::testing::TestService::NewStub(channel);
 
@@ -42,5 +42,12 @@ int main(int argc, char** argv) {
   }
   for (const auto& [pod, n] : per_pod) std::cout << pod << "\t" << n << "\n";
   std::cout << "failed\t" << failed << "\n";
+  // What the balancer saw: per pod its latency estimate, and whether it was ejected.
+  if (auto stats = podlb::GetChannelStats(*channel); stats.ok()) {
+    for (const auto& e : stats->endpoints) {
+      std::cerr << e.pod_name << " " << e.address << " latency~" << e.latency_estimate_ms
+                << " ms" << (e.ejected ? " EJECTED" : "") << "\n";
+    }
+  }
   return failed == calls ? 1 : 0;
 }

@@ -33,6 +33,17 @@ const ServicePolicy& ResourceCache::PolicyLocked(const EndpointSet& set) {
         (entry.set_version == 0 || entry.policy.problems != policy.problems)) {
       LogWarn("xds: Service {}: {}", set.key().ToString(), absl::StrJoin(policy.problems, "; "));
     }
+    if (policy.lb_policy == balancing::PolicyKind::kPeakEwma &&
+        (entry.set_version == 0 || entry.policy.lb_policy != policy.lb_policy)) {
+      // Said once per change: the Service's wish is honoured by the proxy and the library, and
+      // xDS clients get the nearest thing they have.
+      LogInfo("xds: Service {} asks for peak_ewma, which no xDS client implements: xDS clients "
+              "get round_robin{}",
+              set.key().ToString(),
+              policy.outlier.enabled ? " with outlier detection"
+                                     : " (annotate podlb.io/outlier-detection: \"true\" to "
+                                       "shed failing pods)");
+    }
     entry.policy = std::move(policy);
     entry.set_version = set.version();
   }
