@@ -33,7 +33,8 @@ struct Scenario {
 
 // The Service's annotations in the fault scenarios: outlier detection on for every remedy,
 // evaluated every second (gRPC clients eject only at the end of each interval; 10 s would
-// outlast the run), ejecting at 30 % failures (gRPC ejects only above the threshold).
+// outlast the run), ejecting at 30 % failures (gRPC ejects only above the threshold) over at
+// least 5 calls per interval.
 extern const std::map<std::string, std::string> kFaultScenarioAnnotations;
 
 // The seven scenarios, in report order.

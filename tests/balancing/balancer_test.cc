@@ -148,6 +148,28 @@ TEST(PeakEwmaTest, PendingCallsRaiseTheCost) {
   EXPECT_EQ(share["pod-1"], 0);
 }
 
+TEST(PeakEwmaTest, LoadedHealthyPodStillBeatsAnIdleSlowOne) {
+  Balancer balancer({"default", "greeter", "grpc"}, {.defaults = With(PolicyKind::kPeakEwma)});
+  balancer.Update(Set({Pod(1), Pod(2)}), 0);
+  auto snapshot = balancer.Current(0);
+  EndpointStats& healthy = *snapshot->at(0).stats;
+  EndpointStats& slow = *snapshot->at(1).stats;
+  healthy.CallStarted();
+  healthy.CallFinished(false, 1 * kMs, 0);
+  slow.CallStarted();
+  slow.CallFinished(false, 26 * kMs, 0);
+  // Two calls queued on the healthy pod (cost ~5 ms × 3) still beat the idle slow pod (26 ms).
+  healthy.CallStarted();
+  healthy.CallStarted();
+  Driver driver(balancer);
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(driver.PodOf(driver.Pick(kMs)), "pod-1");
+  // With eight queued, waiting there would take longer than the slow pod: it takes the overflow.
+  for (int i = 0; i < 6; ++i) healthy.CallStarted();
+  std::set<std::string> seen;
+  for (int i = 0; i < 50; ++i) seen.insert(driver.PodOf(driver.Pick(kMs)));
+  EXPECT_TRUE(seen.count("pod-2"));
+}
+
 TEST(LeastRequestTest, FewerCallsInFlightWins) {
   Balancer balancer({"default", "greeter", "grpc"}, {.defaults = With(PolicyKind::kLeastRequest)});
   balancer.Update(Set({Pod(1), Pod(2), Pod(3)}), 0);

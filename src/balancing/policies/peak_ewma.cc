@@ -6,12 +6,16 @@
 namespace podlb::balancing {
 namespace {
 
-// The second candidate wins only when its cost is below the first's by more than this factor.
-// Healthy pods of one Service differ by noise (one GC pause makes a peak); without a margin the
-// pod with the luckiest last sample takes two thirds of the calls at low load. With it, near
-// equals share the cursor's even rotation, while a pod 2× slower (or with two more calls queued
-// than an idle peer) loses every comparison.
-constexpr double kCostTieFactor = 2.0;
+// Two candidates whose latency estimates (each at least kLatencyFloorNanos) are within this
+// factor of each other count as equally fast, and the one with fewer calls in flight wins (ties
+// to the cursor's pick: an even rotation at low load). Healthy pods of one Service differ by
+// noise (one GC pause makes a peak); comparing raw costs, the pod with the luckiest last sample
+// took most calls at low load. Only between clearly different latencies does the full cost
+// (latency × (calls in flight + 1)) decide: a slow pod loses to a healthy peer until that peer
+// is so loaded that waiting behind its queue would take longer (then it takes the overflow).
+// Keeping the tolerance out of the cost comparison matters under load: a healthy pod with two
+// calls queued must still beat an idle pod that is 5× slower.
+constexpr double kSameLatencyFactor = 2.0;
 
 class PeakEwmaPicker final : public Picker {
  public:
@@ -25,9 +29,17 @@ class PeakEwmaPicker final : public Picker {
     p2c::Choose(n, next_.fetch_add(1, std::memory_order_relaxed), args.random, &a, &b);
     const Candidate* first = &candidates_[a];
     const Candidate* second = &candidates_[b];
-    const double cost_first = first->stats->Cost(args.now_nanos) * second->weight;
-    const double cost_second = second->stats->Cost(args.now_nanos) * first->weight;
-    if (cost_second * kCostTieFactor < cost_first) std::swap(first, second);
+    const double latency_first = Latency(*first, args.now_nanos);
+    const double latency_second = Latency(*second, args.now_nanos);
+    // Per unit of weight, without division.
+    const double load_first = static_cast<double>(first->stats->in_flight() + 1) * second->weight;
+    const double load_second = static_cast<double>(second->stats->in_flight() + 1) * first->weight;
+    const bool same_latency = latency_first < latency_second * kSameLatencyFactor &&
+                              latency_second < latency_first * kSameLatencyFactor;
+    const bool second_better = same_latency
+                                   ? load_second < load_first
+                                   : latency_second * load_second < latency_first * load_first;
+    if (second_better) std::swap(first, second);
     if (args.Acceptable(*first)) return first->index;
     if (args.Acceptable(*second)) return second->index;
     for (size_t i = 1; i < n; ++i) {
@@ -38,6 +50,11 @@ class PeakEwmaPicker final : public Picker {
   }
 
  private:
+  static double Latency(const Candidate& c, int64_t now_nanos) {
+    const double rtt = c.stats->RttEstimate(now_nanos);
+    return rtt < kLatencyFloorNanos ? kLatencyFloorNanos : rtt;
+  }
+
   std::span<const Candidate> candidates_;
   mutable std::atomic<uint64_t> next_;
 };
