@@ -16,6 +16,9 @@ namespace {
 
 // A loopback address no pod gets: the Service's "ClusterIP".
 constexpr char kClusterIp[] = "127.0.100.1";
+// The cluster DNS server's address, as kube-dns has its own Service IP. Pods take 127.0.1-99.x
+// and outgoing connections leave from 127.0.0.1, so on this address only dnsmasq binds ports.
+constexpr char kDnsServerIp[] = "127.0.101.1";
 constexpr char kHeadlessName[] = "greeter.default.svc.cluster.local";
 
 std::vector<std::string> ReadyAddresses(const EndpointSetConstSharedPtr& set) {
@@ -94,7 +97,8 @@ class DnsStrategy final : public Strategy {
     if (auto set = cluster.registry().Current(cluster.service()); set && !set->endpoints().empty()) {
       pod_port_ = std::to_string(set->endpoints().front().port);
     }
-    dns_ = std::make_unique<DnsServer>(kHeadlessName, options_.work_dir);
+    dns_ = std::make_unique<DnsServer>(DnsServerOptions{
+        .name = kHeadlessName, .dir = options_.work_dir, .listen_ip = kDnsServerIp});
     auto status = dns_->Start(ReadyAddresses(cluster.registry().Current(cluster.service())));
     if (!status.ok()) return status;
     // CoreDNS answers from EndpointSlices: follow the ready set.
