@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "demo/dns_server.h"
+#include "demo/readiness_probes.h"
 #include "demo/strategy.h"
 #include "demo/tcp_forwarder.h"
 #include "grpcpp/grpcpp.h"
@@ -20,6 +21,8 @@ constexpr char kClusterIp[] = "127.0.100.1";
 // and outgoing connections leave from 127.0.0.1, so on this address only dnsmasq binds ports.
 constexpr char kDnsServerIp[] = "127.0.101.1";
 constexpr char kHeadlessName[] = "greeter.default.svc.cluster.local";
+// How long a helper may take to answer its first real request.
+constexpr auto kReadyTimeout = std::chrono::seconds(10);
 
 std::vector<std::string> ReadyAddresses(const EndpointSetConstSharedPtr& set) {
   std::vector<std::string> out;
@@ -54,7 +57,14 @@ class ClusterIpStrategy final : public Strategy {
       std::uniform_int_distribution<size_t> pick(0, ready.size() - 1);
       return ready[pick(rng_)]->HostPort();
     });
-    return forwarder_->Start();
+    if (auto status = forwarder_->Start(); !status.ok()) return status;
+    // Listening is not forwarding: ready once a connection through it reaches a pod.
+    if (auto status = ExpectHttp2Server(forwarder_->address(), kReadyTimeout); !status.ok()) {
+      forwarder_->Stop();
+      return absl::UnavailableError(
+          absl::StrCat("clusterip forwarder: not forwarding: ", status.message()));
+    }
+    return absl::OkStatus();
   }
 
   absl::StatusOr<std::unique_ptr<UnaryCaller>> MakeCaller(int client_index) override {

@@ -185,6 +185,8 @@ ScenarioRun RunOne(const DemoOptions& options, const Scenario& scenario,
     return finish("needs the sandbox's API server, which this build's cluster does not have");
   }
   if (auto status = strategy.Start(**cluster); !status.ok()) {
+    // Start may have run part of what it needs (a helper that then failed its readiness check).
+    strategy.Stop();
     (*cluster)->Stop();
     return finish(absl::StrCat(strategy.name(), ": ", status.ToString()));
   }
