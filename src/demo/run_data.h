@@ -41,6 +41,9 @@ struct ScenarioRun {
   double settled_at_s = 0;
   std::vector<std::string> final_ready;
   std::string error;  // non-empty: the run could not be done; figures are empty
+  // The error came before the workload started (cluster, strategy or warm-up): nothing was
+  // measured, and the report says so instead of showing zeros.
+  bool setup_failed = false;
 };
 
 struct Figures {
