@@ -174,6 +174,8 @@ absl::Status DnsServer::FailLocked(const absl::Status& error) {
   dnsmasq_->Stop();
   std::vector<std::string> lines = dnsmasq_->Lines();
   dnsmasq_.reset();
+  // dnsmasq prints an empty line before a fatal error.
+  lines.erase(std::remove(lines.begin(), lines.end(), std::string()), lines.end());
   if (lines.size() > kLogLinesInErrors) {
     lines.erase(lines.begin(), lines.end() - static_cast<std::ptrdiff_t>(kLogLinesInErrors));
   }
