@@ -8,7 +8,7 @@ CTEST_FLAGS ?=
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: all bootstrap configure build test demo bench bench-proxy fuzz-proxy fuzz-proxy-brief clean format
+.PHONY: all bootstrap configure build test demo demo-repeat bench bench-proxy fuzz-proxy fuzz-proxy-brief clean format
 
 all: build
 
@@ -28,6 +28,13 @@ test: build
 
 demo: build
 	@scripts/demo.sh $(BUILD_DIR)/podlb
+
+# The whole demo (--duration 1) DEMO_RUNS times in a row, failing on any strategy whose set-up
+# failed. A few minutes, so not part of `make test`.
+DEMO_RUNS ?= 5
+demo-repeat: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target podlb
+	tests/demo/demo_repeat.py $(BUILD_DIR)/podlb --runs $(DEMO_RUNS)
 
 bench: build
 	@scripts/bench.sh $(BUILD_DIR)

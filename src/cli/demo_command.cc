@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "cli/signals.h"
 #include "core/logging.h"
+#include "demo/port_reservation.h"
 #include "demo/report.h"
 #include "demo/runner.h"
 #include "demo/strategy_registry.h"
@@ -66,7 +67,15 @@ int RunDemoCommand(const DemoFlags& flags) {
   options.strategy.max_connection_age =
       std::chrono::milliseconds(static_cast<int64_t>(flags.max_connection_age_s * 1000));
   options.strategy.podlb_binary = SelfPath();
-  options.strategy.xds_port = demo::PickFreeLoopbackPort();
+  // Every xds run's control plane listens on this one port (grpc++'s XdsClient outlives runs).
+  // Held for the whole demo, so no connection or other program takes it between runs.
+  auto xds_port =
+      demo::PortReservation::Reserve("127.0.0.1", demo::PortReservation::Protocols::kTcp);
+  if (!xds_port.ok()) {
+    std::cerr << "demo: " << xds_port.status().message() << std::endl;
+    return 2;
+  }
+  options.strategy.xds_port = xds_port->port();
   options.make_cluster = demo::DefaultClusterFactory();
   options.progress = &std::cerr;
   options.progress_is_terminal = isatty(STDERR_FILENO);

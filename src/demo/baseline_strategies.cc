@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "demo/dns_server.h"
+#include "demo/readiness_probes.h"
 #include "demo/strategy.h"
 #include "demo/tcp_forwarder.h"
 #include "grpcpp/grpcpp.h"
@@ -16,7 +17,12 @@ namespace {
 
 // A loopback address no pod gets: the Service's "ClusterIP".
 constexpr char kClusterIp[] = "127.0.100.1";
+// The cluster DNS server's address, as kube-dns has its own Service IP. Pods take 127.0.1-99.x
+// and outgoing connections leave from 127.0.0.1, so on this address only dnsmasq binds ports.
+constexpr char kDnsServerIp[] = "127.0.101.1";
 constexpr char kHeadlessName[] = "greeter.default.svc.cluster.local";
+// How long a helper may take to answer its first real request.
+constexpr auto kReadyTimeout = std::chrono::seconds(10);
 
 std::vector<std::string> ReadyAddresses(const EndpointSetConstSharedPtr& set) {
   std::vector<std::string> out;
@@ -51,7 +57,14 @@ class ClusterIpStrategy final : public Strategy {
       std::uniform_int_distribution<size_t> pick(0, ready.size() - 1);
       return ready[pick(rng_)]->HostPort();
     });
-    return forwarder_->Start();
+    if (auto status = forwarder_->Start(); !status.ok()) return status;
+    // Listening is not forwarding: ready once a connection through it reaches a pod.
+    if (auto status = ExpectHttp2Server(forwarder_->address(), kReadyTimeout); !status.ok()) {
+      forwarder_->Stop();
+      return absl::UnavailableError(
+          absl::StrCat("clusterip forwarder: not forwarding: ", status.message()));
+    }
+    return absl::OkStatus();
   }
 
   absl::StatusOr<std::unique_ptr<UnaryCaller>> MakeCaller(int client_index) override {
@@ -94,7 +107,8 @@ class DnsStrategy final : public Strategy {
     if (auto set = cluster.registry().Current(cluster.service()); set && !set->endpoints().empty()) {
       pod_port_ = std::to_string(set->endpoints().front().port);
     }
-    dns_ = std::make_unique<DnsServer>(kHeadlessName, options_.work_dir);
+    dns_ = std::make_unique<DnsServer>(DnsServerOptions{
+        .name = kHeadlessName, .dir = options_.work_dir, .listen_ip = kDnsServerIp});
     auto status = dns_->Start(ReadyAddresses(cluster.registry().Current(cluster.service())));
     if (!status.ok()) return status;
     // CoreDNS answers from EndpointSlices: follow the ready set.

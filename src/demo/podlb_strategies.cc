@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "demo/child_process.h"
+#include "demo/readiness_probes.h"
 #include "demo/strategy.h"
 #include "grpcpp/grpcpp.h"
 #include "podlb/podlb.h"
@@ -16,21 +17,25 @@
 namespace podlb::demo {
 namespace {
 
-// Starts `argv` and waits for the stdout line matching `pattern`; returns its first group.
-absl::StatusOr<std::string> StartAndAwait(ChildProcess& child, std::vector<std::string> argv,
-                                          const std::string& pattern) {
-  std::string what = argv.size() > 1 ? "podlb " + argv[1] : argv[0];
-  if (auto status = child.Start(std::move(argv)); !status.ok()) return status;
+constexpr auto kReportTimeout = std::chrono::seconds(15);
+// Syncing with the sandbox's API server takes well under a second.
+constexpr auto kReadyTimeout = std::chrono::seconds(15);
+
+// Waits for the child's stdout line matching `pattern`; returns its capture groups.
+absl::StatusOr<std::vector<std::string>> AwaitLine(ChildProcess& child, const std::string& what,
+                                                   const std::string& pattern) {
   std::regex re(pattern);
-  auto line = child.WaitForLine(
-      [&](const std::string& l) { return std::regex_search(l, re); }, std::chrono::seconds(15));
+  auto line = child.WaitForLine([&](const std::string& l) { return std::regex_search(l, re); },
+                                kReportTimeout);
   if (!line) {
-    return absl::UnavailableError(what +
-                                  " exited or did not report ready within 15 s (see its stderr)");
+    return absl::UnavailableError(absl::StrCat(what, " exited or did not report its ports within ",
+                                               kReportTimeout.count(), " s (see its stderr)"));
   }
   std::smatch m;
   std::regex_search(*line, m, re);
-  return m.size() > 1 ? m[1].str() : *line;
+  std::vector<std::string> groups;
+  for (size_t i = 1; i < m.size(); ++i) groups.push_back(m[i].str());
+  return groups;
 }
 
 class XdsStrategy final : public Strategy {
@@ -46,16 +51,24 @@ class XdsStrategy final : public Strategy {
   bool NeedsApiServer() const override { return true; }
 
   absl::Status Start(DemoCluster& cluster) override {
+    const std::string what = "podlb control-plane";
     std::string listen = absl::StrCat("127.0.0.1:", options_.xds_port);
-    auto port = StartAndAwait(control_plane_,
-                              {options_.podlb_binary, "control-plane", "--listen", listen,
-                               "--admin", "127.0.0.1:0", "--kubeconfig", cluster.kubeconfig_path(),
-                               "--log-level", "warn"},
-                              "xds port (\\d+)");
-    if (!port.ok()) return port.status();
-    auto bootstrap = RunAndCapture(
-        {options_.podlb_binary, "bootstrap", "--server", "127.0.0.1:" + *port, "--node-id",
-         "podlb-demo"});
+    if (auto status = control_plane_.Start({options_.podlb_binary, "control-plane", "--listen",
+                                            listen, "--admin", "127.0.0.1:0", "--kubeconfig",
+                                            cluster.kubeconfig_path(), "--log-level", "warn"});
+        !status.ok()) {
+      return status;
+    }
+    auto ports = AwaitLine(control_plane_, what, "xds port (\\d+) admin port (\\d+)");
+    if (!ports.ok()) return ports.status();
+    // Ready once its admin says the source has synced: xDS answers carry endpoints from then on.
+    if (auto status =
+            WaitForReadyz(control_plane_, what, "127.0.0.1:" + (*ports)[1], kReadyTimeout);
+        !status.ok()) {
+      return status;
+    }
+    auto bootstrap = RunAndCapture({options_.podlb_binary, "bootstrap", "--server",
+                                    "127.0.0.1:" + (*ports)[0], "--node-id", "podlb-demo"});
     if (!bootstrap.ok()) return bootstrap.status();
     // grpc++ reads its xDS bootstrap from the environment when it creates its XdsClient.
     setenv("GRPC_XDS_BOOTSTRAP_CONFIG", bootstrap->c_str(), 1);
@@ -92,13 +105,25 @@ class ProxyStrategy final : public Strategy {
   bool NeedsApiServer() const override { return true; }
 
   absl::Status Start(DemoCluster& cluster) override {
-    auto address = StartAndAwait(
-        proxy_,
-        {options_.podlb_binary, "proxy", "--listen", "127.0.0.1:0=default/greeter:grpc",
-         "--lb", policy(), "--kubeconfig", cluster.kubeconfig_path()},
-        "listening on (\\S+) routing");
+    const std::string what = "podlb proxy";
+    // Port 0 for both: the proxy binds and reports them, so no port is chosen for it here.
+    if (auto status =
+            proxy_.Start({options_.podlb_binary, "proxy", "--listen",
+                          "127.0.0.1:0=default/greeter:grpc", "--admin", "127.0.0.1:0", "--lb",
+                          policy(), "--kubeconfig", cluster.kubeconfig_path()});
+        !status.ok()) {
+      return status;
+    }
+    auto address = AwaitLine(proxy_, what, "listening on (\\S+) routing");
     if (!address.ok()) return address.status();
-    address_ = *address;
+    auto admin = AwaitLine(proxy_, what, "admin on port (\\d+)");
+    if (!admin.ok()) return admin.status();
+    // Ready once its admin says discovery has synced: until then it has no pod to send a call to.
+    if (auto status = WaitForReadyz(proxy_, what, "127.0.0.1:" + (*admin)[0], kReadyTimeout);
+        !status.ok()) {
+      return status;
+    }
+    address_ = (*address)[0];
     return absl::OkStatus();
   }
 

@@ -37,6 +37,10 @@ std::string PerPodText(const Figures& f) {
   return absl::StrJoin(parts, " ");
 }
 
+std::string NotRunText(const ScenarioRun& run) {
+  return run.setup_failed ? "SET-UP FAILED, nothing measured" : "not run";
+}
+
 std::string ScenarioTitle(const std::string& scenario) {
   const Scenario* s = FindScenario(scenario);
   if (!s || s->event_label.empty()) return scenario + " (3 pods, nothing changes)";
@@ -78,7 +82,7 @@ void PrintFaultTable(const DemoResult& result, const std::string& scenario, std:
   for (const auto& run : result.runs) {
     if (run.scenario != scenario) continue;
     if (!run.error.empty()) {
-      out << absl::StrFormat("%-22s NOT RUN: %s\n", run.strategy, run.error);
+      out << absl::StrFormat("%-22s %s: %s\n", run.strategy, NotRunText(run), run.error);
       continue;
     }
     Figures f = ComputeFigures(run);
@@ -109,7 +113,7 @@ void PrintTables(const DemoResult& result, std::ostream& out) {
     for (const auto& run : result.runs) {
       if (run.scenario != scenario) continue;
       if (!run.error.empty()) {
-        out << absl::StrFormat("%-11s NOT RUN: %s\n", run.strategy, run.error);
+        out << absl::StrFormat("%-11s %s: %s\n", run.strategy, NotRunText(run), run.error);
         continue;
       }
       Figures f = ComputeFigures(run);
@@ -170,6 +174,8 @@ nlohmann::json ToJson(const DemoResult& result) {
         entry["bad_pod_shed_seconds"] = optional(f.bad_pod_shed_s);
         entry["failed_after_fault"] = f.failed_after_fault;
       }
+      // Set-up failures are named apart: the zeros above are then "not measured", not "none".
+      if (run.setup_failed) entry["setup_error"] = run.error;
       strategies.push_back(std::move(entry));
     }
     scenarios.push_back({{"name", scenario}, {"strategies", std::move(strategies)}});
@@ -216,8 +222,8 @@ restart replaces every pod faster than that, calls fail until the next lookup.
     for (const auto& run : result.runs) {
       if (run.scenario != scenario) continue;
       if (!run.error.empty()) {
-        absl::StrAppend(&html, "<tr><td>", run.strategy, "</td><td colspan=\"6\">not run: ",
-                        Escape(run.error), "</td></tr>\n");
+        absl::StrAppend(&html, "<tr><td>", run.strategy, "</td><td colspan=\"6\" class=\"bad\">",
+                        NotRunText(run), ": ", Escape(run.error), "</td></tr>\n");
         continue;
       }
       Figures f = ComputeFigures(run);

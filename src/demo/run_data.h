@@ -45,6 +45,9 @@ struct ScenarioRun {
   // Fault scenarios: the pod made bad, and when (seconds since the workload started).
   std::string bad_pod;
   std::optional<double> fault_at_s;
+  // The error came before the workload started (cluster, strategy or warm-up): nothing was
+  // measured, and the report says so instead of showing zeros.
+  bool setup_failed = false;
 };
 
 struct Figures {

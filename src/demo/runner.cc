@@ -202,15 +202,19 @@ ScenarioRun RunOne(const DemoOptions& options, const Scenario& scenario,
     std::filesystem::remove_all(work_dir, ignored);
     return run;
   };
+  auto setup_failed = [&](std::string error) {
+    run.setup_failed = true;
+    return finish(std::move(error));
+  };
   auto cluster = options.make_cluster(cluster_options);
-  if (!cluster.ok()) return finish("cluster: " + cluster.status().ToString());
+  if (!cluster.ok()) return setup_failed("cluster: " + cluster.status().ToString());
   PodObserver observer(std::chrono::steady_clock::now());
   observer.Attach(**cluster);
   if (auto status = (*cluster)->Start(); !status.ok()) {
-    return finish("cluster start: " + status.ToString());
+    return setup_failed("cluster start: " + status.ToString());
   }
   if (strategy.NeedsApiServer() && (*cluster)->kubeconfig_path().empty()) {
-    return finish("needs the sandbox's API server, which this build's cluster does not have");
+    return setup_failed("needs the sandbox's API server, which this build's cluster does not have");
   }
   if (scenario.fault) {
     if (auto status = (*cluster)->AnnotateService(kFaultScenarioAnnotations); !status.ok()) {
@@ -219,8 +223,10 @@ ScenarioRun RunOne(const DemoOptions& options, const Scenario& scenario,
     }
   }
   if (auto status = strategy.Start(**cluster); !status.ok()) {
+    // Start may have run part of what it needs (a helper that then failed its readiness check).
+    strategy.Stop();
     (*cluster)->Stop();
-    return finish(absl::StrCat(strategy.name(), ": ", status.ToString()));
+    return setup_failed(absl::StrCat(strategy.name(), ": ", status.ToString()));
   }
   std::vector<std::unique_ptr<UnaryCaller>> callers;
   for (int i = 0; i < options.workload.clients; ++i) {
@@ -228,7 +234,7 @@ ScenarioRun RunOne(const DemoOptions& options, const Scenario& scenario,
     if (!caller.ok()) {
       strategy.Stop();
       (*cluster)->Stop();
-      return finish(absl::StrCat(strategy.name(), ": ", caller.status().ToString()));
+      return setup_failed(absl::StrCat(strategy.name(), ": ", caller.status().ToString()));
     }
     callers.push_back(std::move(*caller));
   }
@@ -237,7 +243,7 @@ ScenarioRun RunOne(const DemoOptions& options, const Scenario& scenario,
     workload.Close();
     strategy.Stop();
     (*cluster)->Stop();
-    return finish(absl::StrCat(strategy.name(), ": warm-up failed: ", status.ToString()));
+    return setup_failed(absl::StrCat(strategy.name(), ": warm-up failed: ", status.ToString()));
   }
 
   auto start = std::chrono::steady_clock::now();
@@ -337,7 +343,8 @@ absl::StatusOr<DemoResult> RunDemo(const DemoOptions& options, const StrategyCat
       for (const auto& [name, _] : result.descriptions) described |= name == strategy_name;
       if (!described) result.descriptions.emplace_back(strategy_name, description);
       if (!run.error.empty()) {
-        progress.End("failed: " + run.error);
+        progress.End((run.setup_failed ? "set-up failed, nothing measured: " : "failed: ") +
+                     run.error);
       } else {
         Figures f = ComputeFigures(run);
         size_t answered = 0;

@@ -16,7 +16,5 @@ void RegisterAllStrategies(StrategyCatalog& catalog);
 std::vector<std::string> DefaultStrategies(const StrategyCatalog& catalog);
 // A fresh cluster per run: the sandbox when this build has it, else the local stop-gap.
 ClusterFactory DefaultClusterFactory();
-// A TCP port on 127.0.0.1 that was free a moment ago.
-int PickFreeLoopbackPort();
 
 }  // namespace podlb::demo

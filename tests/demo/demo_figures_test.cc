@@ -2,6 +2,8 @@
 // seconds" and the rates mean, including the edge cases (a pod with no call, no new pods).
 #include <gtest/gtest.h>
 
+#include <sstream>
+
 #include "demo/html_chart.h"
 #include "demo/report.h"
 #include "demo/run_data.h"
@@ -114,6 +116,29 @@ TEST(ReportTest, JsonHasTheShapeOfTheIssue) {
   EXPECT_TRUE(dns["p50_ms"].is_number());
   EXPECT_TRUE(dns["p99_ms"].is_number());
   EXPECT_EQ(scenario["strategies"][1]["error"], "no control plane");
+}
+
+// A strategy whose set-up failed must say so in the table and the JSON, with the cause, and not
+// pass for a run that measured zeros (issue #11: the dns row of a flaky run).
+TEST(ReportTest, ASetUpFailureIsNamedInTheTableAndTheJson) {
+  DemoResult result;
+  result.runs.push_back(SteadyRun());
+  ScenarioRun failed{.strategy = "dns",
+                     .scenario = "steady",
+                     .error = "dns: dnsmasq on 127.0.101.1:5353 exited with status 2 at start",
+                     .setup_failed = true};
+  result.runs.push_back(failed);
+  std::ostringstream table;
+  PrintTables(result, table);
+  EXPECT_NE(table.str().find("dns         SET-UP FAILED, nothing measured: dns: dnsmasq on "
+                             "127.0.101.1:5353 exited with status 2 at start"),
+            std::string::npos)
+      << table.str();
+  nlohmann::json json = ToJson(result);
+  const auto& entry = json["scenarios"][0]["strategies"][1];
+  EXPECT_EQ(entry["setup_error"], failed.error);
+  EXPECT_EQ(entry["error"], failed.error);
+  EXPECT_FALSE(json["scenarios"][0]["strategies"][0].contains("setup_error"));
 }
 
 TEST(ReportTest, ChartHasOneSeriesPerPodAndMarksEvents) {

@@ -115,6 +115,10 @@ absl::StatusOr<std::unique_ptr<DnsResolver>> MakeCaresResolver(const CaresResolv
   int mask = ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_LOOKUPS;
   opts.timeout = static_cast<int>(options.timeout.count());
   opts.tries = options.tries;
+  if (options.use_tcp) {
+    mask |= ARES_OPT_FLAGS;
+    opts.flags = ARES_FLAG_USEVC;
+  }
   // DNS only: /etc/hosts must not shadow what the cluster DNS says about a Service.
   char lookups[] = "b";
   opts.lookups = lookups;

@@ -25,6 +25,9 @@ struct CaresResolverOptions {
   std::string servers;
   std::chrono::milliseconds timeout{2000};
   int tries = 2;
+  // Ask over TCP instead of UDP (c-ares' ARES_FLAG_USEVC). A client falls back to TCP when an
+  // answer is truncated, so a server that claims to serve must answer on both.
+  bool use_tcp = false;
 };
 
 absl::StatusOr<std::unique_ptr<DnsResolver>> MakeCaresResolver(const CaresResolverOptions& options);
