@@ -100,6 +100,20 @@ inline void Choose(size_t n, uint64_t cursor, uint64_t random, size_t* first, si
   if (b >= *first) ++b;
   *second = b;
 }
+
+// The winner of a comparison if the adapter accepts it, else the loser, else the first
+// acceptable candidate after position `start`; the winner when none is acceptable (the call
+// then fails on it, with its reason).
+inline uint32_t Settle(std::span<const Candidate> candidates, const PickArgs& args, size_t start,
+                       const Candidate& winner, const Candidate& loser) {
+  if (args.Acceptable(winner)) return winner.index;
+  if (args.Acceptable(loser)) return loser.index;
+  for (size_t i = 1; i < candidates.size(); ++i) {
+    const Candidate& c = candidates[(start + i) % candidates.size()];
+    if (args.Acceptable(c)) return c.index;
+  }
+  return winner.index;
+}
 }  // namespace p2c
 
 }  // namespace podlb::balancing

@@ -21,13 +21,7 @@ class LeastRequestPicker final : public Picker {
     // in_flight(b)/w(b) < in_flight(a)/w(a), without division. Ties go to the cursor's pick.
     if (second->stats->in_flight() * first->weight < first->stats->in_flight() * second->weight)
       std::swap(first, second);
-    if (args.Acceptable(*first)) return first->index;
-    if (args.Acceptable(*second)) return second->index;
-    for (size_t i = 1; i < n; ++i) {
-      const Candidate& c = candidates_[(a + i) % n];
-      if (args.Acceptable(c)) return c.index;
-    }
-    return first->index;
+    return p2c::Settle(candidates_, args, a, *first, *second);
   }
 
  private:

@@ -40,13 +40,7 @@ class PeakEwmaPicker final : public Picker {
                                    ? load_second < load_first
                                    : latency_second * load_second < latency_first * load_first;
     if (second_better) std::swap(first, second);
-    if (args.Acceptable(*first)) return first->index;
-    if (args.Acceptable(*second)) return second->index;
-    for (size_t i = 1; i < n; ++i) {
-      const Candidate& c = candidates_[(a + i) % n];
-      if (args.Acceptable(c)) return c.index;
-    }
-    return first->index;
+    return p2c::Settle(candidates_, args, a, *first, *second);
   }
 
  private:

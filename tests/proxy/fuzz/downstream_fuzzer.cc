@@ -19,6 +19,7 @@ struct Fixture {
   podlb::Registry registry;
   podlb::proxy::ProxyStats stats;
   podlb::proxy::ProxyOptions options;
+  podlb::proxy::ServiceBalancers balancers{registry, {.defaults = options.balancing}};
   Fixture() {
     options.listeners.push_back({.host = "127.0.0.1", .port = 0, .service = std::nullopt});
     options.max_concurrent_streams = 16;
@@ -29,7 +30,8 @@ struct Fixture {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static Fixture* fixture = new Fixture();  // lives for the whole fuzzing process
-  podlb::proxy::Worker worker(0, fixture->options, fixture->registry, fixture->stats,
+  podlb::proxy::Worker worker(0, fixture->options, fixture->registry, fixture->balancers,
+                              fixture->stats,
                               /*downstream_tls=*/nullptr, /*upstream_tls=*/nullptr);
   auto session = std::make_unique<podlb::proxy::DownstreamSession>(
       &worker, -1, &fixture->options.listeners[0], nullptr);
