@@ -15,11 +15,14 @@ namespace podlb::balancing {
 // Peak-EWMA constants (linkerd2-proxy's and Finagle's shape).
 // The estimate jumps to any sample above it at once (the "peak"), and otherwise decays toward
 // the samples with time constant kEwmaDecayNanos: the weight of the old estimate after `dt` is
-// exp(-dt / decay). 10 s is linkerd2-proxy's default decay and Finagle's decayTime: a pod that
-// turned slow is noticed on its first slow answer, and a pod that recovered is trusted again
-// over tens of seconds, not on one lucky call. The estimate read for a pick also decays toward
-// zero while no answer arrives, so an avoided pod is probed again now and then.
-inline constexpr double kEwmaDecayNanos = 10e9;
+// exp(-dt / decay). The estimate read for a pick also decays toward zero while no answer
+// arrives, so an avoided pod is probed again now and then.
+// 3 s, not linkerd2-proxy's and Finagle's 10 s: one scheduling hiccup of 30 ms on a healthy pod
+// (common on a busy 2-core node) made it look slow for 11 s at 10 s and skewed a 3-pod Service
+// to max/min 1.25 in the demo; at 3 s it passes in about 3 s. A pod that stays bad loses
+// nothing by it: a +25 ms pod is probed by one call every ~3 s, a failing one (1 s penalty) every
+// ~14 s, and each probe renews the peak.
+inline constexpr double kEwmaDecayNanos = 3e9;
 // A failed call counts as a sample of at least this latency, so a pod that fails fast does not
 // look fast (Finagle and linkerd2-proxy penalize failures for the same reason). Large enough to
 // lose to any healthy pod for tens of seconds at the 10 s decay.
