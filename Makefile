@@ -8,7 +8,8 @@ CTEST_FLAGS ?=
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: all bootstrap configure build test demo bench bench-proxy fuzz-proxy fuzz-proxy-brief clean format
+.PHONY: all bootstrap configure build test demo bench bench-proxy fuzz-proxy fuzz-proxy-brief \
+	check-thread-safety test-sanitize clean format
 
 all: build
 
@@ -16,7 +17,8 @@ bootstrap:
 	@scripts/bootstrap.sh
 
 $(BUILD_DIR)/build.ninja:
-	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_FLAGS)
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
+	  -DCMAKE_EXPORT_COMPILE_COMMANDS=ON $(CMAKE_FLAGS)
 
 configure: $(BUILD_DIR)/build.ninja
 
@@ -50,6 +52,11 @@ fuzz-proxy-brief: bootstrap
 	CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPODLB_BUILD_BENCH=OFF
 	cmake --build build-fuzz -j $(JOBS) --target proxy_downstream_fuzzer
 	cd build-fuzz && ctest --output-on-failure -R proxy/fuzz_downstream_brief
+
+# clang -Wthread-safety over src/ (syntax only), with the flags of $(BUILD_DIR)'s
+# compile_commands.json: checks the ABSL_GUARDED_BY family of annotations GCC ignores.
+check-thread-safety: configure
+	JOBS=$(JOBS) scripts/check_thread_safety.sh $(BUILD_DIR)
 
 clean:
 	rm -rf $(BUILD_DIR)
