@@ -46,7 +46,7 @@ DnsServer::~DnsServer() { Stop(); }
 
 std::string DnsServer::server() const { return absl::StrCat("127.0.0.1:", port_); }
 
-absl::Status DnsServer::WriteHosts(const std::vector<std::string>& addresses) {
+absl::Status DnsServer::WriteHostsLocked(const std::vector<std::string>& addresses) {
   std::string tmp = dir_ + "/hosts.tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
@@ -73,7 +73,7 @@ absl::Status DnsServer::Start(const std::vector<std::string>& addresses) {
 
 absl::Status DnsServer::StartOnce(const std::vector<std::string>& addresses) {
   absl::MutexLock lock(&mu_);
-  if (auto status = WriteHosts(addresses); !status.ok()) return status;
+  if (auto status = WriteHostsLocked(addresses); !status.ok()) return status;
   port_ = BindUdp(0);
   if (port_ == 0) return absl::UnavailableError("dns: no free UDP port on 127.0.0.1");
   std::vector<std::string> args = {"dnsmasq",
@@ -129,7 +129,7 @@ absl::Status DnsServer::StartOnce(const std::vector<std::string>& addresses) {
 void DnsServer::SetAddresses(const std::vector<std::string>& addresses) {
   absl::MutexLock lock(&mu_);
   if (pid_ <= 0) return;
-  if (WriteHosts(addresses).ok()) kill(pid_, SIGHUP);
+  if (WriteHostsLocked(addresses).ok()) kill(pid_, SIGHUP);
 }
 
 void DnsServer::Stop() {

@@ -32,14 +32,14 @@ class DnsServer {
 
  private:
   absl::Status StartOnce(const std::vector<std::string>& addresses);
-  absl::Status WriteHosts(const std::vector<std::string>& addresses)
+  absl::Status WriteHostsLocked(const std::vector<std::string>& addresses)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string name_;
   const std::string dir_;
   absl::Mutex mu_;
   pid_t pid_ ABSL_GUARDED_BY(mu_) = -1;
-  int port_ = 0;
+  int port_ = 0;  // set by Start, read after it on the same thread (server())
 };
 
 }  // namespace podlb::demo
