@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Checks the ABSL_GUARDED_BY / ABSL_EXCLUSIVE_LOCKS_REQUIRED / ... annotations with clang's
-# -Wthread-safety (GCC ignores them). Syntax-only: nothing is compiled or linked, so it reuses a
-# configured build dir (its compile_commands.json for the include paths and definitions, its gen/
-# for the protobuf headers) and costs about one parse of every file.
+# Checks the ABSL_GUARDED_BY / ABSL_EXCLUSIVE_LOCKS_REQUIRED / ABSL_ACQUIRED_AFTER ...
+# annotations with clang's -Wthread-safety (GCC ignores them). Syntax-only: nothing is compiled or
+# linked, so it reuses a configured build dir (its compile_commands.json for the include paths and
+# definitions, its gen/ for the protobuf headers) and costs about one parse of every file.
 #
 #   scripts/check_thread_safety.sh [BUILD_DIR]      (default: build; `make check-thread-safety`)
 #
@@ -115,7 +115,9 @@ def wanted(f):
         return False
     return any("absl::Mutex" in local_includes(p)[0] for p in closure([f]) - covered)
 
-checks = ["-Wno-everything", "-Wthread-safety", "-Werror=thread-safety"]
+# -Wthread-safety-beta adds the lock-order checks (ABSL_ACQUIRED_AFTER/BEFORE), which plain
+# -Wthread-safety ignores in clang 14.
+checks = ["-Wno-everything", "-Wthread-safety", "-Wthread-safety-beta", "-Werror=thread-safety"]
 groups = {}
 n = 0
 seen = set()
