@@ -8,7 +8,8 @@ CTEST_FLAGS ?=
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: all bootstrap configure build test demo demo-repeat bench bench-proxy fuzz-proxy fuzz-proxy-brief clean format
+.PHONY: all bootstrap configure build test demo demo-repeat bench bench-proxy fuzz-proxy \
+	fuzz-proxy-brief check-thread-safety test-sanitize clean format
 
 all: build
 
@@ -16,7 +17,8 @@ bootstrap:
 	@scripts/bootstrap.sh
 
 $(BUILD_DIR)/build.ninja:
-	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_FLAGS)
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
+	  -DCMAKE_EXPORT_COMPILE_COMMANDS=ON $(CMAKE_FLAGS)
 
 configure: $(BUILD_DIR)/build.ninja
 
@@ -57,6 +59,32 @@ fuzz-proxy-brief: bootstrap
 	CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPODLB_BUILD_BENCH=OFF
 	cmake --build build-fuzz -j $(JOBS) --target proxy_downstream_fuzzer
 	cd build-fuzz && ctest --output-on-failure -R proxy/fuzz_downstream_brief
+
+# clang -Wthread-safety over src/ (syntax only), with the flags of $(BUILD_DIR)'s
+# compile_commands.json: checks the ABSL_GUARDED_BY family of annotations GCC ignores.
+check-thread-safety: configure
+	JOBS=$(JOBS) scripts/check_thread_safety.sh $(BUILD_DIR)
+
+# The unit tests of the core, the balancing code and the proxy under AddressSanitizer + UBSan:
+# a Debug build in its own dir (-DPODLB_SANITIZE=ON) of only those test binaries, every finding
+# fatal. Left out, because they run the podlb binary, which would mean building the whole product
+# a second time: proxy_binary_test, sandbox_proxy_test (also the sandbox) and the one flags test of
+# upstream_tls_test (GTEST_FILTER below).
+SANITIZE_BUILD_DIR ?= build-asan
+SANITIZE_TESTS ?= endpoint_test registry_test balancer_test grpc_util_test picking_test \
+	proxy_test retry_test hostile_input_test unavailable_retry_test upstream_tls_test
+empty :=
+space := $(empty) $(empty)
+test-sanitize: bootstrap
+	cmake -S . -B $(SANITIZE_BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DPODLB_SANITIZE=ON \
+	  -DPODLB_BUILD_BENCH=OFF
+	cmake --build $(SANITIZE_BUILD_DIR) -j $(JOBS) --target $(SANITIZE_TESTS)
+	cd $(SANITIZE_BUILD_DIR) && \
+	  ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  GTEST_FILTER='-UpstreamTlsFlagsTest.*' \
+	  ctest --output-on-failure -j $(JOBS) $(CTEST_FLAGS) \
+	    -R '^[a-z]+/($(subst $(space),|,$(strip $(SANITIZE_TESTS))))$$'
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  # toolchain (clang + compiler-rt only for the proxy's libFuzzer target)
+  # toolchain (clang for the thread-safety check; with compiler-rt for the libFuzzer target)
   build-essential cmake ninja-build ccache pkg-config git clang libclang-rt-14-dev
   # libraries
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev

@@ -170,8 +170,8 @@ void AdminServer::Stop() {
   impl_->accept_thread.join();
   {
     absl::MutexLock lock(&impl_->mu);
-    auto idle = [impl = impl_.get()]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl->mu) {
-      return impl->active_connections == 0;
+    auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl_->mu) {
+      return impl_->active_connections == 0;
     };
     impl_->mu.Await(absl::Condition(&idle));
   }

@@ -40,23 +40,26 @@ int RunEndpoints(const EndpointsFlags& flags) {
     LogError("{}", std::string(source.status().message()));
     return 2;
   }
-  absl::Mutex mu;
-  bool printed = false;
+  // Set on the registry's thread once a snapshot was printed.
+  struct Printed {
+    absl::Mutex mu;
+    bool printed ABSL_GUARDED_BY(mu) = false;
+  } state;
   auto subscription = registry.Subscribe(key, [&](const ServiceKey&, const EndpointSetConstSharedPtr& set) {
     std::string text = flags.json ? FormatEndpointJson(*set) + "\n" : FormatEndpointTable(*set) + "\n";
     fwrite(text.data(), 1, text.size(), stdout);
     fflush(stdout);
-    absl::MutexLock lock(&mu);
-    printed = true;
+    absl::MutexLock lock(&state.mu);
+    state.printed = true;
   });
   if (auto status = (*source)->Start(); !status.ok()) {
     LogError("{}", std::string(status.message()));
     return 1;
   }
   if (flags.once) {
-    absl::MutexLock lock(&mu);
-    mu.AwaitWithTimeout(absl::Condition(&printed), absl::Seconds(30));
-    if (!printed) {
+    absl::MutexLock lock(&state.mu);
+    state.mu.AwaitWithTimeout(absl::Condition(&state.printed), absl::Seconds(30));
+    if (!state.printed) {
       LogError("no endpoints for {} within 30 s: {}", key.ToString(),
                std::string((*source)->Health().message()));
     }
@@ -65,8 +68,8 @@ int RunEndpoints(const EndpointsFlags& flags) {
   }
   subscription.reset();
   (*source)->Stop();
-  absl::MutexLock lock(&mu);
-  return printed ? 0 : 1;
+  absl::MutexLock lock(&state.mu);
+  return state.printed ? 0 : 1;
 }
 
 }  // namespace

@@ -64,7 +64,7 @@ DnsServer::~DnsServer() { Stop(); }
 
 std::string DnsServer::server() const { return absl::StrCat(options_.listen_ip, ":", port_); }
 
-absl::Status DnsServer::WriteHosts(const std::vector<std::string>& addresses) {
+absl::Status DnsServer::WriteHostsLocked(const std::vector<std::string>& addresses) {
   std::string tmp = hosts_path_ + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
@@ -88,7 +88,7 @@ absl::Status DnsServer::Start(const std::vector<std::string>& addresses) {
   expected.erase(std::unique(expected.begin(), expected.end()), expected.end());
   absl::MutexLock lock(&mu_);
   if (dnsmasq_) return absl::FailedPreconditionError("dns: already started");
-  if (auto status = WriteHosts(addresses); !status.ok()) return status;
+  if (auto status = WriteHostsLocked(addresses); !status.ok()) return status;
   absl::Status status;
   for (int attempt = 0; attempt < kPortAttempts; ++attempt) {
     std::optional<PortReservation> reservation;
@@ -186,7 +186,7 @@ absl::Status DnsServer::FailLocked(const absl::Status& error) {
 void DnsServer::SetAddresses(const std::vector<std::string>& addresses) {
   absl::MutexLock lock(&mu_);
   if (!dnsmasq_) return;
-  if (WriteHosts(addresses).ok()) dnsmasq_->Signal(SIGHUP);
+  if (WriteHostsLocked(addresses).ok()) dnsmasq_->Signal(SIGHUP);
 }
 
 void DnsServer::Stop() {

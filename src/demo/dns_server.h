@@ -49,7 +49,7 @@ class DnsServer {
   absl::Status StartOnceLocked(int port, PortReservation* reservation,
                                const std::vector<std::string>& expected, bool* port_taken)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status WriteHosts(const std::vector<std::string>& addresses)
+  absl::Status WriteHostsLocked(const std::vector<std::string>& addresses)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Stops dnsmasq and returns `error` with what dnsmasq logged appended.
   absl::Status FailLocked(const absl::Status& error) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

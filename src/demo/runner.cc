@@ -97,7 +97,7 @@ class PodObserver {
 
  private:
   void OnChange(const EndpointSetConstSharedPtr& set) {
-    double now = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    auto at = std::chrono::steady_clock::now();
     std::set<std::string> ready;
     if (set) {
       for (const auto& e : set->endpoints()) {
@@ -105,6 +105,8 @@ class PodObserver {
       }
     }
     absl::MutexLock lock(&mu_);
+    // start_ under the lock: SetStart() moves it from the demo's thread.
+    double now = std::chrono::duration<double>(at - start_).count();
     if (ready == ready_) return;
     for (const auto& pod : ready) {
       auto& life = pods_[pod];

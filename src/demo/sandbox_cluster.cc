@@ -49,19 +49,23 @@ class SandboxCluster final : public DemoCluster {
         *config, KubernetesSourceOptions{.ns = "default", .services = {"greeter"}}, registry_);
     if (auto status = source_->Start(); !status.ok()) return status;
     // Ready when the Service shows `replicas` ready endpoints, as a client would see it.
-    absl::Mutex mu;
-    size_t ready = 0;
+    struct Ready {
+      absl::Mutex mu;
+      size_t ready ABSL_GUARDED_BY(mu) = 0;
+    } state;
     auto subscription = registry_.Subscribe(
         service(), [&](const ServiceKey&, const EndpointSetConstSharedPtr& set) {
-          absl::MutexLock lock(&mu);
-          ready = set ? set->CountWithHealth(EndpointHealth::kEligible) : 0;
+          absl::MutexLock lock(&state.mu);
+          state.ready = set ? set->CountWithHealth(EndpointHealth::kEligible) : 0;
         });
-    absl::MutexLock lock(&mu);
-    auto enough = [&]() { return ready == static_cast<size_t>(options_.replicas); };
-    if (!mu.AwaitWithTimeout(absl::Condition(&enough), absl::Seconds(20))) {
+    absl::MutexLock lock(&state.mu);
+    auto enough = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
+      return state.ready == static_cast<size_t>(options_.replicas);
+    };
+    if (!state.mu.AwaitWithTimeout(absl::Condition(&enough), absl::Seconds(20))) {
       return absl::DeadlineExceededError(absl::StrCat(
           "demo: the sandbox's greeter Service did not reach ", options_.replicas,
-          " ready endpoints within 20 s (", ready, " ready)"));
+          " ready endpoints within 20 s (", state.ready, " ready)"));
     }
     return absl::OkStatus();
   }

@@ -3,15 +3,19 @@
 // from. Watchers own a queue the writers fill under the store lock; Next waits on one condition
 // variable, so no thread ever polls. A list at an older version is the current objects with the
 // history after that version undone: each event keeps the object as it was before it.
+//
+// Locks: the store's mutex guards the objects, the version and the history; each watcher's queue
+// has its own, taken after the store's (writers offer events to every watcher under both) and
+// alone by Next, which waits on it.
 #include "sandbox/apiserver/resource_store.h"
 
 #include <algorithm>
-#include <condition_variable>
 #include <ctime>
 #include <deque>
-#include <mutex>
 #include <random>
 
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "fmt/format.h"
 #include "sandbox/apiserver/object_validation.h"
 
@@ -101,16 +105,21 @@ std::string CollectionPrefix(const std::string& resource, const std::string& ns)
 }
 
 struct WatcherState {
-  std::string resource;
-  std::string ns;
-  LabelSelector selector;
-  std::deque<std::pair<uint64_t, WatchEvent>> queue;
-  uint64_t delivered = 0;
-  bool closed = false;
+  WatcherState(std::string resource, std::string ns, LabelSelector selector)
+      : resource(std::move(resource)), ns(std::move(ns)), selector(std::move(selector)) {}
+
+  const std::string resource;
+  const std::string ns;
+  const LabelSelector selector;
+  // Taken after the store's mutex when both are held.
+  absl::Mutex mu;
+  std::deque<std::pair<uint64_t, WatchEvent>> queue ABSL_GUARDED_BY(mu);
+  uint64_t delivered ABSL_GUARDED_BY(mu) = 0;
+  bool closed ABSL_GUARDED_BY(mu) = false;
 
   // What this watcher sees of `event`, if anything: a change that moves an object into or out
   // of the selector arrives as ADDED or DELETED, as the real server's watch cache does it.
-  void Offer(const HistoryEvent& event) {
+  void OfferLocked(const HistoryEvent& event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     if (closed || event.resource != resource) return;
     if (!ns.empty() && StringAt(event.object, "namespace") != ns) return;
     bool now = selector.Matches(Labels(event.object));
@@ -131,21 +140,20 @@ struct StoreCore {
   explicit StoreCore(size_t limit)
       : history_limit(std::max<size_t>(limit, 1)), rng(std::random_device{}()) {}
 
-  std::mutex mu;
-  std::condition_variable cv;
+  absl::Mutex mu;
   const size_t history_limit;
   // Starts at 1 so that no real object ever carries resourceVersion "0", which clients use to
   // mean "any version".
-  uint64_t version = 1;
+  uint64_t version ABSL_GUARDED_BY(mu) = 1;
   // Events after `compacted` are all in `history`; watching from an older version is Gone.
-  uint64_t compacted = 0;
-  std::deque<HistoryEvent> history;
-  std::map<std::string, std::map<std::string, json>> objects;  // resource → "ns/name" → object
-  std::vector<std::shared_ptr<WatcherState>> watchers;
-  std::mt19937_64 rng;
-  bool shutting_down = false;
+  uint64_t compacted ABSL_GUARDED_BY(mu) = 0;
+  std::deque<HistoryEvent> history ABSL_GUARDED_BY(mu);
+  // resource → "ns/name" → object
+  std::map<std::string, std::map<std::string, json>> objects ABSL_GUARDED_BY(mu);
+  std::vector<std::shared_ptr<WatcherState>> watchers ABSL_GUARDED_BY(mu);
+  std::mt19937_64 rng ABSL_GUARDED_BY(mu);
 
-  std::string NewUid() {
+  std::string NewUidLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     uint64_t a = rng(), b = rng();
     a = (a & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // version 4
     b = (b & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // RFC 4122 variant
@@ -153,21 +161,23 @@ struct StoreCore {
                        a & 0xffff, b >> 48, b & 0xffffffffffffULL);
   }
 
-  std::string RandomSuffix() {
+  std::string RandomSuffixLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     static constexpr char kAlphabet[] = "bcdfghjklmnpqrstvwxz2456789";
     std::string s;
     for (int i = 0; i < 5; ++i) s.push_back(kAlphabet[rng() % (sizeof kAlphabet - 1)]);
     return s;
   }
 
-  void RecordLocked(HistoryEvent event) {
-    for (auto& w : watchers) w->Offer(event);
+  void RecordLocked(HistoryEvent event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    for (auto& w : watchers) {
+      absl::MutexLock lock(&w->mu);
+      w->OfferLocked(event);
+    }
     history.push_back(std::move(event));
     while (history.size() > history_limit) {
       compacted = history.front().version;
       history.pop_front();
     }
-    cv.notify_all();
   }
 };
 
@@ -176,14 +186,17 @@ class WatcherImpl : public Watcher {
   WatcherImpl(std::shared_ptr<StoreCore> store, std::shared_ptr<WatcherState> state)
       : store_(std::move(store)), state_(std::move(state)) {}
   ~WatcherImpl() override {
-    std::lock_guard lock(store_->mu);
+    absl::MutexLock lock(&store_->mu);
     auto& list = store_->watchers;
     list.erase(std::remove(list.begin(), list.end(), state_), list.end());
   }
 
   std::optional<WatchEvent> Next(std::chrono::milliseconds timeout) override {
-    std::unique_lock lock(store_->mu);
-    store_->cv.wait_for(lock, timeout, [&] { return state_->closed || !state_->queue.empty(); });
+    absl::MutexLock lock(&state_->mu);
+    auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
+      return state_->closed || !state_->queue.empty();
+    };
+    state_->mu.AwaitWithTimeout(absl::Condition(&ready), absl::FromChrono(timeout));
     if (state_->closed || state_->queue.empty()) return std::nullopt;
     auto [version, event] = std::move(state_->queue.front());
     state_->queue.pop_front();
@@ -192,7 +205,8 @@ class WatcherImpl : public Watcher {
   }
 
   uint64_t DeliveredVersion() const override {
-    std::lock_guard lock(store_->mu);
+    absl::MutexLock store_lock(&store_->mu);
+    absl::MutexLock lock(&state_->mu);
     // With nothing queued, every event up to the current version has been offered to (and
     // filtered by) this watcher, so it is caught up to the store.
     if (state_->queue.empty()) return std::max(state_->delivered, store_->version);
@@ -200,9 +214,8 @@ class WatcherImpl : public Watcher {
   }
 
   void Close() override {
-    std::lock_guard lock(store_->mu);
+    absl::MutexLock lock(&state_->mu);
     state_->closed = true;
-    store_->cv.notify_all();
   }
 
  private:
@@ -221,9 +234,11 @@ ResourceStore::ResourceStore(size_t history_limit)
     : impl_(std::make_unique<Impl>(Impl{std::make_shared<StoreCore>(history_limit)})) {}
 
 ResourceStore::~ResourceStore() {
-  std::lock_guard lock(impl_->core->mu);
-  for (auto& w : impl_->core->watchers) w->closed = true;
-  impl_->core->cv.notify_all();
+  absl::MutexLock store_lock(&impl_->core->mu);
+  for (auto& w : impl_->core->watchers) {
+    absl::MutexLock lock(&w->mu);
+    w->closed = true;
+  }
 }
 
 absl::StatusOr<json> ResourceStore::Create(const std::string& resource, const std::string& ns,
@@ -251,7 +266,7 @@ absl::StatusOr<json> ResourceStore::Create(const std::string& resource, const st
   } else {
     meta.erase("namespace");
   }
-  std::lock_guard lock(impl_->core->mu);
+  absl::MutexLock lock(&impl_->core->mu);
   auto& objects = impl_->core->objects[resource];
   std::string name = StringAt(object, "name");
   if (name.empty()) {
@@ -262,7 +277,7 @@ absl::StatusOr<json> ResourceStore::Create(const std::string& resource, const st
                                         "generateName is required");
     }
     do {
-      name = prefix + impl_->core->RandomSuffix();
+      name = prefix + impl_->core->RandomSuffixLocked();
     } while (objects.count(namespace_name + "/" + name) > 0);
   }
   if (!ValidName(name)) {
@@ -284,7 +299,7 @@ absl::StatusOr<json> ResourceStore::Create(const std::string& resource, const st
   object["kind"] = type->kind;
   object["apiVersion"] = type->ApiVersion();
   meta["name"] = name;
-  meta["uid"] = impl_->core->NewUid();
+  meta["uid"] = impl_->core->NewUidLocked();
   meta["resourceVersion"] = std::to_string(version);
   meta["creationTimestamp"] = NowRfc3339();
   if (object.contains("spec")) meta["generation"] = 1;
@@ -320,7 +335,7 @@ absl::StatusOr<json> ResourceStore::Update(const std::string& resource, const st
     return absl::InvalidArgumentError(
         "the namespace of the provided object does not match the namespace sent on the request");
   }
-  std::lock_guard lock(impl_->core->mu);
+  absl::MutexLock lock(&impl_->core->mu);
   auto& objects = impl_->core->objects[resource];
   auto it = objects.find(namespace_name + "/" + name);
   if (it == objects.end()) {
@@ -360,7 +375,7 @@ absl::StatusOr<json> ResourceStore::Delete(const std::string& resource, const st
                                            const std::string& name) {
   const ResourceType* type = TypeByPlural(resource);
   std::string namespace_name = type != nullptr && type->namespaced ? ns : "";
-  std::lock_guard lock(impl_->core->mu);
+  absl::MutexLock lock(&impl_->core->mu);
   auto& objects = impl_->core->objects[resource];
   auto it = objects.find(namespace_name + "/" + name);
   if (it == objects.end()) {
@@ -380,7 +395,7 @@ absl::StatusOr<json> ResourceStore::Get(const std::string& resource, const std::
                                         const std::string& name) const {
   const ResourceType* type = TypeByPlural(resource);
   std::string namespace_name = type != nullptr && type->namespaced ? ns : "";
-  std::lock_guard lock(impl_->core->mu);
+  absl::MutexLock lock(&impl_->core->mu);
   auto objects = impl_->core->objects.find(resource);
   if (objects != impl_->core->objects.end()) {
     auto it = objects->second.find(namespace_name + "/" + name);
@@ -392,7 +407,7 @@ absl::StatusOr<json> ResourceStore::Get(const std::string& resource, const std::
 ResourceStore::ListResult ResourceStore::List(const std::string& resource, const std::string& ns,
                                               const LabelSelector& selector) const {
   ListResult result;
-  std::lock_guard lock(impl_->core->mu);
+  absl::MutexLock lock(&impl_->core->mu);
   result.resource_version = impl_->core->version;
   auto objects = impl_->core->objects.find(resource);
   if (objects == impl_->core->objects.end()) return result;
@@ -407,10 +422,10 @@ ResourceStore::ListResult ResourceStore::List(const std::string& resource, const
 
 absl::StatusOr<ResourceStore::Page> ResourceStore::ListPage(const std::string& resource,
                                                             const PageRequest& request) const {
-  const StoreCore& core = *impl_->core;
+  StoreCore& core = *impl_->core;
   const std::string prefix = CollectionPrefix(resource, request.ns);
   const std::string first = prefix + request.start;
-  std::lock_guard lock(impl_->core->mu);
+  absl::MutexLock lock(&core.mu);
   Page page;
   page.resource_version = request.version == 0 ? core.version : request.version;
   const uint64_t at = page.resource_version;
@@ -485,11 +500,9 @@ absl::StatusOr<std::unique_ptr<Watcher>> ResourceStore::Watch(const std::string&
                                                               const LabelSelector& selector,
                                                               uint64_t from_version) {
   const ResourceType* type = TypeByPlural(resource);
-  auto state = std::make_shared<WatcherState>();
-  state->resource = resource;
-  state->ns = type != nullptr && type->namespaced ? ns : "";
-  state->selector = selector;
-  std::lock_guard lock(impl_->core->mu);
+  auto state = std::make_shared<WatcherState>(
+      resource, type != nullptr && type->namespaced ? ns : "", selector);
+  absl::MutexLock store_lock(&impl_->core->mu);
   if (from_version == 0) from_version = impl_->core->version;
   if (from_version < impl_->core->compacted) {
     uint64_t oldest =
@@ -497,21 +510,24 @@ absl::StatusOr<std::unique_ptr<Watcher>> ResourceStore::Watch(const std::string&
     return absl::OutOfRangeError(
         fmt::format("too old resource version: {} ({})", from_version, oldest));
   }
-  for (const auto& event : impl_->core->history) {
-    if (event.version > from_version) state->Offer(event);
+  {
+    absl::MutexLock lock(&state->mu);
+    for (const auto& event : impl_->core->history) {
+      if (event.version > from_version) state->OfferLocked(event);
+    }
+    state->delivered = from_version;
   }
-  state->delivered = from_version;
   impl_->core->watchers.push_back(state);
   return std::unique_ptr<Watcher>(new WatcherImpl(impl_->core, state));
 }
 
 uint64_t ResourceStore::CurrentVersion() const {
-  std::lock_guard lock(impl_->core->mu);
+  absl::MutexLock lock(&impl_->core->mu);
   return impl_->core->version;
 }
 
 void ResourceStore::Compact() {
-  std::lock_guard lock(impl_->core->mu);
+  absl::MutexLock lock(&impl_->core->mu);
   impl_->core->history.clear();
   impl_->core->compacted = impl_->core->version;
 }
