@@ -60,16 +60,20 @@ fuzz-proxy-brief: bootstrap
 	cmake --build build-fuzz -j $(JOBS) --target proxy_downstream_fuzzer
 	cd build-fuzz && ctest --output-on-failure -R proxy/fuzz_downstream_brief
 
-# clang -Wthread-safety over src/ (syntax only), with the flags of $(BUILD_DIR)'s
-# compile_commands.json: checks the ABSL_GUARDED_BY family of annotations GCC ignores.
-check-thread-safety: configure
+# clang -Wthread-safety over src/ and the tests that lock (syntax only), with the flags of
+# $(BUILD_DIR)'s compile_commands.json: checks the ABSL_GUARDED_BY family GCC ignores.
+check-thread-safety: bootstrap configure
 	JOBS=$(JOBS) scripts/check_thread_safety.sh $(BUILD_DIR)
 
 # The unit tests of the core, the balancing code and the proxy under AddressSanitizer + UBSan:
 # a Debug build in its own dir (-DPODLB_SANITIZE=ON) of only those test binaries, every finding
-# fatal. Left out, because they run the podlb binary, which would mean building the whole product
-# a second time: proxy_binary_test, sandbox_proxy_test (also the sandbox) and the one flags test of
-# upstream_tls_test (GTEST_FILTER below).
+# fatal. About 3.5 min cold on 2 cores (30 s with ccache), README "What CI runs". Left out:
+# - what runs the podlb binary, which would mean building the whole product a second time:
+#   proxy_binary_test, sandbox_proxy_test (also the sandbox), UpstreamTlsFlagsTest;
+# - ProxyTest.OneChannelSpreadsUnaryCallsOverThreeBackends, a balance figure over 0.7 s of
+#   sequential calls: at ASan + -O0 speed, about 1 run in 10 has one call slower than peak_ewma's
+#   10 ms "clearly slower" line (a stall, or the first call paying for its connection's set-up),
+#   and that pod then takes few calls for seconds, as designed. It runs in `make test`.
 SANITIZE_BUILD_DIR ?= build-asan
 SANITIZE_TESTS ?= endpoint_test registry_test balancer_test grpc_util_test picking_test \
 	proxy_test retry_test hostile_input_test unavailable_retry_test upstream_tls_test
@@ -82,7 +86,7 @@ test-sanitize: bootstrap
 	cd $(SANITIZE_BUILD_DIR) && \
 	  ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  GTEST_FILTER='-UpstreamTlsFlagsTest.*' \
+	  GTEST_FILTER='-UpstreamTlsFlagsTest.*:ProxyTest.OneChannelSpreadsUnaryCallsOverThreeBackends' \
 	  ctest --output-on-failure -j $(JOBS) $(CTEST_FLAGS) \
 	    -R '^[a-z]+/($(subst $(space),|,$(strip $(SANITIZE_TESTS))))$$'
 
