@@ -136,6 +136,14 @@ bool ProxyStream::Dispatch(std::string* error) {
   return false;
 }
 
+void ProxyStream::OnRequestHeadersSent() {
+  // The pod's latency runs from here: the time to open a connection (TCP, TLS) before the
+  // first call on it is the path's, not the pod's answer time, and counted against it a new
+  // pod's first call could look "clearly slower" and keep it from calls for seconds.
+  if (!request_headers_sent_) attempt_started_ = downstream_->worker()->loop().now();
+  request_headers_sent_ = true;
+}
+
 void ProxyStream::DetachUpstream() {
   if (upstream_ != nullptr) {
     upstream_->Cancel(upstream_id_);

@@ -46,7 +46,7 @@ class ProxyStream final : public UpstreamStreamHandler {
   void OnResponseHeadersDone(bool end_stream) override;
   void OnResponseData(const uint8_t* data, size_t len) override;
   void OnResponseEnd() override;
-  void OnRequestHeadersSent() override { request_headers_sent_ = true; }
+  void OnRequestHeadersSent() override;
   void OnUpstreamClosed(uint32_t error_code, bool connection_lost, bool never_connected) override;
   ssize_t ReadRequest(uint8_t* buf, size_t len, uint32_t* flags) override;
   const HeaderBlock& request_headers() const override { return request_headers_; }
