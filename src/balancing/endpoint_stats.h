@@ -61,12 +61,6 @@ class alignas(64) EndpointStats {
   int64_t in_flight() const { return in_flight_.load(std::memory_order_relaxed); }
   // The latency estimate as of `now` (decayed toward zero since the last sample).
   double RttEstimate(int64_t now_nanos) const;
-  // Peak-EWMA cost: estimated latency (at least the floor) times (calls in flight + 1).
-  double Cost(int64_t now_nanos) const {
-    const double rtt = RttEstimate(now_nanos);
-    return (rtt < kLatencyFloorNanos ? kLatencyFloorNanos : rtt) *
-           static_cast<double>(in_flight() + 1);
-  }
   bool Ejected(int64_t now_nanos) const {
     return ejected_until_.load(std::memory_order_relaxed) > now_nanos;
   }

@@ -3,6 +3,7 @@
 // data path calls Picker::Pick from any number of threads at once, without locks.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -90,30 +91,41 @@ inline uint64_t StartingCursor(std::span<const Candidate> candidates) {
   return Mix64(reinterpret_cast<uintptr_t>(candidates.data()));
 }
 
-// Helpers shared by the P2C policies.
-namespace p2c {
-// Two distinct candidate positions: the first from `cursor` (so ties spread calls evenly at low
-// load), the second at random.
-inline void Choose(size_t n, uint64_t cursor, uint64_t random, size_t* first, size_t* second) {
-  *first = cursor % n;
-  size_t b = random % (n - 1);
-  if (b >= *first) ++b;
-  *second = b;
-}
+// Power of two choices, the frame of least_request and peak_ewma: the first candidate from a
+// rotating cursor (so ties spread calls evenly at low load), the second at random;
+// `second_better(first, second, now)` says whether the second wins. Then the winner if the
+// adapter accepts it, else the loser, else the first acceptable candidate after the cursor's.
+template <typename SecondBetter>
+class PowerOfTwoChoicesPicker final : public Picker {
+ public:
+  PowerOfTwoChoicesPicker(std::span<const Candidate> candidates, SecondBetter second_better)
+      : candidates_(candidates),
+        second_better_(std::move(second_better)),
+        next_(StartingCursor(candidates)) {}
 
-// The winner of a comparison if the adapter accepts it, else the loser, else the first
-// acceptable candidate after position `start`; the winner when none is acceptable (the call
-// then fails on it, with its reason).
-inline uint32_t Settle(std::span<const Candidate> candidates, const PickArgs& args, size_t start,
-                       const Candidate& winner, const Candidate& loser) {
-  if (args.Acceptable(winner)) return winner.index;
-  if (args.Acceptable(loser)) return loser.index;
-  for (size_t i = 1; i < candidates.size(); ++i) {
-    const Candidate& c = candidates[(start + i) % candidates.size()];
-    if (args.Acceptable(c)) return c.index;
+  uint32_t Pick(const PickArgs& args) const override {
+    const size_t n = candidates_.size();
+    if (n == 1) return candidates_[0].index;
+    const size_t a = next_.fetch_add(1, std::memory_order_relaxed) % n;
+    size_t b = args.random % (n - 1);
+    if (b >= a) ++b;  // distinct from a
+    const Candidate* winner = &candidates_[a];
+    const Candidate* loser = &candidates_[b];
+    if (second_better_(*winner, *loser, args.now_nanos)) std::swap(winner, loser);
+    if (args.Acceptable(*winner)) return winner->index;
+    if (args.Acceptable(*loser)) return loser->index;
+    for (size_t i = 1; i < n; ++i) {
+      const Candidate& c = candidates_[(a + i) % n];
+      if (args.Acceptable(c)) return c.index;
+    }
+    return winner->index;  // nothing acceptable: the call fails on it, with its reason
   }
-  return winner.index;
-}
-}  // namespace p2c
+
+ private:
+  std::span<const Candidate> candidates_;
+  const SecondBetter second_better_;
+  // Relaxed: the order need not be exact, only even.
+  mutable std::atomic<uint64_t> next_;
+};
 
 }  // namespace podlb::balancing

@@ -49,7 +49,7 @@ bool HealthCheckPassed(const void* context, uint32_t index) {
 
 Cluster::Cluster(std::shared_ptr<ServiceBalancing> service, Worker* worker)
     : service_(std::move(service)), worker_(worker) {
-  snapshot_ = service_->balancer->Current(Nanos(worker_->loop().now()));
+  snapshot_ = service_->balancer->Current(NowNanos());
   if (worker->options().health_check_interval.count() > 0)
     health_checker_ =
         std::make_unique<HealthChecker>(this, worker, worker->options().health_check_interval);
@@ -58,8 +58,10 @@ Cluster::Cluster(std::shared_ptr<ServiceBalancing> service, Worker* worker)
 // Probes go first: they hold streams on sessions the hosts own.
 Cluster::~Cluster() { health_checker_.reset(); }
 
+int64_t Cluster::NowNanos() const { return Nanos(worker_->loop().now()); }
+
 void Cluster::Refresh() {
-  snapshot_ = service_->balancer->Current(Nanos(worker_->loop().now()));
+  snapshot_ = service_->balancer->Current(NowNanos());
   if (snapshot_->table != table_) Resync(snapshot_->table);
 }
 
@@ -105,7 +107,7 @@ UpstreamHost* Cluster::Pick(const HeaderBlock& request_headers, const UpstreamHo
                  : "service " + service_->key_text + " is unknown to discovery (no endpoints yet)";
     return nullptr;
   }
-  balancing::PickArgs args{.now_nanos = Nanos(worker_->loop().now()),
+  balancing::PickArgs args{.now_nanos = NowNanos(),
                            .random = worker_->NextRandom(),
                            .usable = &HealthCheckPassed,
                            .usable_context = &by_index_};
@@ -164,7 +166,7 @@ void Cluster::AttemptFinished(UpstreamHost* host, bool failure, int64_t latency_
   --host->outstanding;
   if (failure) host->stats->errors.fetch_add(1, std::memory_order_relaxed);
   service_->balancer->RecordCall(*host->balance, failure, latency_nanos,
-                                 Nanos(worker_->loop().now()));
+                                 NowNanos());
 }
 
 void Cluster::AttemptAbandoned(UpstreamHost* host) {
@@ -176,7 +178,7 @@ void Cluster::ReportConnectFailure(UpstreamHost* host) {
   host->stats->errors.fetch_add(1, std::memory_order_relaxed);
   host->balance->CallStarted();
   service_->balancer->RecordCall(*host->balance, /*failure=*/true, 0,
-                                 Nanos(worker_->loop().now()));
+                                 NowNanos());
 }
 
 void Cluster::Sweep() {
@@ -211,7 +213,7 @@ std::vector<UpstreamHost*> Cluster::Hosts() {
 
 std::string Cluster::Describe() {
   Refresh();
-  const int64_t now = Nanos(worker_->loop().now());
+  const int64_t now = NowNanos();
   std::string out = fmt::format("service {} (snapshot version {}, {}, {})\n", service_->key_text,
                                 table_->version, balancing::ToString(snapshot_->policy.lb_policy),
                                 snapshot_->mode);

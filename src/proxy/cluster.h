@@ -52,6 +52,8 @@ class Cluster {
   // previous host, chosen again only if nothing else is left.
   UpstreamHost* Pick(const HeaderBlock& request_headers, const UpstreamHost* exclude,
                      std::string* error);
+  // The worker loop's clock (read once per loop turn) on the balancing core's time base.
+  int64_t NowNanos() const;
   // The Service's policy as of the last pick.
   const balancing::ServicePolicy& policy() const { return snapshot_->policy; }
   // A session with room for one more stream (opening one if needed), or nullptr.

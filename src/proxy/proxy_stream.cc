@@ -97,7 +97,7 @@ void ProxyStream::OnRequestHeadersDone(bool end_stream) {
   if (finished_) return;  // the deadline may already have passed
   std::string error;
   cluster_ = downstream_->Route(authority_, &error);
-  if (cluster_ != nullptr) cluster_->service().retry_budget.OnCall(balancing::MonotonicNanos());
+  if (cluster_ != nullptr) cluster_->service().retry_budget.OnCall(cluster_->NowNanos());
   if (cluster_ == nullptr || !Dispatch(&error)) Fail(kGrpcUnavailable, error);
 }
 
@@ -177,7 +177,7 @@ bool ProxyStream::RetryUnavailable() {
   if (unavailable_retries_ >= static_cast<int>(cluster_->policy().retries_on_unavailable))
     return false;
   ServiceBalancing& service = cluster_->service();
-  if (!service.retry_budget.TryRetry(balancing::MonotonicNanos())) return false;
+  if (!service.retry_budget.TryRetry(cluster_->NowNanos())) return false;
   ++unavailable_retries_;
   service.retries_unavailable.fetch_add(1, std::memory_order_relaxed);
   UpstreamHost* host = host_;

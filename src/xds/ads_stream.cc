@@ -1,6 +1,7 @@
 #include "xds/ads_stream.h"
 
 #include "absl/strings/str_cat.h"
+#include "core/hash.h"
 #include "core/logging.h"
 #include "google/protobuf/util/json_util.h"
 #include "xds/ads_service.h"
@@ -17,14 +18,12 @@ namespace {
 // the same version, so a client that reconnects elsewhere sees no version change and debug
 // views agree. The hash must not be seeded per process (absl::Hash is), or replicas disagree.
 std::string ContentVersion(const std::map<std::string, CachedResource>& resources) {
-  uint64_t hash = 14695981039346656037ull;
-  auto mix_byte = [&hash](unsigned char c) {
-    hash ^= c;
-    hash *= 1099511628211ull;
-  };
+  uint64_t hash = kFnv1a64Offset;
   auto mix = [&](std::string_view bytes) {
-    for (size_t n = bytes.size(), i = 0; i < 8; ++i, n >>= 8) mix_byte(n & 0xff);
-    for (unsigned char c : bytes) mix_byte(c);
+    char length[8];
+    for (size_t n = bytes.size(), i = 0; i < 8; ++i, n >>= 8) length[i] = static_cast<char>(n & 0xff);
+    hash = Fnv1a64(std::string_view(length, 8), hash);
+    hash = Fnv1a64(bytes, hash);
   };
   for (const auto& [name, resource] : resources) {
     mix(name);

@@ -6,27 +6,12 @@
 namespace podlb::balancing {
 namespace {
 
-class LeastRequestPicker final : public Picker {
- public:
-  explicit LeastRequestPicker(std::span<const Candidate> candidates, uint64_t start)
-      : candidates_(candidates), next_(start) {}
-
-  uint32_t Pick(const PickArgs& args) const override {
-    const size_t n = candidates_.size();
-    if (n == 1) return candidates_[0].index;
-    size_t a, b;
-    p2c::Choose(n, next_.fetch_add(1, std::memory_order_relaxed), args.random, &a, &b);
-    const Candidate* first = &candidates_[a];
-    const Candidate* second = &candidates_[b];
-    // in_flight(b)/w(b) < in_flight(a)/w(a), without division. Ties go to the cursor's pick.
-    if (second->stats->in_flight() * first->weight < first->stats->in_flight() * second->weight)
-      std::swap(first, second);
-    return p2c::Settle(candidates_, args, a, *first, *second);
+// in_flight(second)/w(second) < in_flight(first)/w(first), without division. Ties go to the
+// cursor's pick.
+struct FewerInFlight {
+  bool operator()(const Candidate& first, const Candidate& second, int64_t) const {
+    return second.stats->in_flight() * first.weight < first.stats->in_flight() * second.weight;
   }
-
- private:
-  std::span<const Candidate> candidates_;
-  mutable std::atomic<uint64_t> next_;
 };
 
 class LeastRequestFactory final : public PolicyFactory {
@@ -34,7 +19,7 @@ class LeastRequestFactory final : public PolicyFactory {
   PolicyKind kind() const override { return PolicyKind::kLeastRequest; }
   std::unique_ptr<Picker> Build(std::span<const Candidate> candidates,
                                 const ServicePolicy&) const override {
-    return std::make_unique<LeastRequestPicker>(candidates, StartingCursor(candidates));
+    return std::make_unique<PowerOfTwoChoicesPicker<FewerInFlight>>(candidates, FewerInFlight{});
   }
 };
 

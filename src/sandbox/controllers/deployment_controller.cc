@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/hash.h"
 
 namespace podlb::sandbox {
 namespace {
@@ -17,11 +18,7 @@ constexpr size_t kAlphabetSize = sizeof(kAlphabet) - 1;
 
 // pod-template-hash: changes exactly when the pod template changes.
 std::string TemplateHash(const json& pod_template) {
-  uint64_t h = 14695981039346656037ull;  // FNV-1a
-  for (unsigned char c : pod_template.dump()) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
+  uint64_t h = Fnv1a64(pod_template.dump());
   std::string out;
   for (int i = 0; i < 10; ++i) {
     out.push_back(kAlphabet[h % kAlphabetSize]);
