@@ -10,6 +10,7 @@ function(podlb_module name dir)
   add_library(${name} STATIC ${srcs})
   target_include_directories(${name} PUBLIC ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/include)
   target_link_libraries(${name} PUBLIC ${ARGN})
+  podlb_use_pch(${name})
 endfunction()
 
 # podlb_tests(DIR DEPS...) makes one gtest binary per tests/DIR/*_test.cc and registers it
@@ -20,6 +21,7 @@ function(podlb_tests dir)
     get_filename_component(test_name ${src} NAME_WE)
     add_executable(${test_name} ${src})
     target_link_libraries(${test_name} PRIVATE ${ARGN} podlb_test_support GTest::gmock_main)
+    podlb_use_test_pch(${test_name})
     add_test(NAME ${dir}/${test_name} COMMAND ${test_name})
     set_tests_properties(${dir}/${test_name} PROPERTIES
       TIMEOUT 300
