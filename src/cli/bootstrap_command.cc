@@ -17,11 +17,12 @@ struct BootstrapFlags {
 };
 
 int RunBootstrap(const BootstrapFlags& flags) {
-  xds::BootstrapOptions options{.server = flags.server,
-                                .node_id = flags.node_id.empty() ? PodName("podlb-client") : flags.node_id,
-                                .zone = flags.zone,
-                                .region = flags.region,
-                                .tls = flags.tls};
+  xds::BootstrapOptions options{
+      .server = flags.server,
+      .node_id = flags.node_id.empty() ? PodName("podlb-client") : flags.node_id,
+      .zone = flags.zone,
+      .region = flags.region,
+      .tls = flags.tls};
   std::string json = xds::BuildBootstrapJson(options) + "\n";
   fwrite(json.data(), 1, json.size(), stdout);
   return 0;

@@ -20,6 +20,8 @@ CommandTable RegisterCommands(CLI::App& app) {
   return table;
 }
 
-std::string BuildDescription() { return "cluster build: control-plane, proxy, endpoints, bootstrap"; }
+std::string BuildDescription() {
+  return "cluster build: control-plane, proxy, endpoints, bootstrap";
+}
 
 }  // namespace podlb::cli

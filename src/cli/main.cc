@@ -15,8 +15,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   // The cluster build says so after the version: that is how a user tells the image's binary.
   std::string build = podlb::cli::BuildDescription();
-  app.set_version_flag("--version",
-                       std::string("podlb ") + PODLB_VERSION + (build.empty() ? "" : " (" + build + ")"));
+  app.set_version_flag("--version", std::string("podlb ") + PODLB_VERSION +
+                                        (build.empty() ? "" : " (" + build + ")"));
   podlb::cli::CommandTable commands = podlb::cli::RegisterCommands(app);
   try {
     app.parse(argc, argv);

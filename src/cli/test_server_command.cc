@@ -58,7 +58,8 @@ int RunTestServer(const TestServerFlags& flags) {
   // then GOAWAY, and in-flight calls get one more second.
   LogInfo("test-server: signal {}, draining for {}s", signal, flags.drain_s);
   pod.BeginTermination();
-  std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(flags.drain_s * 1000)));
+  std::this_thread::sleep_for(
+      std::chrono::milliseconds(static_cast<int64_t>(flags.drain_s * 1000)));
   pod.Shutdown(std::chrono::seconds(1));
   return 0;
 }
@@ -67,9 +68,9 @@ int RunTestServer(const TestServerFlags& flags) {
 
 void AddTestServerCommand(CLI::App& app, CommandTable& table) {
   auto flags = std::make_shared<TestServerFlags>();
-  auto* sub = app.add_subcommand(
-      "test-server",
-      "a backend pod: grpc.testing.TestService + grpc.health.v1 (the demo's backends on a cluster)");
+  auto* sub = app.add_subcommand("test-server",
+                                 "A backend pod: grpc.testing.TestService + grpc.health.v1 (the "
+                                 "demo's backends on a cluster)");
   sub->add_option("--listen", flags->listen, "HOST:PORT (port 0 picks one)")->capture_default_str();
   sub->add_option("--name", flags->name,
                   "returned in SimpleResponse.hostname and server_id (default: $POD_NAME, else "
