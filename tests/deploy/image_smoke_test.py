@@ -3,11 +3,12 @@
 
 Builds the image with deploy/image/build.sh (buildah, FROM scratch, about 10 s), then checks what
 the image is (runs as 65532, entrypoint /podlb, no shell, only the cluster commands) and runs it:
-`buildah run` of `podlb --version`, and of `podlb control-plane` against a running sandbox of the
-developer build, whose kubeconfig is mounted into the container. The control plane must become
+`buildah run` of `podlb --version`, and of `podlb control-plane` and `podlb proxy` against a
+running sandbox of the developer build, whose kubeconfig is mounted into the container. The control plane must become
 ready (it listed the sandbox's endpoints through the image's own curl, OpenSSL and CA handling)
 and answer a real xDS client: Debian's python3-grpcio dials xds:///greeter.default:50051 with the
-bootstrap that the image's `podlb bootstrap` prints, and its call reaches a sandbox pod.
+bootstrap that the image's `podlb bootstrap` prints, and its call reaches a sandbox pod; the same
+call through the image's proxy does too.
 
 buildah runs the container with chroot isolation, which shares the host's network: the
 container's 127.0.0.1 is the sandbox's. Needs root (buildah's vfs storage); exits 77 (skipped)
@@ -46,6 +47,10 @@ channel = grpc.insecure_channel("xds:///greeter.default:50051")  # the Service's
 call = channel.unary_unary("/grpc.testing.TestService/UnaryCall")
 sys.stdout.write(repr(call(b"\x48\x01", timeout=20)))
 """
+
+# A plain gRPC client of the proxy: the same call, to the proxy's address.
+PLAIN_CLIENT = XDS_CLIENT.replace('"xds:///greeter.default:50051"', "sys.argv[1]")
+assert PLAIN_CLIENT != XDS_CLIENT
 
 
 def buildah(*args, check=True, timeout=120):
@@ -179,7 +184,16 @@ class ImageSmokeTest(unittest.TestCase):
             self.assertIn(f"has no `{command}` command", result.stderr)
             self.assertIn(where, result.stderr)
 
-    def test_control_plane_from_the_image_serves_the_sandbox_to_an_xds_client(self):
+    def start_in_image(self, mounted, *args):
+        """`buildah run` of /podlb ARGS with `mounted` at /config; its output lines as they come."""
+        process = subprocess.Popen(
+            BUILDAH + ["run", "--isolation", "chroot", "--volume", f"{mounted}:/config:ro",
+                       self.container, "--", "/podlb", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.addCleanup(stop, process)
+        return process, LineReader(process)
+
+    def test_control_plane_and_proxy_from_the_image_serve_the_sandbox(self):
         work = tempfile.mkdtemp(prefix="podlb-image-smoke-")
         self.addCleanup(shutil.rmtree, work, True)
         pod_port = free_port()
@@ -198,14 +212,11 @@ class ImageSmokeTest(unittest.TestCase):
         os.chmod(mounted, 0o755)
         shutil.copy(os.path.join(work, "sandbox", "kubeconfig"), os.path.join(mounted, "kubeconfig"))
         os.chmod(os.path.join(mounted, "kubeconfig"), 0o644)
-        control_plane = subprocess.Popen(
-            BUILDAH + ["run", "--isolation", "chroot", "--volume", f"{mounted}:/config:ro",
-                       self.container, "--", "/podlb", "control-plane", "--kubeconfig",
-                       "/config/kubeconfig", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.addCleanup(stop, control_plane)
-        line = LineReader(control_plane).wait_for(
-            lambda l: l.startswith("podlb control-plane: xds port"), 30, "control plane ports")
+        control_plane, output = self.start_in_image(
+            mounted, "control-plane", "--kubeconfig", "/config/kubeconfig", "--listen",
+            "127.0.0.1:0", "--admin", "127.0.0.1:0")
+        line = output.wait_for(lambda l: l.startswith("podlb control-plane: xds port"), 30,
+                               "control plane ports")
         words = line.split()
         xds_port, admin_port = int(words[4]), int(words[7])
 
@@ -242,6 +253,20 @@ class ImageSmokeTest(unittest.TestCase):
                                 env=dict(os.environ, GRPC_XDS_BOOTSTRAP_CONFIG=bootstrap.stdout))
         self.assertEqual(client.returncode, 0, client.stderr)
         self.assertIn("greeter-", client.stdout, "the call did not reach a sandbox pod")
+
+        # The node proxy from the image (nghttp2 and tcmalloc, which the control plane does not
+        # load) balances a plain gRPC client's call to a sandbox pod.
+        _, output = self.start_in_image(
+            mounted, "proxy", "--kubeconfig", "/config/kubeconfig", "--listen",
+            "127.0.0.1:0=default/greeter:50051", "--admin", "127.0.0.1:0")
+        line = output.wait_for(lambda l: l.startswith("podlb proxy listening on 127.0.0.1:"), 30,
+                               "proxy port")
+        proxy_port = int(line.split()[4].rsplit(":", 1)[1])
+        output.wait_for(lambda l: l.startswith("podlb proxy admin on port"), 30, "proxy admin")
+        client = subprocess.run([PYTHON, "-c", PLAIN_CLIENT, f"127.0.0.1:{proxy_port}"],
+                                capture_output=True, text=True, timeout=60)
+        self.assertEqual(client.returncode, 0, client.stderr)
+        self.assertIn("greeter-", client.stdout, "the call through the proxy did not reach a pod")
 
 
 if __name__ == "__main__":
