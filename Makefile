@@ -9,7 +9,7 @@ export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
 .PHONY: all bootstrap configure build test demo demo-repeat bench bench-proxy fuzz-proxy \
-	fuzz-proxy-brief check-thread-safety test-sanitize clean format
+	fuzz-proxy-brief check-thread-safety test-sanitize image image-demo image-test clean format
 
 all: build
 
@@ -91,6 +91,28 @@ test-sanitize: bootstrap
 	  GTEST_FILTER='-UpstreamTlsFlagsTest.*:ProxyTest.OneChannelSpreadsUnaryCallsOverThreeBackends' \
 	  ctest --output-on-failure -j $(JOBS) $(CTEST_FLAGS) \
 	    -R '^[a-z]+/($(subst $(space),|,$(strip $(SANITIZE_TESTS))))$$'
+
+# The production image localhost/podlb:VERSION: the cluster build of the binary (control-plane,
+# proxy, endpoints, bootstrap) FROM scratch with the Debian 12 libraries it loads, built with
+# buildah into $(BUILD_DIR)/image/storage and saved as $(BUILD_DIR)/image/podlb-VERSION.oci.tar
+# (deploy/image/build.sh; about 10 s once the binary is built). README "Deploy to a cluster"
+# says how to load it onto a cluster.
+VERSION := $(shell sed -n 's/^project.podlb VERSION \([0-9.]*\).*/\1/p' CMakeLists.txt)
+image: bootstrap configure
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target podlb-cluster
+	deploy/image/build.sh $(BUILD_DIR)/podlb-cluster localhost/podlb:$(VERSION) $(BUILD_DIR)/image
+
+# The demo image localhost/podlb-demo:VERSION, built the same way from the developer build
+# (the demo, its test server and the sandbox included): for the demo on a cluster.
+image-demo: bootstrap configure
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target podlb
+	deploy/image/build.sh $(BUILD_DIR)/podlb localhost/podlb-demo:$(VERSION) $(BUILD_DIR)/image
+
+# The image's smoke test alone (it also runs in `make test`): builds the image, runs
+# `podlb --version` and a control plane from it against a sandbox, with an xDS client.
+image-test: bootstrap configure
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target podlb podlb-cluster
+	cd $(BUILD_DIR) && ctest --output-on-failure -R '^deploy/image_smoke_test$$'
 
 clean:
 	rm -rf $(BUILD_DIR)

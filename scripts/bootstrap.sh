@@ -22,6 +22,8 @@ packages=(
   chromium
   # proxy benchmark peers and load generator (bench/proxy/run.sh; not needed by the tests)
   nginx haproxy nghttp2-proxy nghttp2-client
+  # `make image`: builds podlb's OCI image from scratch with Debian's buildah (no registry pulls)
+  buildah ca-certificates
 )
 # kubectl: whichever is on PATH; Debian's kubernetes-client when there is none.
 command -v kubectl >/dev/null 2>&1 || packages+=(kubernetes-client)

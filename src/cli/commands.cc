@@ -1,16 +1,23 @@
 #include "cli/commands.h"
 
+#include <iostream>
+
 namespace podlb::cli {
 
-CommandTable RegisterCommands(CLI::App& app) {
-  CommandTable table;
-  AddEndpointsCommand(app, table);
-  AddSandboxCommand(app, table);
-  AddControlPlaneCommand(app, table);
-  AddBootstrapCommand(app, table);
-  AddProxyCommand(app, table);
-  AddDemoCommand(app, table);
-  return table;
+void AddAbsentCommand(CLI::App& app, CommandTable& table, const std::string& name,
+                      const std::string& where) {
+  // An empty group hides it from --help; prefix_command takes every argument that follows
+  // (flags included) as extras, and without a help flag `podlb sandbox --help` answers the same.
+  CLI::App* sub = app.add_subcommand(name, "");
+  sub->group("");
+  sub->prefix_command();
+  sub->set_help_flag();
+  table.push_back({sub, [name, where] {
+                     std::cerr << "podlb: this build of podlb (" << BuildDescription()
+                               << ") has no `" << name << "` command; it is in " << where
+                               << std::endl;
+                     return 2;
+                   }});
 }
 
 int RunSelected(const CommandTable& table) {

@@ -1,6 +1,8 @@
 // podlb: one binary, one subcommand per job. This file only dispatches; each subcommand's flag
-// parsing and wiring lives in its own file under src/cli/.
+// parsing and wiring lives in its own file under src/cli/, and which subcommands this build has
+// in developer_commands.cc or cluster_commands.cc (commands.h).
 #include <cstdio>
+#include <string>
 
 #include "CLI/CLI.hpp"
 #include "cli/commands.h"
@@ -11,7 +13,10 @@ int main(int argc, char** argv) {
   podlb::cli::BlockTerminationSignals();
   CLI::App app{"podlb: gRPC load balancing that follows Kubernetes pods", "podlb"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "podlb 0.1.0");
+  // The cluster build says so after the version: that is how a user tells the image's binary.
+  std::string build = podlb::cli::BuildDescription();
+  app.set_version_flag("--version", std::string("podlb ") + PODLB_VERSION +
+                                        (build.empty() ? "" : " (" + build + ")"));
   podlb::cli::CommandTable commands = podlb::cli::RegisterCommands(app);
   try {
     app.parse(argc, argv);

@@ -9,7 +9,10 @@ import unittest
 import yaml
 
 ROOT = os.environ.get("PODLB_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
-PODLB = os.environ.get("PODLB_BINARY", os.path.join(ROOT, "build", "podlb"))
+# The binary of the production image (the cluster build), which the manifests' containers run.
+PODLB = os.environ.get("PODLB_BINARY", os.path.join(ROOT, "build", "podlb-cluster"))
+# What `make image` tags (deploy/image/build.sh).
+IMAGE = os.environ.get("PODLB_IMAGE", "localhost/podlb:0.1.0")
 
 
 def load(name):
@@ -67,6 +70,11 @@ class ManifestsTest(unittest.TestCase):
                     self.skipTest("podlb binary not built")
                 rc = subprocess.run([PODLB, sub, "--help"], capture_output=True).returncode
                 self.assertEqual(rc, 0, f"{name}: {owner['metadata']['name']} runs `podlb {sub}`")
+
+    def test_podlb_containers_run_the_image_make_image_builds(self):
+        names = [n for n in sorted(os.listdir(os.path.join(ROOT, "deploy"))) if n.endswith(".yaml")]
+        images = {c["image"] for name in names for _, c in podlb_containers(load(name))}
+        self.assertEqual(images, {IMAGE})
 
 
 if __name__ == "__main__":
