@@ -58,6 +58,8 @@ absl::Status Sandbox::Start() {
   EndpointSliceControllerOptions slice_options;
   slice_options.max_endpoints_per_slice = options_.max_slice_endpoints;
   endpointslices_ = std::make_unique<EndpointSliceController>(*store_, slice_options);
+  namespaces_ = std::make_unique<NamespaceController>(*store_);
+  RETURN_IF_ERROR(namespaces_->Start());
   RETURN_IF_ERROR(endpointslices_->Start());
   RETURN_IF_ERROR(deployments_->Start());
   RETURN_IF_ERROR(SeedObjects());
@@ -67,8 +69,10 @@ absl::Status Sandbox::Start() {
 }
 
 absl::Status Sandbox::SeedObjects() {
-  json ns = {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", "default"}}}};
-  RETURN_IF_ERROR(store_->Create("namespaces", "", ns).status());
+  // The API server made the system namespaces; the Nodes are the ones pods are scheduled onto.
+  for (const auto& node : DefaultNodes()) {
+    RETURN_IF_ERROR(store_->Create("nodes", "", NodeObject(node)).status());
+  }
   if (!options_.create_greeter) return absl::OkStatus();
   RETURN_IF_ERROR(
       store_->Create("services", "default", GreeterService(options_.pod_port)).status());
@@ -84,6 +88,7 @@ void Sandbox::Stop() {
   started_ = false;
   if (deployments_) deployments_->Stop();
   if (endpointslices_) endpointslices_->Stop();
+  if (namespaces_) namespaces_->Stop();
   // All pods at once, each with GOAWAY and a moment for in-flight calls.
   if (grpc_runtime_) grpc_runtime_->StopAll(std::chrono::milliseconds(1000));
   api_server_->Stop();
@@ -94,6 +99,13 @@ std::string Sandbox::ca_pem() const { return api_server_->ca_pem(); }
 
 std::string Sandbox::Kubeconfig() const {
   return MakeKubeconfig(api_server_->url(), api_server_->ca_pem(), token_);
+}
+
+absl::StatusOr<std::string> Sandbox::ServiceAccountKubeconfig(const std::string& ns,
+                                                              const std::string& name) const {
+  auto token = api_server_->IssueServiceAccountToken(ns, name, std::chrono::hours(24));
+  if (!token.ok()) return token.status();
+  return MakeKubeconfig(api_server_->url(), api_server_->ca_pem(), *token);
 }
 
 std::vector<std::shared_ptr<BackendPod>> Sandbox::Pods() const {

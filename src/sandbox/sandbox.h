@@ -15,6 +15,7 @@
 #include "sandbox/apiserver/resource_store.h"
 #include "sandbox/controllers/deployment_controller.h"
 #include "sandbox/controllers/endpointslice_controller.h"
+#include "sandbox/controllers/namespace_controller.h"
 #include "sandbox/pods/pod_runtime.h"
 #include "sandbox/seed_objects.h"
 
@@ -48,6 +49,10 @@ class Sandbox {
   std::string ca_pem() const;
   const std::string& token() const { return token_; }
   std::string Kubeconfig() const;
+  // A kubeconfig whose user is ServiceAccount NS/NAME (a token from the TokenRequest API), so
+  // a process runs with exactly the RBAC rules bound to that account.
+  absl::StatusOr<std::string> ServiceAccountKubeconfig(const std::string& ns,
+                                                       const std::string& name) const;
   ResourceStore& store() { return *store_; }
   ApiServer& api_server() { return *api_server_; }
   // The running backend pods (empty when run_pods is false).
@@ -66,6 +71,7 @@ class Sandbox {
   std::unique_ptr<PodIpAllocator> ips_;
   std::unique_ptr<DeploymentController> deployments_;
   std::unique_ptr<EndpointSliceController> endpointslices_;
+  std::unique_ptr<NamespaceController> namespaces_;
   bool started_ = false;
 };
 

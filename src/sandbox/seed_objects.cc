@@ -20,7 +20,7 @@ json GreeterDeployment(int replicas, uint16_t port) {
           {"spec",
            {{"containers",
              json::array({{{"name", "greeter"},
-                           {"image", "podlb/backend-pod"},
+                           {"image", kBackendPodImage},
                            {"ports", json::array({{{"name", "grpc"},
                                                    {"containerPort", port},
                                                    {"protocol", "TCP"}}})},
@@ -40,6 +40,37 @@ json GreeterService(uint16_t port) {
                                     {"targetPort", port},
                                     {"protocol", "TCP"},
                                     {"appProtocol", "grpc"}}})}}}};
+}
+
+json NodeObject(const NodeInfo& node) {
+  json capacity = {{"cpu", "2"}, {"memory", "4Gi"}, {"pods", "110"}};
+  return {{"apiVersion", "v1"},
+          {"kind", "Node"},
+          {"metadata",
+           {{"name", node.name},
+            {"labels",
+             {{"kubernetes.io/hostname", node.name},
+              {"kubernetes.io/os", "linux"},
+              {"kubernetes.io/arch", "amd64"},
+              {"topology.kubernetes.io/zone", node.zone}}}}},
+          {"spec", json::object()},
+          {"status",
+           {{"capacity", capacity},
+            {"allocatable", capacity},
+            {"conditions",
+             json::array({{{"type", "Ready"},
+                           {"status", "True"},
+                           {"reason", "KubeletReady"},
+                           {"message", "the sandbox runs this node's pods as local processes"}}})},
+            {"addresses", json::array({{{"type", "Hostname"}, {"address", node.name}},
+                                       {{"type", "InternalIP"}, {"address", "127.0.0.1"}}})},
+            {"nodeInfo",
+             {{"kubeletVersion", "v1.32.0-podlb-sandbox"},
+              {"operatingSystem", "linux"},
+              {"architecture", "amd64"},
+              {"containerRuntimeVersion", "podlb-sandbox://1"},
+              {"osImage", "podlb sandbox"},
+              {"kernelVersion", ""}}}}}};
 }
 
 }  // namespace podlb::sandbox

@@ -710,10 +710,18 @@ TEST_F(ApiServerHttpTest, BadFaultAnnotationsAre422InvalidWithCauses) {
                           "value":"-5ms"}])"));
   EXPECT_EQ(status["details"]["causes"][0]["field"], "metadata.annotations[podlb.io/fault-delay]");
 
+  // A value that is not a string does not even decode: 400, in the decoder's words.
   json replaced = *before;
-  replaced["metadata"]["annotations"]["podlb.io/fault-error-rate"] = 0.5;  // not a string
-  status = send(Write("PUT", pods + "/p", "application/json", replaced.dump()));
-  EXPECT_EQ(status["details"]["causes"][0]["message"], "Invalid value: 0.5: must be a string");
+  replaced["metadata"]["annotations"]["podlb.io/fault-error-rate"] = 0.5;
+  {
+    RawClient client(server_->port());
+    ASSERT_TRUE(client.Send(Write("PUT", pods + "/p", "application/json", replaced.dump())));
+    ASSERT_TRUE(client.ReadToEof());
+    EXPECT_THAT(client.received(), ::testing::StartsWith("HTTP/1.1 400")) << client.received();
+    EXPECT_EQ(client.Body()["message"],
+              "Pod in version \"v1\" cannot be handled as a Pod: json: cannot unmarshal number "
+              "0.5 into Go struct field ObjectMeta.metadata.annotations of type string");
+  }
 
   // Nothing of it was stored.
   auto after = store_->Get("pods", "default", "p");
@@ -725,7 +733,11 @@ TEST_F(ApiServerHttpTest, BadFaultAnnotationsAre422InvalidWithCauses) {
       {"metadata", {{"name", "d"}}},
       {"spec",
        {{"replicas", 1},
-        {"template", {{"metadata", {{"annotations", {{"podlb.io/fault-delay", "soon"}}}}}}}}}};
+        {"selector", {{"matchLabels", {{"app", "d"}}}}},
+        {"template",
+         {{"metadata",
+           {{"labels", {{"app", "d"}}}, {"annotations", {{"podlb.io/fault-delay", "soon"}}}}},
+          {"spec", {{"containers", {{{"name", "d"}, {"image", "podlb/backend-pod"}}}}}}}}}}};
   status = send(Write("POST", "/apis/apps/v1/namespaces/default/deployments", "application/json",
                       deployment.dump()));
   EXPECT_EQ(status["details"]["causes"][0]["field"],

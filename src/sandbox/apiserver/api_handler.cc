@@ -3,6 +3,7 @@
 // in subresources.cc, the OpenAPI v2 document in openapi_v2.cc.
 #include "sandbox/apiserver/api_handler.h"
 
+#include <set>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -11,12 +12,12 @@
 #include "core/logging.h"
 #include "fmt/format.h"
 #include "sandbox/apiserver/discovery_documents.h"
+#include "sandbox/apiserver/object_schemas.h"
 #include "sandbox/apiserver/object_validation.h"
 #include "sandbox/apiserver/openapi_v2.h"
 #include "sandbox/apiserver/tables.h"
 
 namespace podlb::sandbox {
-namespace {
 
 using json = nlohmann::json;
 
@@ -30,8 +31,6 @@ json Details(const ResourceRoute& route, const std::string& name) {
   if (!route.type->group.empty()) details["group"] = route.type->group;
   return details;
 }
-
-}  // namespace
 
 ApiResponse FromStatus(const absl::Status& status, const ResourceRoute& route,
                        const std::string& name) {
@@ -136,11 +135,20 @@ bool FieldSelector::Parse(const std::string& text, FieldSelector* out, std::stri
       *error = fmt::format("invalid field selector \"{}\": expected field=value", text);
       return false;
     }
-    if (t.field != "metadata.name" && t.field != "metadata.namespace") {
-      *error = fmt::format(
-          "\"{}\" is not a known field selector: only \"metadata.name\", "
-          "\"metadata.namespace\"",
-          t.field);
+    // The fields the real server indexes for the kinds served here: metadata for all, what
+    // kubectl describe asks of events (involvedObject.*) and of a node's pods (spec.nodeName,
+    // status.phase).
+    static const std::set<std::string>* const kFields = new std::set<std::string>{
+        "metadata.name", "metadata.namespace", "involvedObject.kind",
+        "involvedObject.namespace", "involvedObject.name", "involvedObject.uid",
+        "involvedObject.apiVersion", "involvedObject.resourceVersion",
+        "involvedObject.fieldPath", "reason", "reportingComponent", "type", "source",
+        "spec.nodeName", "spec.serviceAccountName", "status.phase", "status.podIP",
+        "spec.type"};
+    if (kFields->count(t.field) == 0) {
+      *error = fmt::format("\"{}\" is not a known field selector: only \"metadata.name\", "
+                           "\"metadata.namespace\"",
+                           t.field);
       return false;
     }
     out->terms_.push_back(std::move(t));
@@ -163,53 +171,72 @@ std::string FieldSelector::RequiredName() const {
 
 bool FieldSelector::Matches(const json& object) const {
   for (const auto& term : terms_) {
-    std::string actual;
-    const json& meta = object.contains("metadata") ? object["metadata"] : json();
-    const char* key = term.field == "metadata.name" ? "name" : "namespace";
-    if (meta.is_object() && meta.contains(key) && meta[key].is_string()) actual = meta[key];
+    // "source" selects source.component on events, as the real server's field set names it.
+    std::string field = term.field == "source" ? "source.component" : term.field;
+    const json* node = &object;
+    for (absl::string_view key : absl::StrSplit(field, '.')) {
+      if (node == nullptr || !node->is_object()) {
+        node = nullptr;
+        break;
+      }
+      auto it = node->find(std::string(key));
+      node = it == node->end() ? nullptr : &*it;
+    }
+    std::string actual = node != nullptr && node->is_string() ? node->get<std::string>() : "";
     if ((actual == term.value) != term.equals) return false;
   }
   return true;
 }
 
 ApiHandler::ApiHandler(const ApiServerOptions& options, ResourceStore& store, ApiCounters& counters,
-                       WatchSupervisor& supervisor, std::string server_address)
+                       WatchSupervisor& supervisor, TokenAuthenticator& authenticator,
+                       const RbacAuthorizer& authorizer, std::string server_address)
     : options_(options),
       store_(store),
       counters_(counters),
       supervisor_(supervisor),
+      authenticator_(authenticator),
+      authorizer_(authorizer),
       server_address_(std::move(server_address)) {}
 
 std::optional<ApiResponse> ApiHandler::Authorize(const HttpRequest& request,
-                                                 const ResourceRoute* route,
-                                                 const std::string& verb) const {
-  if (options_.tokens.empty() && options_.forbidden_tokens.empty()) return std::nullopt;
+                                                 const RequestAttributes& attributes,
+                                                 UserInfo* user) const {
   std::string auth = request.Header("authorization");
   std::string token;
   if (auth.size() > 7 &&
       (auth.compare(0, 7, "Bearer ") == 0 || auth.compare(0, 7, "bearer ") == 0)) {
     token = auth.substr(7);
   }
-  bool forbidden = options_.forbidden_tokens.count(token) > 0;
-  if (!forbidden && options_.tokens.count(token) == 0) {
-    return StatusResponse(401, "Unauthorized", "Unauthorized");
+  std::optional<UserInfo> authenticated = authenticator_.Authenticate(token);
+  if (!authenticated) {
+    if (authenticator_.HasStaticTokens()) return StatusResponse(401, "Unauthorized", "Unauthorized");
+    // No tokens configured: an open server, every caller the admin (a ServiceAccount token
+    // issued by it still authenticates as its account, so RBAC can be tested without tokens).
+    authenticated = UserInfo{"system:admin", {"system:masters", "system:authenticated"}};
   }
-  if (!forbidden || route == nullptr) return std::nullopt;
-  // Discovery is open to every authenticated user (the system:discovery role); objects are not.
-  const ResourceType& type = *route->type;
-  std::string resource =
-      type.resource + (route->subresource.empty() ? "" : "/" + route->subresource);
-  std::string scope = route->ns.empty() ? "at the cluster scope"
-                                        : fmt::format("in the namespace \"{}\"", route->ns);
-  std::string object = route->name.empty()
-                           ? GroupResource(type)
-                           : fmt::format("{} \"{}\"", GroupResource(type), route->name);
-  return StatusResponse(
-      403, "Forbidden",
-      fmt::format("{} is forbidden: User \"system:serviceaccount:default:podlb-forbidden\" cannot "
-                  "{} resource \"{}\" in API group \"{}\" {}",
-                  object, verb, resource, type.group, scope),
-      Details(*route, route->name));
+  *user = std::move(*authenticated);
+  AuthorizationDecision decision = authorizer_.Authorize(*user, attributes);
+  if (decision.allowed) return std::nullopt;
+  json details = nullptr;
+  if (attributes.resource_request) {
+    details = {{"kind", attributes.resource}};
+    if (!attributes.name.empty()) details["name"] = attributes.name;
+    if (!attributes.api_group.empty()) details["group"] = attributes.api_group;
+  }
+  return StatusResponse(403, "Forbidden", ForbiddenMessage(*user, attributes, decision.reason),
+                        details);
+}
+
+std::optional<ApiResponse> ApiHandler::AuthorizePath(const HttpRequest& request) const {
+  RequestAttributes attributes;
+  attributes.resource_request = false;
+  attributes.verb = request.method == "GET" || request.method == "HEAD"
+                        ? "get"
+                        : absl::AsciiStrToLower(request.method);
+  attributes.path = request.path;
+  UserInfo user;
+  return Authorize(request, attributes, &user);
 }
 
 bool ApiHandler::Serve(const HttpRequest& request, HttpConnection& connection) {
@@ -220,6 +247,11 @@ bool ApiHandler::Serve(const HttpRequest& request, HttpConnection& connection) {
   if (watch) return Watch(request, route, connection);
   if (response.code >= 400) {
     LogDebug("apiserver: {} {} -> {}", request.method, request.target, response.code);
+  }
+  if (!response.content_type.empty()) {
+    return connection.WriteResponse(response.code, response.content_type,
+                                    response.body.get<std::string>(), request.keep_alive) &&
+           request.keep_alive;
   }
   std::string body = response.body.dump();
   return connection.WriteResponse(response.code, "application/json", body, request.keep_alive) &&
@@ -232,7 +264,7 @@ bool ApiHandler::ServeOpenApiV2(const HttpRequest& request, HttpConnection& conn
                                     request.keep_alive) &&
            request.keep_alive;
   };
-  if (auto denied = Authorize(request, nullptr, "get")) return respond(*denied);
+  if (auto denied = AuthorizePath(request)) return respond(*denied);
   if (request.method != "GET" && request.method != "HEAD") {
     return respond(
         StatusResponse(405, "MethodNotAllowed",
@@ -267,7 +299,7 @@ ApiResponse ApiHandler::Route(const HttpRequest& request, bool* watch, ResourceR
   }
   bool read = request.method == "GET" || request.method == "HEAD";
   auto discovery = [&](std::optional<json> doc) -> ApiResponse {
-    if (auto denied = Authorize(request, nullptr, "get")) return *denied;
+    if (auto denied = AuthorizePath(request)) return *denied;
     if (!doc)
       return StatusResponse(404, "NotFound", "the server could not find the requested resource");
     if (!read)
@@ -337,8 +369,8 @@ ApiResponse ApiHandler::Route(const HttpRequest& request, bool* watch, ResourceR
     return discovery(std::nullopt);
   if (!route->subresource.empty() &&
       (legacy_watch ||
-       !(route->subresource == "status" ||
-         (route->subresource == "scale" && route->type->resource == "deployments")))) {
+       std::find(route->type->subresources.begin(), route->type->subresources.end(),
+                 route->subresource) == route->type->subresources.end())) {
     return discovery(std::nullopt);
   }
   if (legacy_watch && request.method != "GET") {
@@ -364,17 +396,44 @@ ApiResponse ApiHandler::Route(const HttpRequest& request, bool* watch, ResourceR
     return StatusResponse(405, "MethodNotAllowed",
                           "the server does not allow this method on the requested resource");
   }
-  if (auto denied = Authorize(request, route, verb)) {
+  RequestAttributes attributes;
+  attributes.verb = verb;
+  attributes.api_group = group;
+  attributes.api_version = version;
+  attributes.resource = resource;
+  attributes.subresource = route->subresource;
+  attributes.ns = route->ns;
+  attributes.name = route->name;
+  if (attributes.name.empty() && (verb == "list" || verb == "watch")) {
+    // As the real RequestInfo does: a list or watch of one object by its name is authorized
+    // like a get of that name (resourceNames rules apply).
+    FieldSelector selector;
+    std::string ignored;
+    if (FieldSelector::Parse(request.Query("fieldSelector"), &selector, &ignored)) {
+      attributes.name = selector.RequiredName();
+    }
+  }
+  UserInfo user;
+  if (auto denied = Authorize(request, attributes, &user)) {
     *watch = false;
     return *denied;
   }
   if (*watch) return {};
-  return ServeResource(request, *route);
+  return ServeResource(request, *route, user);
 }
 
-ApiResponse ApiHandler::ServeResource(const HttpRequest& request, const ResourceRoute& route) {
+ApiResponse ApiHandler::ServeResource(const HttpRequest& request, const ResourceRoute& route,
+                                      const UserInfo& user) {
   const std::string& method = request.method;
   if (route.subresource == "scale") return Scale(request, route);
+  if (route.subresource == "log") return PodLog(request, route);
+  if (route.subresource == "token") return TokenRequest(request, route);
+  if (!route.type->verbs.empty()) {
+    // The reviews: create only, answered, never stored.
+    if (method == "POST" && route.name.empty()) return SelfSubjectAccessReview(request, user);
+    return StatusResponse(405, "MethodNotAllowed",
+                          "the server does not allow this method on the requested resource");
+  }
   if (route.name.empty()) {
     if (method == "GET") return List(request, route);
     if (method == "POST") return Create(request, route);
@@ -390,11 +449,7 @@ ApiResponse ApiHandler::ServeResource(const HttpRequest& request, const Resource
   }
   if (method == "PUT") return Replace(request, route);
   if (method == "PATCH") return Patch(request, route);
-  if (method == "DELETE") {
-    auto deleted = store_.Delete(route.type->resource, route.ns, route.name);
-    if (!deleted.ok()) return FromStatus(deleted.status(), route, route.name);
-    return {200, *deleted};
-  }
+  if (method == "DELETE") return Delete(request, route);
   return StatusResponse(405, "MethodNotAllowed",
                         "the server does not allow this method on the requested resource");
 }
@@ -410,9 +465,61 @@ ApiResponse ApiHandler::Create(const HttpRequest& request, const ResourceRoute& 
                     (*body)["kind"].dump(), route.type->resource, route.type->kind));
   }
   std::string name = MetaName(*body);
+  if (auto refused = CheckWrite(route, *body, name)) return *refused;
+  if (auto refused = CheckNamespaceAdmits(route, name)) return *refused;
   auto created = store_.Create(route.type->resource, route.ns, std::move(*body));
   if (!created.ok()) return FromStatus(created.status(), route, name);
   return {201, *created};
+}
+
+std::optional<ApiResponse> CheckWrite(const ResourceRoute& route, const json& object,
+                                      const std::string& name) {
+  if (auto error = DecodeError(*route.type, object)) {
+    return StatusResponse(400, "BadRequest", *error);
+  }
+  auto causes = ValidateForApi(*route.type, object);
+  if (causes.empty()) return std::nullopt;
+  return FromStatus(InvalidObjectError(*route.type, name, causes), route, name);
+}
+
+std::optional<ApiResponse> ApiHandler::CheckNamespaceAdmits(const ResourceRoute& route,
+                                                            const std::string& name) const {
+  if (!route.type->namespaced || route.ns.empty()) return std::nullopt;
+  // The NamespaceLifecycle admission plugin: no content in a namespace that does not exist or
+  // is being deleted.
+  auto ns = store_.Get("namespaces", "", route.ns);
+  if (!ns.ok()) {
+    return StatusResponse(404, "NotFound", fmt::format("namespaces \"{}\" not found", route.ns),
+                          json{{"name", route.ns}, {"kind", "namespaces"}});
+  }
+  if ((*ns)["metadata"].contains("deletionTimestamp")) {
+    std::string message = fmt::format(
+        "unable to create new content in namespace {} because it is being terminated", route.ns);
+    json details = Details(route, name);
+    details["causes"] = {{{"reason", "NamespaceTerminating"},
+                          {"message", message},
+                          {"field", "metadata.namespace"}}};
+    std::string object = name.empty() ? GroupResource(*route.type)
+                                      : fmt::format("{} \"{}\"", GroupResource(*route.type), name);
+    return StatusResponse(403, "Forbidden", fmt::format("{} is forbidden: {}", object, message),
+                          details);
+  }
+  return std::nullopt;
+}
+
+ApiResponse ApiHandler::Delete(const HttpRequest& request, const ResourceRoute& route) {
+  (void)request;
+  if (route.type->resource == "namespaces") {
+    // As on a real cluster: the namespace turns Terminating at once and the namespace controller
+    // deletes its content, then the namespace (so a `kubectl delete -f` that names the namespace
+    // first still finds the objects in it).
+    auto marked = MutateNamespaceForDeletion(store_, route.name);
+    if (!marked.ok()) return FromStatus(marked.status(), route, route.name);
+    return {200, *marked};
+  }
+  auto deleted = store_.Delete(route.type->resource, route.ns, route.name);
+  if (!deleted.ok()) return FromStatus(deleted.status(), route, route.name);
+  return {200, *deleted};
 }
 
 ApiResponse ApiHandler::Replace(const HttpRequest& request, const ResourceRoute& route) {
@@ -427,6 +534,7 @@ ApiResponse ApiHandler::Replace(const HttpRequest& request, const ResourceRoute&
                                       "URL ({})",
                                       name, route.name));
   }
+  if (auto refused = CheckWrite(route, *body, route.name)) return *refused;
   auto updated = store_.Update(route.type->resource, route.ns, std::move(*body));
   if (!updated.ok()) return FromStatus(updated.status(), route, route.name);
   return {200, *updated};

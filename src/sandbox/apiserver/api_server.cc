@@ -76,6 +76,8 @@ struct ApiServer::Impl {
   std::shared_ptr<ResourceStore> store;
   ApiCounters counters;
   std::unique_ptr<WatchSupervisor> supervisor;
+  std::unique_ptr<TokenAuthenticator> authenticator;
+  std::unique_ptr<RbacAuthorizer> authorizer;
   std::unique_ptr<ApiHandler> handler;
   SSL_CTX* ssl_ctx = nullptr;
   std::string ca_pem;
@@ -183,6 +185,15 @@ ApiServer::ApiServer(ApiServerOptions options, std::shared_ptr<ResourceStore> st
     : impl_(std::make_unique<Impl>()) {
   impl_->options = std::move(options);
   impl_->store = std::move(store);
+  impl_->authenticator = std::make_unique<TokenAuthenticator>(*impl_->store);
+  impl_->authorizer = std::make_unique<RbacAuthorizer>(*impl_->store);
+  for (const auto& token : impl_->options.tokens) {
+    impl_->authenticator->AddStaticToken(
+        token, UserInfo{"kubernetes-admin", {"system:masters", "system:authenticated"}});
+  }
+  for (const auto& token : impl_->options.forbidden_tokens) {
+    impl_->authenticator->AddStaticToken(token, ServiceAccountUser("default", "podlb-forbidden"));
+  }
 }
 
 ApiServer::~ApiServer() { Stop(); }
@@ -190,6 +201,21 @@ ApiServer::~ApiServer() { Stop(); }
 absl::Status ApiServer::Start() {
   Impl& s = *impl_;
   if (s.listen_fd >= 0) return absl::FailedPreconditionError("apiserver: already started");
+  if (s.options.create_system_namespaces) {
+    for (const char* name : {"default", "kube-system", "kube-public", "kube-node-lease"}) {
+      if (s.store->Get("namespaces", "", name).ok()) continue;
+      nlohmann::json ns = {{"apiVersion", "v1"},
+                           {"kind", "Namespace"},
+                           {"metadata",
+                            {{"name", name}, {"labels", {{"kubernetes.io/metadata.name", name}}}}},
+                           {"spec", {{"finalizers", {"kubernetes"}}}},
+                           {"status", {{"phase", "Active"}}}};
+      auto created = s.store->Create("namespaces", "", ns);
+      if (!created.ok() && created.status().code() != absl::StatusCode::kAlreadyExists) {
+        return created.status();
+      }
+    }
+  }
   if (s.options.tls) {
     auto credentials = GenerateServingCredentials();
     if (!credentials.ok()) return credentials.status();
@@ -224,6 +250,7 @@ absl::Status ApiServer::Start() {
   s.port = ntohs(addr.sin_port);
   s.supervisor = std::make_unique<WatchSupervisor>();
   s.handler = std::make_unique<ApiHandler>(s.options, *s.store, s.counters, *s.supervisor,
+                                           *s.authenticator, *s.authorizer,
                                            fmt::format("{}:{}", s.options.listen_address, s.port));
   s.accept_thread = std::thread([&s] { s.AcceptLoop(); });
   LogInfo("apiserver: serving {} on {}", s.options.tls ? "https" : "http", url());
@@ -275,6 +302,14 @@ std::string ApiServer::url() const {
 std::string ApiServer::ca_pem() const { return impl_->ca_pem; }
 
 ResourceStore& ApiServer::store() { return *impl_->store; }
+
+absl::StatusOr<std::string> ApiServer::IssueServiceAccountToken(const std::string& ns,
+                                                               const std::string& name,
+                                                               std::chrono::seconds lifetime) {
+  auto account = impl_->store->Get("serviceaccounts", ns, name);
+  if (!account.ok()) return account.status();
+  return impl_->authenticator->Issue(*account, lifetime).token;
+}
 
 uint64_t ApiServer::WatchesOpened(const std::string& resource) const {
   return impl_->counters.Watches(resource);

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "sandbox/apiserver/resource_store.h"
 
 namespace podlb::sandbox {
@@ -22,10 +23,21 @@ struct ApiServerOptions {
   std::string listen_address = "127.0.0.1";
   uint16_t port = 0;  // 0: pick a free port
   bool tls = true;
-  // Bearer tokens accepted (401 otherwise). Empty: no authentication.
+  // Bearer tokens of the admin (group system:masters: allowed everything). With neither these
+  // nor forbidden_tokens, the server is open: a request without a known token acts as the admin.
+  // Either way, ServiceAccount tokens from the TokenRequest API authenticate as their account
+  // and are authorized by RBAC (the Roles and bindings in the store).
   std::set<std::string> tokens;
-  // Tokens that authenticate but may not read anything (403), to test RBAC failure paths.
+  // Tokens of the user system:serviceaccount:default:podlb-forbidden, whom no binding names
+  // (403 on everything but discovery), to test RBAC failure paths.
   std::set<std::string> forbidden_tokens;
+  // The namespaces a real cluster starts with (default, kube-system, kube-public,
+  // kube-node-lease), created by Start when missing: creates into a missing namespace fail.
+  bool create_system_namespaces = true;
+  // The output of a pod's container for pods/log (`kubectl logs`); unset: empty logs.
+  std::function<absl::StatusOr<std::string>(const std::string& ns, const std::string& pod,
+                                            const std::string& container)>
+      pod_logs;
   // Bookmark interval for watches that asked for bookmarks (the real server: about a minute).
   std::chrono::milliseconds bookmark_interval{std::chrono::seconds(60)};
   // Longest watch the server holds open when the client gives no timeoutSeconds.
@@ -50,6 +62,12 @@ class ApiServer {
   // PEM of the CA that signed the serving certificate (empty without TLS).
   std::string ca_pem() const;
   ResourceStore& store();
+
+  // A token for ServiceAccount NS/NAME as the TokenRequest API issues it (NotFound when the
+  // account does not exist), for a kubeconfig or a pod's token file.
+  absl::StatusOr<std::string> IssueServiceAccountToken(const std::string& ns,
+                                                       const std::string& name,
+                                                       std::chrono::seconds lifetime);
 
   // Counters for tests and benchmarks, per resource plural: watch requests opened so far, and
   // list responses served (each page of a chunked list counts; refused requests do not).

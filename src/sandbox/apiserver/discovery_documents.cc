@@ -85,20 +85,32 @@ std::optional<json> ApiResourceListDocument(const std::string& group, const std:
                   {"singularName", Lower(type.kind)},
                   {"namespaced", type.namespaced},
                   {"kind", type.kind},
-                  {"verbs", kVerbs}};
+                  {"verbs", type.verbs.empty() ? kVerbs : json(type.verbs)}};
     if (!type.short_names.empty()) entry["shortNames"] = type.short_names;
-    if (type.resource == "services" || type.resource == "pods" || type.resource == "deployments") {
+    if (type.resource == "services" || type.resource == "pods" ||
+        (type.group == "apps" && type.resource != "controllerrevisions")) {
       entry["categories"] = {"all"};
     }
     resources.push_back(entry);
-    if (type.resource == "deployments") {
-      resources.push_back({{"name", "deployments/scale"},
-                           {"singularName", ""},
-                           {"namespaced", true},
-                           {"group", "autoscaling"},
-                           {"version", "v1"},
-                           {"kind", "Scale"},
-                           {"verbs", {"get", "patch", "update"}}});
+    for (const auto& sub : type.subresources) {
+      json sub_entry = {{"name", type.resource + "/" + sub},
+                        {"singularName", ""},
+                        {"namespaced", type.namespaced},
+                        {"kind", type.kind},
+                        {"verbs", {"get", "patch", "update"}}};
+      if (sub == "scale") {
+        sub_entry["group"] = "autoscaling";
+        sub_entry["version"] = "v1";
+        sub_entry["kind"] = "Scale";
+      } else if (sub == "log") {
+        sub_entry["verbs"] = {"get"};
+      } else if (sub == "token") {
+        sub_entry["group"] = "authentication.k8s.io";
+        sub_entry["version"] = "v1";
+        sub_entry["kind"] = "TokenRequest";
+        sub_entry["verbs"] = {"create"};
+      }
+      resources.push_back(sub_entry);
     }
   }
   if (resources.empty()) return std::nullopt;
@@ -132,7 +144,7 @@ std::optional<json> OpenApiV3Document(const std::string& gv_path) {
                       {"description", "Ignore, Warn or Strict"},
                       {"schema", {{"type", "string"}, {"uniqueItems", true}}}};
   for (const auto& type : ServedResourceTypes()) {
-    if (GvPath(type) != gv_path) continue;
+    if (GvPath(type) != gv_path || !type.verbs.empty()) continue;
     std::string item = "/" + gv_path + (type.namespaced ? "/namespaces/{namespace}/" : "/") +
                        type.resource + "/{name}";
     json gvk = {{"group", type.group}, {"version", type.version}, {"kind", type.kind}};

@@ -5,6 +5,7 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "sandbox/apiserver/object_schemas.h"
 #include "sandbox/pods/pod_fault.h"
 
 namespace podlb::sandbox {
@@ -47,7 +48,155 @@ void ValidateFaultAnnotations(const json& meta, const std::string& path,
   }
 }
 
+const json& At(const json& object, std::initializer_list<const char*> path) {
+  static const json* const kNull = new json(nullptr);
+  const json* node = &object;
+  for (const char* key : path) {
+    if (!node->is_object()) return *kNull;
+    auto it = node->find(key);
+    if (it == node->end()) return *kNull;
+    node = &*it;
+  }
+  return *node;
+}
+
+// Go's %#v of a map[string]string, as "selector does not match" prints the labels.
+std::string GoStringMap(const json& labels) {
+  std::vector<std::string> entries;
+  if (labels.is_object()) {
+    for (const auto& [key, value] : labels.items()) {
+      entries.push_back(absl::StrCat(json(key).dump(), ":", value.dump()));
+    }
+  }
+  return absl::StrCat("map[string]string{", absl::StrJoin(entries, ", "), "}");
+}
+
+bool SelectorMatches(const json& selector, const json& labels) {
+  const json& match = At(selector, {"matchLabels"});
+  if (match.is_object()) {
+    for (const auto& [key, value] : match.items()) {
+      if (!labels.is_object() || !labels.contains(key) || labels[key] != value) return false;
+    }
+  }
+  const json& expressions = At(selector, {"matchExpressions"});
+  if (expressions.is_array()) {
+    for (const auto& e : expressions) {
+      std::string key = e.value("key", "");
+      std::string op = e.value("operator", "");
+      bool has = labels.is_object() && labels.contains(key);
+      auto in_values = [&] {
+        if (!has || !e.contains("values") || !e["values"].is_array()) return false;
+        for (const auto& v : e["values"]) {
+          if (v == labels[key]) return true;
+        }
+        return false;
+      };
+      if ((op == "In" && !in_values()) || (op == "NotIn" && in_values()) ||
+          (op == "Exists" && !has) || (op == "DoesNotExist" && has)) {
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+void ValidateContainers(const json& pod_spec, const std::string& path,
+                        std::vector<FieldCause>* causes) {
+  const json& containers = At(pod_spec, {"containers"});
+  if (containers.is_array() && containers.empty()) {
+    causes->push_back({path + ".containers", "Required value", "FieldValueRequired"});
+  }
+  for (const char* list : {"initContainers", "containers"}) {
+    const json& items = At(pod_spec, {list});
+    if (!items.is_array()) continue;
+    for (size_t i = 0; i < items.size(); ++i) {
+      std::string at = absl::StrCat(path, ".", list, "[", i, "]");
+      const json& image = At(items[i], {"image"});
+      if (!image.is_string() || image.get<std::string>().empty()) {
+        causes->push_back({at + ".image", "Required value", "FieldValueRequired"});
+      }
+      const json& ports = At(items[i], {"ports"});
+      for (size_t p = 0; ports.is_array() && p < ports.size(); ++p) {
+        const json& number = At(ports[p], {"containerPort"});
+        if (number.is_number_integer() && (number.get<int64_t>() < 1 || number.get<int64_t>() > 65535)) {
+          causes->push_back({absl::StrCat(at, ".ports[", p, "].containerPort"),
+                             InvalidValue(number, "must be between 1 and 65535, inclusive")});
+        }
+      }
+    }
+  }
+}
+
+// Deployments, DaemonSets and ReplicaSets: a selector that selects the template's own labels.
+void ValidateWorkload(const json& object, std::vector<FieldCause>* causes) {
+  const json& spec = At(object, {"spec"});
+  const json& selector = At(spec, {"selector"});
+  const json& labels = At(spec, {"template", "metadata", "labels"});
+  if (selector.is_object()) {
+    if (At(selector, {"matchLabels"}).empty() && At(selector, {"matchExpressions"}).empty()) {
+      causes->push_back({"spec.selector", "Invalid value: \"null\": empty selector is invalid for "
+                                          "deployment"});
+    } else if (spec.contains("template") && !SelectorMatches(selector, labels)) {
+      causes->push_back({"spec.template.metadata.labels",
+                         absl::StrCat("Invalid value: ", GoStringMap(labels),
+                                      ": `selector` does not match template `labels`")});
+    }
+  }
+  const json& replicas = At(spec, {"replicas"});
+  if (replicas.is_number_integer() && replicas.get<int64_t>() < 0) {
+    causes->push_back({"spec.replicas", InvalidValue(replicas, "must be greater than or equal to 0")});
+  }
+  if (At(spec, {"template"}).is_object()) {
+    ValidateContainers(At(spec, {"template", "spec"}), "spec.template.spec", causes);
+  }
+}
+
 }  // namespace
+
+std::vector<FieldCause> ValidateForApi(const ResourceType& type, const json& object) {
+  std::vector<FieldCause> causes;
+  for (const auto& field : MissingRequiredFields(type, object)) {
+    causes.push_back({field, "Required value", "FieldValueRequired"});
+  }
+  const std::string& r = type.resource;
+  if (type.group == "apps" && (r == "deployments" || r == "daemonsets" || r == "replicasets")) {
+    ValidateWorkload(object, &causes);
+  } else if (r == "pods") {
+    ValidateContainers(At(object, {"spec"}), "spec", &causes);
+  } else if (r == "services") {
+    const json& ports = At(object, {"spec", "ports"});
+    for (size_t i = 0; ports.is_array() && i < ports.size(); ++i) {
+      const json& port = At(ports[i], {"port"});
+      if (port.is_number_integer() && (port.get<int64_t>() < 1 || port.get<int64_t>() > 65535)) {
+        causes.push_back({absl::StrCat("spec.ports[", i, "].port"),
+                          InvalidValue(port, "must be between 1 and 65535, inclusive")});
+      }
+      if (ports.size() > 1 && !At(ports[i], {"name"}).is_string()) {
+        causes.push_back({absl::StrCat("spec.ports[", i, "].name"), "Required value",
+                          "FieldValueRequired"});
+      }
+    }
+  } else if (r == "clusterrolebindings" || r == "rolebindings") {
+    const json& kind = At(object, {"roleRef", "kind"});
+    bool cluster = r == "clusterrolebindings";
+    if (kind.is_string() && !kind.get<std::string>().empty() && kind != "ClusterRole" &&
+        (cluster || kind != "Role")) {
+      causes.push_back({"roleRef.kind",
+                        absl::StrCat("Unsupported value: ", kind.dump(), ": supported values: ",
+                                     cluster ? "\"ClusterRole\"" : "\"Role\", \"ClusterRole\""),
+                        "FieldValueNotSupported"});
+    }
+    const json& subjects = At(object, {"subjects"});
+    for (size_t i = 0; subjects.is_array() && i < subjects.size(); ++i) {
+      if (cluster && At(subjects[i], {"kind"}) == "ServiceAccount" &&
+          !At(subjects[i], {"namespace"}).is_string()) {
+        causes.push_back({absl::StrCat("subjects[", i, "].namespace"), "Required value",
+                          "FieldValueRequired"});
+      }
+    }
+  }
+  return causes;
+}
 
 std::vector<FieldCause> ValidateObject(const ResourceType& type, const json& object) {
   std::vector<FieldCause> causes;
@@ -71,12 +220,14 @@ absl::Status InvalidObjectError(const ResourceType& type, const std::string& nam
   for (const auto& cause : causes) {
     errors.push_back(absl::StrCat(cause.field, ": ", cause.message));
     payload.push_back(
-        {{"reason", "FieldValueInvalid"}, {"message", cause.message}, {"field", cause.field}});
+        {{"reason", cause.reason}, {"message", cause.message}, {"field", cause.field}});
   }
   // Kubernetes' ErrorList: one error as it is, several in brackets.
   std::string list = errors.size() == 1 ? errors[0] : "[" + absl::StrJoin(errors, ", ") + "]";
+  // The qualified kind, as apierrors.NewInvalid prints it: "Pod", "Deployment.apps".
+  std::string kind = type.group.empty() ? type.kind : absl::StrCat(type.kind, ".", type.group);
   absl::Status status =
-      absl::InvalidArgumentError(absl::StrCat(type.kind, " \"", name, "\" is invalid: ", list));
+      absl::InvalidArgumentError(absl::StrCat(kind, " \"", name, "\" is invalid: ", list));
   status.SetPayload(kCausesPayload, absl::Cord(payload.dump()));
   return status;
 }

@@ -18,12 +18,20 @@ namespace podlb::sandbox {
 struct FieldCause {
   std::string field;    // metadata.annotations[podlb.io/fault-delay]
   std::string message;  // Invalid value: "abc": must be ...
+  std::string reason = "FieldValueInvalid";  // FieldValueRequired, FieldValueNotSupported, ...
 };
 
-// Empty when `object` (of `type`) may be stored.
+// Empty when `object` (of `type`) may be stored. The store runs it on every write.
 std::vector<FieldCause> ValidateObject(const ResourceType& type, const nlohmann::json& object);
 
-// InvalidArgument worded as the real server words it ("Pod \"x\" is invalid: FIELD: MESSAGE"),
+// What the real server's validation refuses in a write through the API (create, replace, patch,
+// apply), on top of ValidateObject: the required fields of object_schemas.h, and per kind the
+// checks a user meets first (a Deployment's selector matching its template, containers with
+// an image, port ranges, a binding's roleRef kind, a ServiceAccount subject's namespace).
+std::vector<FieldCause> ValidateForApi(const ResourceType& type, const nlohmann::json& object);
+
+// InvalidArgument worded as the real server words it ("Pod \"x\" is invalid: FIELD: MESSAGE",
+// "Deployment.apps \"x\" is invalid: ..."),
 // with the causes attached for the Status body (see StatusCausesOf).
 absl::Status InvalidObjectError(const ResourceType& type, const std::string& name,
                                 const std::vector<FieldCause>& causes);

@@ -1,4 +1,4 @@
-// The Swagger document is built from ServedResourceTypes(); the protobuf encoder writes gnostic's
+// The Swagger document carries the definitions of object_schemas.h; the protobuf encoder writes gnostic's
 // messages by hand (field numbers from OpenAPIv2.proto, quoted beside each) rather than linking
 // generated code for a schema of ~60 messages of which it needs nine.
 #include "sandbox/apiserver/openapi_v2.h"
@@ -11,79 +11,13 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "core/status_macros.h"
+#include "sandbox/apiserver/object_schemas.h"
 #include "sandbox/apiserver/resource_store.h"
 
 namespace podlb::sandbox {
 namespace {
 
 using json = nlohmann::json;
-
-constexpr char kObjectMeta[] = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
-
-json Ref(const std::string& definition) { return {{"$ref", "#/definitions/" + definition}}; }
-json Type(const char* type) { return {{"type", type}}; }
-json Type(const char* type, const char* format) { return {{"type", type}, {"format", format}}; }
-json ArrayOf(json items) { return {{"type", "array"}, {"items", std::move(items)}}; }
-json StringMap() { return {{"type", "object"}, {"additionalProperties", Type("string")}}; }
-
-// "io.k8s.api.core.v1.Service", "io.k8s.api.discovery.v1.EndpointSlice", as the real server names
-// its definitions (the group's first label, "core" for the legacy group).
-std::string DefinitionName(const ResourceType& type) {
-  std::string package = type.group.empty() ? "core" : type.group.substr(0, type.group.find('.'));
-  return "io.k8s.api." + package + "." + type.version + "." + type.kind;
-}
-
-// Every field of ObjectMeta: client-side validation rejects fields a schema does not list.
-json ObjectMeta() {
-  return {{"type", "object"},
-          {"properties",
-           {{"annotations", StringMap()},
-            {"clusterName", Type("string")},
-            {"creationTimestamp", Type("string", "date-time")},
-            {"deletionGracePeriodSeconds", Type("integer", "int64")},
-            {"deletionTimestamp", Type("string", "date-time")},
-            {"finalizers", ArrayOf(Type("string"))},
-            {"generateName", Type("string")},
-            {"generation", Type("integer", "int64")},
-            {"labels", StringMap()},
-            {"managedFields", ArrayOf(Type("object"))},
-            {"name", Type("string")},
-            {"namespace", Type("string")},
-            {"ownerReferences", ArrayOf(Type("object"))},
-            {"resourceVersion", Type("string")},
-            {"selfLink", Type("string")},
-            {"uid", Type("string")}}}};
-}
-
-// The top-level fields of each kind besides apiVersion, kind and metadata. A nested object typed
-// "object" without properties accepts any content: the stand-in checks shapes, not every field.
-json KindProperties(const ResourceType& type, json* required) {
-  if (type.resource == "endpointslices") {
-    *required = {"addressType", "endpoints"};
-    return {{"addressType", Type("string")},
-            {"endpoints", ArrayOf(Type("object"))},
-            {"ports", ArrayOf(Type("object"))}};
-  }
-  if (type.resource == "endpoints") return {{"subsets", ArrayOf(Type("object"))}};
-  if (type.resource == "deployments") {
-    return {{"spec", Ref("io.k8s.api.apps.v1.DeploymentSpec")}, {"status", Type("object")}};
-  }
-  return {{"spec", Type("object")}, {"status", Type("object")}};
-}
-
-json DeploymentSpec() {
-  return {{"type", "object"},
-          {"required", {"selector", "template"}},
-          {"properties",
-           {{"minReadySeconds", Type("integer", "int32")},
-            {"paused", Type("boolean")},
-            {"progressDeadlineSeconds", Type("integer", "int32")},
-            {"replicas", Type("integer", "int32")},
-            {"revisionHistoryLimit", Type("integer", "int32")},
-            {"selector", Type("object")},
-            {"strategy", Type("object")},
-            {"template", Type("object")}}}};
-}
 
 // Protocol-buffer wire format, only what gnostic's messages need here: strings, bools and nested
 // messages (all length-delimited or varint).
@@ -205,25 +139,10 @@ absl::StatusOr<std::string> EncodeSchema(const json& schema, const std::string& 
 }  // namespace
 
 json OpenApiV2Document() {
-  json definitions = {{kObjectMeta, ObjectMeta()},
-                      {"io.k8s.api.apps.v1.DeploymentSpec", DeploymentSpec()}};
-  for (const auto& type : ServedResourceTypes()) {
-    json required = json::array();
-    json properties = KindProperties(type, &required);
-    properties["apiVersion"] = Type("string");
-    properties["kind"] = Type("string");
-    properties["metadata"] = Ref(kObjectMeta);
-    json definition = {{"type", "object"},
-                       {"properties", properties},
-                       {"x-kubernetes-group-version-kind",
-                        {{{"group", type.group}, {"kind", type.kind}, {"version", type.version}}}}};
-    if (!required.empty()) definition["required"] = required;
-    definitions[DefinitionName(type)] = definition;
-  }
   return {{"swagger", "2.0"},
           {"info", {{"title", "Kubernetes"}, {"version", "v1.32.0"}}},
           {"paths", json::object()},
-          {"definitions", definitions}};
+          {"definitions", SchemaDefinitions()}};
 }
 
 absl::StatusOr<std::string> OpenApiV2Protobuf(const json& document) {

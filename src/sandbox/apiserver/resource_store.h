@@ -30,12 +30,18 @@ struct ResourceType {
   std::string kind;      // "EndpointSlice"
   bool namespaced = true;
   std::vector<std::string> short_names;
+  // Subresources served besides the object itself ("status", "scale", "log", "token").
+  std::vector<std::string> subresources = {};
+  // Verbs discovery lists; empty: every object verb (create … watch).
+  std::vector<std::string> verbs = {};
 
   std::string ApiVersion() const { return group.empty() ? version : group + "/" + version; }
 };
 
-// The types served: services, endpoints, pods, namespaces (core v1), endpointslices
-// (discovery.k8s.io/v1), deployments (apps/v1).
+// The types served: what podlb reads (services, endpoints, endpointslices), what its manifests
+// in deploy/ create (namespaces, serviceaccounts, configmaps, deployments, daemonsets, RBAC,
+// poddisruptionbudgets), what kubectl describe/rollout/logs read (pods, nodes, events,
+// replicasets, controllerrevisions), and the create-only reviews (selfsubjectaccessreviews).
 const std::vector<ResourceType>& ServedResourceTypes();
 const ResourceType* FindResourceType(const std::string& group, const std::string& resource);
 

@@ -173,6 +173,16 @@ void DeploymentController::Reconcile(const std::string& key) {
   bool changed = false;
   ProbeAndExpire(ns, key, pods, changed);
   auto deployment = store_.Get("deployments", ns, name);
+  if (deployment.ok() && RunsPodlbImage(*deployment)) {
+    // podlb's own workloads (deploy/) are not backend pods; running them as processes of the
+    // podlb binary is a runtime of its own, not this controller's. Stored, not run.
+    if (podlb_workloads_.insert(key).second) {
+      LogInfo("deployment controller: {} runs podlb's image; not started as a backend pod", key);
+    }
+    deployment = absl::NotFoundError("a podlb workload");
+  } else {
+    podlb_workloads_.erase(key);
+  }
   if (!deployment.ok()) {
     for (auto& [pod_name, pod] : pods) {
       if (pod.phase == PodPhase::kStarting || pod.phase == PodPhase::kReady) {
@@ -194,6 +204,20 @@ void DeploymentController::Reconcile(const std::string& key) {
   }
   if (next) queue_.AddAt(key, *next);
   if (pods.empty() && !deployment.ok()) pods_.erase(key);
+}
+
+bool DeploymentController::RunsPodlbImage(const json& deployment) {
+  const json& containers = deployment.value("spec", json::object())
+                               .value("template", json::object())
+                               .value("spec", json::object())
+                               .value("containers", json::array());
+  for (const auto& container : containers) {
+    std::string image = container.is_object() ? container.value("image", "") : "";
+    std::string repository = image.substr(0, image.find_first_of(":@"));
+    repository = repository.substr(repository.rfind('/') + 1);
+    if (repository == "podlb" || repository == "podlb-demo") return true;
+  }
+  return false;
 }
 
 void DeploymentController::HarvestStopped(const std::string& key, PodMap& pods) {

@@ -4,7 +4,7 @@
 // terminates the newest pods first; a changed pod template (e.g. `kubectl rollout restart`'s
 // restartedAt annotation) rolls pods one at a time with maxSurge 1, maxUnavailable 0. A pod's
 // podlb.io/fault-* annotations (PodFault) are handed to the runtime when it starts and whenever
-// they change.
+// they change. Deployments of podlb's own image (deploy/) are stored but not run here.
 // Start/Stop from one control thread; all reconciling happens on the controller's own thread.
 #pragma once
 
@@ -82,6 +82,8 @@ class DeploymentController {
   void BeginStop(const std::string& key, ManagedPod& pod);
   void UpdateDeploymentStatus(const nlohmann::json& deployment, const PodMap& pods);
   void OnPodEvent(const WatchEvent& event);
+  // A container of the template runs podlb's own image (podlb:TAG, REGISTRY/podlb-demo:TAG).
+  static bool RunsPodlbImage(const nlohmann::json& deployment);
   std::string RandomSuffix(size_t length);
 
   ResourceStore& store_;
@@ -97,6 +99,7 @@ class DeploymentController {
   // Controller thread only.
   std::map<std::string, PodMap> pods_;  // by deployment key "ns/name"
   uint64_t next_seq_ = 0;
+  std::set<std::string> podlb_workloads_;  // keys of Deployments left alone (logged once)
   size_t next_node_ = 0;
   std::mt19937 random_{std::random_device{}()};
   LogOnChange start_errors_{LogLevel::kError};
