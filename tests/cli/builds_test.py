@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The two builds of the podlb binary (issue 13, src/cli/commands.h): the cluster build (the
+"""The two builds of the podlb binary (src/cli/commands.h): the cluster build (the
 production image's /podlb) carries only control-plane, proxy, endpoints and bootstrap, links no
 sandbox, demo, test or client-library code, and says where the commands it lacks are; the
 developer build keeps every command. Also `podlb test-server`, the demo's backend on a cluster,
@@ -82,7 +82,9 @@ class TestServerTest(unittest.TestCase):
         return process, match.group(1), channel
 
     def test_serves_test_service_and_health_then_drains_on_sigterm(self):
-        process, name, channel = self.start("--name", "backend-7", "--drain", "1")
+        # A drain long enough that a loaded machine still sees the health change before the
+        # server stops answering.
+        process, name, channel = self.start("--name", "backend-7", "--drain", "5")
         self.assertEqual(name, "backend-7")
         # SimpleRequest{fill_server_id: true}: the answer carries the server's name.
         response = channel.unary_unary("/grpc.testing.TestService/UnaryCall")(b"\x48\x01", timeout=10)
@@ -93,7 +95,7 @@ class TestServerTest(unittest.TestCase):
         process.terminate()
         # Health turns NOT_SERVING while calls are still answered for --drain; the signal's
         # arrival has no event to wait on here, so poll within the drain.
-        deadline = time.monotonic() + 0.8
+        deadline = time.monotonic() + 4.5
         while check(b"", timeout=10) != b"\x08\x02":  # NOT_SERVING
             self.assertLess(time.monotonic(), deadline, "health still SERVING after SIGTERM")
         self.assertIn(b"backend-7", channel.unary_unary("/grpc.testing.TestService/UnaryCall")(
@@ -115,6 +117,37 @@ class TestServerTest(unittest.TestCase):
             result = run(PODLB, "test-server", *flags)
             self.assertEqual(result.returncode, 2, flags)
             self.assertIn(message, result.stdout + result.stderr, flags)
+
+
+class BootstrapOutputTest(unittest.TestCase):
+    """`podlb bootstrap --output FILE`: what an init container of the shell-less image uses."""
+
+    def setUp(self):
+        import tempfile
+        self.dir = tempfile.TemporaryDirectory()
+        self.addCleanup(self.dir.cleanup)
+
+    def test_writes_the_same_bootstrap_it_prints(self):
+        import json
+        flags = ["bootstrap", "--server", "cp.podlb-system.svc:18000", "--node-id", "n1", "--zone", "zone-a"]
+        printed = run(PODLB_CLUSTER, *flags)
+        self.assertEqual(printed.returncode, 0, printed.stderr)
+        path = os.path.join(self.dir.name, "bootstrap.json")
+        written = run(PODLB_CLUSTER, *flags, "--output", path)
+        self.assertEqual(written.returncode, 0, written.stderr)
+        self.assertEqual(written.stdout, "")
+        with open(path) as f:
+            text = f.read()
+        self.assertEqual(text, printed.stdout)
+        self.assertEqual(json.loads(text)["node"]["id"], "n1")
+        self.assertEqual(os.listdir(self.dir.name), ["bootstrap.json"])  # no temporary left
+
+    def test_an_unwritable_path_is_an_error_and_leaves_nothing(self):
+        path = os.path.join(self.dir.name, "missing-dir", "bootstrap.json")
+        result = run(PODLB_CLUSTER, "bootstrap", "--server", "cp:18000", "--output", path)
+        self.assertEqual(result.returncode, 1)
+        self.assertIn(f"bootstrap: cannot write {path}.tmp: No such file or directory", result.stderr)
+        self.assertEqual(os.listdir(self.dir.name), [])
 
 
 if __name__ == "__main__":
