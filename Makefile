@@ -9,7 +9,7 @@ export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
 .PHONY: all bootstrap configure build test demo demo-repeat bench bench-proxy fuzz-proxy \
-	fuzz-proxy-brief check-thread-safety test-sanitize image image-demo image-test clean format
+	fuzz-proxy-brief check-thread-safety test-sanitize image image-demo image-test soak clean format
 
 all: build
 
@@ -39,6 +39,16 @@ DEMO_RUNS ?= 5
 demo-repeat: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS) --target podlb
 	tests/demo/demo_repeat.py $(BUILD_DIR)/podlb --runs $(DEMO_RUNS)
+
+# The soak (tests/soak/soak.py): SOAK_MINUTES of churn against the sandbox, the control plane,
+# the proxy and the library; fails on a failed call of a client that stays connected, on counts
+# or fds/threads that do not return to their baseline, or on RSS growth of 5 % or more.
+# `make test` runs a one-minute version without the RSS judgement.
+SOAK_MINUTES ?= 30
+soak: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target podlb soak_client
+	/usr/bin/python3 tests/soak/soak.py --podlb $(BUILD_DIR)/podlb \
+	  --client $(BUILD_DIR)/tests/soak/soak_client --minutes $(SOAK_MINUTES) --rss
 
 bench: build
 	@scripts/bench.sh $(BUILD_DIR)

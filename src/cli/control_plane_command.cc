@@ -65,7 +65,7 @@ int RunControlPlane(const ControlPlaneFlags& flags) {
   });
   admin.Handle("/metrics", [ads](const std::string&) {
     return AdminResponse{.content_type = "text/plain; version=0.0.4",
-                         .body = ads->metrics().PrometheusText()};
+                         .body = ads->PrometheusText()};
   });
   admin.Handle("/debug/config", [ads](const std::string&) {
     return AdminResponse{.content_type = "application/json", .body = ads->DebugConfigJson()};

@@ -203,6 +203,12 @@ void Cluster::Sweep() {
   }
 }
 
+bool Cluster::RefreshAndCheckIdle() {
+  Refresh();
+  Sweep();
+  return streams_ == 0 && hosts_.empty() && retired_.empty();
+}
+
 std::vector<UpstreamHost*> Cluster::Hosts() {
   Refresh();
   std::vector<UpstreamHost*> out;

@@ -67,6 +67,12 @@ class Cluster {
   void ReportConnectFailure(UpstreamHost* host);
   // Closes sessions of removed hosts once idle and frees hosts with no sessions left.
   void Sweep();
+  // A stream routed here holds the Cluster until it ends (ProxyStream).
+  void StreamAttached() { ++streams_; }
+  void StreamDetached() { --streams_; }
+  // Takes the Service's current endpoints, sweeps, and says whether nothing refers to this
+  // Cluster any more (no host, retired or not, and no stream): the Worker may then free it.
+  bool RefreshAndCheckIdle();
   // Every host's state, for /debug/endpoints (worker thread).
   std::string Describe();
   std::vector<UpstreamHost*> Hosts();
@@ -83,6 +89,7 @@ class Cluster {
   std::vector<UpstreamHost*> by_index_;  // table_'s order
   std::vector<std::unique_ptr<UpstreamHost>> retired_;
   std::unique_ptr<HealthChecker> health_checker_;  // when active checks are on
+  uint32_t streams_ = 0;  // ProxyStreams routed here and not yet destroyed
 };
 
 }  // namespace podlb::proxy

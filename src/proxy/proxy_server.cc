@@ -11,6 +11,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "core/logging.h"
+#include "fmt/format.h"
 #include "proxy/worker.h"
 
 namespace podlb::proxy {
@@ -132,6 +133,14 @@ void ProxyServer::Stop() {
   for (auto& w : workers_) w->StopAndJoin();
   workers_.clear();
   started_ = false;
+}
+
+std::string ProxyServer::RenderMetrics() const {
+  return stats_.Render() + balancers_.RenderMetrics() +
+         fmt::format("# HELP podlb_proxy_registry_keys Service keys discovery holds (published, "
+                     "or held by a reader).\n# TYPE podlb_proxy_registry_keys gauge\n"
+                     "podlb_proxy_registry_keys {}\n",
+                     registry_.SlotCount());
 }
 
 std::string ProxyServer::DebugEndpoints() {

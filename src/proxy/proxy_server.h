@@ -37,7 +37,8 @@ class ProxyServer {
   bool draining() const { return draining_.load(); }
   ProxyStats& stats() { return stats_; }
   // Prometheus text of every counter: the workers' and the per-Service balancing figures.
-  std::string RenderMetrics() const { return stats_.Render() + balancers_.RenderMetrics(); }
+  // Prometheus text: the workers' counters, each Service's balancing, and what discovery holds.
+  std::string RenderMetrics() const;
   // One block per worker and service: endpoints, outstanding streams, sessions, ejections.
   std::string DebugEndpoints();
 

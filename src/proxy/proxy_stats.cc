@@ -4,9 +4,17 @@
 
 namespace podlb::proxy {
 
+void ProxyStats::PruneLocked() const {
+  // use_count 1: only this map holds it (an UpstreamHost holds it while the pod is used).
+  for (auto it = hosts_.begin(); it != hosts_.end();) {
+    it = it->second.use_count() == 1 ? hosts_.erase(it) : std::next(it);
+  }
+}
+
 std::shared_ptr<HostStats> ProxyStats::ForHost(const std::string& service,
                                                const std::string& address) {
   absl::MutexLock lock(&mu_);
+  PruneLocked();
   auto& slot = hosts_[{service, address}];
   if (!slot) {
     slot = std::make_shared<HostStats>();
@@ -41,7 +49,16 @@ std::string ProxyStats::Render() const {
           header_limit_resets_total.load());
   counter("podlb_proxy_idle_closes_total", "Connections closed for idleness or no handshake.",
           idle_closes_total.load());
+  out += fmt::format(
+      "# HELP podlb_proxy_clusters Service clusters held by the workers (summed).\n"
+      "# TYPE podlb_proxy_clusters gauge\npodlb_proxy_clusters {}\n",
+      clusters.load());
   absl::MutexLock lock(&mu_);
+  PruneLocked();
+  out += fmt::format(
+      "# HELP podlb_proxy_upstream_hosts Upstream endpoints the workers hold.\n"
+      "# TYPE podlb_proxy_upstream_hosts gauge\npodlb_proxy_upstream_hosts {}\n",
+      hosts_.size());
   struct Family {
     const char* name;
     const char* type;

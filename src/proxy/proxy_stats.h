@@ -26,7 +26,8 @@ struct HostStats {
 class ProxyStats {
  public:
   std::shared_ptr<HostStats> ForHost(const std::string& service, const std::string& address);
-  // Prometheus text format.
+  // Prometheus text format. Entries of hosts no worker uses any more (a pod that left) are
+  // dropped here and in ForHost, so pods that come and go leave no series behind.
   std::string Render() const;
 
   std::atomic<uint64_t> downstream_connections_total{0};
@@ -37,10 +38,12 @@ class ProxyStats {
   std::atomic<uint64_t> flood_goaways_total{0};
   std::atomic<uint64_t> header_limit_resets_total{0};
   std::atomic<uint64_t> idle_closes_total{0};
+  std::atomic<int64_t> clusters{0};  // per-worker Service clusters, summed over workers
 
  private:
   mutable absl::Mutex mu_;
-  std::map<std::pair<std::string, std::string>, std::shared_ptr<HostStats>> hosts_
+  void PruneLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  mutable std::map<std::pair<std::string, std::string>, std::shared_ptr<HostStats>> hosts_
       ABSL_GUARDED_BY(mu_);
 };
 

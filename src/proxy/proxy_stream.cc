@@ -69,6 +69,7 @@ ProxyStream::~ProxyStream() {
     const int status = finished_ ? final_status_ : 1 /*CANCELLED*/;
     cluster_->service().metrics.Record(
         status, NanosBetween(started_, downstream_->worker()->loop().now()));
+    cluster_->StreamDetached();
   }
   downstream_->worker()->OnStreamClosed();
 }
@@ -97,7 +98,10 @@ void ProxyStream::OnRequestHeadersDone(bool end_stream) {
   if (finished_) return;  // the deadline may already have passed
   std::string error;
   cluster_ = downstream_->Route(authority_, &error);
-  if (cluster_ != nullptr) cluster_->service().retry_budget.OnCall(cluster_->NowNanos());
+  if (cluster_ != nullptr) {
+    cluster_->StreamAttached();
+    cluster_->service().retry_budget.OnCall(cluster_->NowNanos());
+  }
   if (cluster_ == nullptr || !Dispatch(&error)) Fail(kGrpcUnavailable, error);
 }
 

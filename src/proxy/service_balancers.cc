@@ -25,13 +25,30 @@ std::shared_ptr<ServiceBalancing> ServiceBalancers::ForKey(const ServiceKey& key
   return entry;
 }
 
+void ServiceBalancers::Sweep() {
+  std::vector<std::shared_ptr<ServiceBalancing>> gone;  // destroyed after the lock is released
+  absl::MutexLock lock(&mu_);
+  for (auto it = services_.begin(); it != services_.end();) {
+    // use_count 1: no worker's Cluster holds it, and only ForKey (under mu_) hands it out.
+    if (it->second.use_count() == 1 && registry_.Current(it->first) == nullptr) {
+      gone.push_back(std::move(it->second));
+      it = services_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
 std::string ServiceBalancers::RenderMetrics() const {
   std::vector<std::shared_ptr<ServiceBalancing>> services;
   {
     absl::MutexLock lock(&mu_);
     for (const auto& [_, s] : services_) services.push_back(s);
   }
-  std::string out;
+  std::string out = fmt::format(
+      "# HELP podlb_proxy_services Services with balancing state in the proxy.\n"
+      "# TYPE podlb_proxy_services gauge\npodlb_proxy_services {}\n",
+      services.size());
   const int64_t now = balancing::MonotonicNanos();
   out +=
       "# HELP podlb_proxy_request_duration_seconds Calls through the proxy by Service and status "

@@ -38,6 +38,9 @@ class ServiceBalancers {
   ServiceBalancers(Registry& registry, balancing::BalancerOptions options);
 
   std::shared_ptr<ServiceBalancing> ForKey(const ServiceKey& key);
+  // Lets go of the state of Services discovery no longer knows (deleted) that no worker uses
+  // any more. Any thread; cold path (the workers' once-a-second tick).
+  void Sweep();
   // Prometheus text: per Service the call duration histogram by status class, calls by
   // grpc_status, retries and budget; per endpoint the balancer's view.
   std::string RenderMetrics() const;

@@ -56,6 +56,7 @@ Worker::~Worker() {
   StopAndJoin();
   // Downstreams first: their streams cancel upstream streams on sessions the clusters own.
   downstreams_.clear();
+  stats_.clusters.fetch_sub(static_cast<int64_t>(clusters_.size()), std::memory_order_relaxed);
   clusters_.clear();
   listeners_.clear();
 }
@@ -71,6 +72,7 @@ absl::Status Worker::Start(std::vector<ListenSocket> sockets) {
     BlockSigpipeInThisThread();  // peers close sockets we write to, in h2c and TLS alike
     loop_.Run();
     downstreams_.clear();
+    stats_.clusters.fetch_sub(static_cast<int64_t>(clusters_.size()), std::memory_order_relaxed);
     clusters_.clear();
     listeners_.clear();
   });
@@ -145,6 +147,7 @@ Cluster* Worker::ClusterForKey(const ServiceKey& key, std::string* error) {
   auto cluster = std::make_unique<Cluster>(balancers_.ForKey(key), this);
   Cluster* raw = cluster.get();
   clusters_.emplace(key, std::move(cluster));
+  stats_.clusters.fetch_add(1, std::memory_order_relaxed);
   return raw;
 }
 
@@ -176,7 +179,27 @@ void Worker::Tick() {
   for (DownstreamSession* s : sessions)
     if (!s->closed()) s->CheckTimeouts(now);
   for (auto& [_, cluster] : clusters_) cluster->Sweep();
+  RetireClusters();
+  // One worker is enough to let the process-wide balancing state of gone Services go.
+  if (index_ == 0) balancers_.Sweep();
   loop_.AddTimer(std::chrono::seconds(1), [this] { Tick(); });
+}
+
+void Worker::RetireClusters() {
+  for (auto it = clusters_.begin(); it != clusters_.end();) {
+    Cluster* cluster = it->second.get();
+    // Only Services discovery no longer knows (deleted, or never published): a known Service
+    // keeps its connections, even while it has no endpoints.
+    if (registry_.Current(it->first) != nullptr || !cluster->RefreshAndCheckIdle()) {
+      ++it;
+      continue;
+    }
+    for (auto a = authority_cache_.begin(); a != authority_cache_.end();) {
+      a = a->second == cluster ? authority_cache_.erase(a) : std::next(a);
+    }
+    it = clusters_.erase(it);
+    stats_.clusters.fetch_sub(1, std::memory_order_relaxed);
+  }
 }
 
 void Worker::PostDrain(std::function<void()> on_idle) {

@@ -65,6 +65,8 @@ class Worker {
   class Listener;
   void Accept(const ListenSocket& socket);
   void Tick();
+  // Frees the clusters of Services discovery no longer knows, once nothing refers to them.
+  void RetireClusters();
   void CheckIdle();
 
   int index_;

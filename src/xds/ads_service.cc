@@ -53,6 +53,8 @@ void AdsService::PushLoop() {
       keys.swap(pending_);
       since = pending_since_;
     }
+    // Before the fan-out, so the streams' Gets rebuild only what is still asked for.
+    cache_.Forget(keys);
     std::vector<std::shared_ptr<AdsStream>> streams;
     {
       absl::MutexLock lock(&streams_mu_);
@@ -88,6 +90,23 @@ void AdsService::RemoveStream(uint64_t id) {
   last = std::move(it->second);
   streams_.erase(it);
   metrics_.connected_clients.fetch_sub(1, std::memory_order_relaxed);
+}
+
+std::string AdsService::PrometheusText() const {
+  std::string out = metrics_.PrometheusText();
+  // Gauges of what the control plane holds; under churn they return to what clients ask for now
+  // (the soak in tests/soak checks that they come back to their baseline).
+  auto gauge = [&](const char* name, const char* help, size_t value) {
+    out += "# HELP " + std::string(name) + " " + help + "\n# TYPE " + name + " gauge\n" + name +
+           " " + std::to_string(value) + "\n";
+  };
+  gauge("podlb_xds_cache_resources", "Encoded resources held for the clients' variants.",
+        cache_.size());
+  gauge("podlb_xds_cache_services", "Services the resource cache holds a policy for.",
+        cache_.ServiceCount());
+  gauge("podlb_xds_registry_keys", "Service keys discovery holds (published, or held by a reader).",
+        registry_.SlotCount());
+  return out;
 }
 
 size_t AdsService::StreamCount() const {

@@ -53,6 +53,9 @@ class AdsService final
   // clients fall back to state of the world.
 
   const XdsMetrics& metrics() const { return metrics_; }
+  // metrics() plus gauges of what the service holds (resource cache, Registry keys), as
+  // Prometheus text for /metrics.
+  std::string PrometheusText() const;
   // The resources each connected client holds (its last ACKed response per type), as JSON.
   std::string DebugConfigJson() const;
   size_t StreamCount() const;

@@ -25,6 +25,30 @@ size_t ResourceCache::size() const {
   return entries_.size();
 }
 
+size_t ResourceCache::ServiceCount() const {
+  absl::MutexLock lock(&mu_);
+  return policies_.size();
+}
+
+void ResourceCache::ForgetLocked(const ServiceKey& key, uint64_t keep_version) {
+  for (auto it = entries_.lower_bound(EntryKey{key, ResourceType{}, "", ""});
+       it != entries_.end() && std::get<0>(it->first) == key;) {
+    it = keep_version != 0 && it->second.set_version == keep_version ? std::next(it)
+                                                                     : entries_.erase(it);
+  }
+  if (keep_version == 0) policies_.erase(key);
+}
+
+void ResourceCache::Forget(const std::set<ServiceKey>& keys) {
+  for (const ServiceKey& key : keys) {
+    // Read before the lock, as Get does: a set published meanwhile only means entries of the
+    // newer version stay, or are rebuilt.
+    EndpointSetConstSharedPtr set = registry_.Current(key);
+    absl::MutexLock lock(&mu_);
+    ForgetLocked(key, set ? set->version() : 0);
+  }
+}
+
 const ServicePolicy& ResourceCache::PolicyLocked(const EndpointSet& set) {
   PolicyEntry& entry = policies_[set.key()];
   if (entry.set_version != set.version()) {
@@ -55,7 +79,13 @@ std::optional<CachedResource> ResourceCache::Get(ResourceType type, const std::s
   std::optional<ServiceKey> key = KeyOf(name);
   if (!key) return std::nullopt;
   EndpointSetConstSharedPtr set = registry_.Current(*key);
-  if (!set) return std::nullopt;
+  if (!set) {
+    // A name that stopped resolving (its Service was deleted): what was built for it goes, even
+    // if the Registry change that said so has not been through Forget yet.
+    absl::MutexLock lock(&mu_);
+    ForgetLocked(*key, 0);
+    return std::nullopt;
+  }
 
   absl::MutexLock lock(&mu_);
   const ServicePolicy& policy = PolicyLocked(*set);
@@ -68,7 +98,7 @@ std::optional<CachedResource> ResourceCache::Get(ResourceType type, const std::s
   } else {
     variant = std::string(ToString(lb)) + (outlier ? "+od" : "");
   }
-  Entry& entry = entries_[{type, name, variant}];
+  Entry& entry = entries_[{*key, type, name, variant}];
   if (entry.any && entry.set_version == set->version()) {
     return CachedResource{*key, set->version(), entry.any};
   }

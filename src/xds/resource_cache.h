@@ -2,12 +2,16 @@
 // and EndpointSet version, and shared by every stream that sends them. A variant is what differs
 // between clients of one Service: the lb policy they can take, and for zone-aware Services their
 // zone, so a push to 1,000 clients encodes each resource once per zone, not once per client.
-// Thread-safe: streams call Get from gRPC threads.
+// Entries live as long as their Service and version: Forget (the push thread, once per batch of
+// Registry changes) drops the entries of Services that no longer exist and the variants built
+// for a superseded EndpointSet, so a control plane under years of churn holds only what its
+// clients ask for now. Thread-safe: streams call Get from gRPC threads.
 #pragma once
 
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -46,8 +50,15 @@ class ResourceCache {
   // Names of every existing resource of `type` (wildcard subscriptions).
   std::vector<std::string> AllNames(ResourceType type) const;
 
-  // Forgets entries of Services whose snapshot changed; cheap bookkeeping for long runs.
+  // `keys` changed in the Registry: drops every entry of those that no longer exist, and the
+  // entries built from an older EndpointSet of the others (the variants still asked for are
+  // rebuilt on the next Get, which the push that follows makes anyway). Cost: the entries of
+  // `keys`, once per batch, not per stream.
+  void Forget(const std::set<ServiceKey>& keys);
+
+  // Encoded resources held, and Services they belong to (for /metrics and the soak).
   size_t size() const;
+  size_t ServiceCount() const;
 
  private:
   struct Entry {
@@ -58,13 +69,18 @@ class ResourceCache {
     uint64_t set_version = 0;
     ServicePolicy policy;
   };
+  // The Service first, so one Service's entries are one range of the map.
+  using EntryKey = std::tuple<ServiceKey, ResourceType, std::string, std::string>;
+
   const ServicePolicy& PolicyLocked(const EndpointSet& set) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops the entries of `key` whose version is not `keep_version` (0: all of them, and its
+  // policy).
+  void ForgetLocked(const ServiceKey& key, uint64_t keep_version) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   Registry& registry_;
   mutable absl::Mutex mu_;
-  // (type, name, variant) → encoded resource.
-  std::map<std::tuple<ResourceType, std::string, std::string>, Entry> entries_
-      ABSL_GUARDED_BY(mu_);
+  // (Service, type, name, variant) → encoded resource.
+  std::map<EntryKey, Entry> entries_ ABSL_GUARDED_BY(mu_);
   std::map<ServiceKey, PolicyEntry> policies_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -63,6 +63,61 @@ TEST(RegistryTest, SubscriberGetsCurrentStateAtOnceAndNothingAfterUnsubscribing)
   EXPECT_EQ(versions.size(), 1u);
 }
 
+TEST(RegistryTest, RemovedKeyIsEmptiedForItsReadersThenForgotten) {
+  Registry registry;
+  ServiceKey key{"default", "temp", "grpc"};
+  ServiceKey alias{"default", "temp", "50051"};
+  registry.Publish({key, alias}, {Ready("127.0.0.2")});
+  std::vector<size_t> seen;
+  auto sub = registry.Subscribe(key, [&](const ServiceKey&, const EndpointSetConstSharedPtr& s) {
+    seen.push_back(s->endpoints().size());
+  });
+  auto slot = registry.Slot(key);
+  registry.Remove({key, alias});
+  // Readers drain: the subscriber and the slot holder see an empty set...
+  EXPECT_EQ(seen, (std::vector<size_t>{1, 0}));
+  ASSERT_NE(slot->Load(), nullptr);
+  EXPECT_TRUE(slot->Load()->endpoints().empty());
+  // ...while the Registry no longer knows the key.
+  EXPECT_EQ(registry.Current(key), nullptr);
+  EXPECT_EQ(registry.Current(alias), nullptr);
+  EXPECT_TRUE(registry.Keys().empty());
+  EXPECT_EQ(registry.SlotCount(), 1u);  // the held slot
+  slot.reset();
+  EXPECT_EQ(registry.SlotCount(), 0u);
+  // Removing what does not exist is a no-op.
+  registry.Remove({key});
+  EXPECT_EQ(seen.size(), 2u);
+}
+
+TEST(RegistryTest, KeyCreatedAgainReachesTheSlotStillHeld) {
+  Registry registry;
+  ServiceKey key{"default", "temp", "grpc"};
+  registry.Publish({key}, {Ready("127.0.0.2")});
+  auto slot = registry.Slot(key);
+  registry.Remove({key});
+  // Re-created with the very content it had: news all the same, since it did not exist.
+  int calls = 0;
+  auto sub = registry.Subscribe(key, [&](const ServiceKey&, const EndpointSetConstSharedPtr&) {
+    ++calls;
+  });
+  EXPECT_EQ(calls, 0);  // a removed key has no current state to replay
+  registry.Publish({key}, {Ready("127.0.0.2")});
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(slot->Load()->endpoints().size(), 1u);
+  EXPECT_EQ(registry.Current(key), slot->Load());
+  EXPECT_EQ(registry.Keys().size(), 1u);
+}
+
+TEST(RegistryTest, SlotsOfKeysNeverPublishedGoWithTheirLastHolder) {
+  Registry registry;
+  for (int i = 0; i < 100; ++i) {
+    auto slot = registry.Slot({"default", "asked-" + std::to_string(i), "grpc"});
+  }
+  registry.Publish({{"default", "greeter", "grpc"}}, {Ready("127.0.0.2")});
+  EXPECT_EQ(registry.SlotCount(), 1u);
+}
+
 TEST(RegistryTest, SubscribeAllSeesEveryKey) {
   Registry registry;
   std::vector<std::string> seen;

@@ -95,16 +95,24 @@ services:
   source.Stop();
 }
 
-TEST(FileSourceTest, ServiceRemovedFromTheFileIsEmptied) {
+TEST(FileSourceTest, ServiceRemovedFromTheFileIsEmptiedThenForgotten) {
   testing::TempDir dir;
   std::string path = dir.path() + "/endpoints.yaml";
   testing::WriteFile(path, kTwoPods);
   Registry registry;
   FileSource source(path, registry);
   ASSERT_TRUE(source.Start().ok());
+  const ServiceKey key{"default", "greeter", "grpc"};
+  auto slot = registry.Slot(key);  // a holder (the proxy, a channel) sees it emptied
   testing::WriteFile(path, "services: []\n");
   ASSERT_TRUE(source.Reload().ok());
-  EXPECT_TRUE(registry.Current({"default", "greeter", "grpc"})->endpoints().empty());
+  ASSERT_NE(slot->Load(), nullptr);
+  EXPECT_TRUE(slot->Load()->endpoints().empty());
+  // ...and the Registry no longer knows it, nor keeps an entry once the holder lets go.
+  EXPECT_EQ(registry.Current(key), nullptr);
+  EXPECT_TRUE(registry.Keys().empty());
+  slot.reset();
+  EXPECT_EQ(registry.SlotCount(), 0u);
 }
 
 TEST(FileSourceTest, StartFailsOnAMissingFile) {

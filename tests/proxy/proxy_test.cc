@@ -141,6 +141,52 @@ TEST_F(ProxyTest, RoutesByAuthority) {
   EXPECT_THAT(status.error_message(), HasSubstr("default/nope:50051"));
 }
 
+// A gauge of the proxy's /metrics text (-1 if absent).
+double Gauge(const std::string& text, const std::string& name) {
+  size_t at = text.find("\n" + name + " ");
+  return at == std::string::npos ? -1 : std::stod(text.substr(at + name.size() + 2));
+}
+
+TEST_F(ProxyTest, DeletedServiceLeavesNothingInTheProxy) {
+  StartBackends(1);
+  ProxyOptions options;
+  options.workers = 2;
+  StartProxy(options);
+  const std::vector<ServiceKey> temp = {{"default", "temp", "50051"}, {"default", "temp", "grpc"}};
+  registry_.Publish(temp, {backends_[0]->AsEndpoint()});
+  // Calls on fresh connections, so both workers route it (SO_REUSEPORT spreads connections).
+  for (int i = 0; i < 8; ++i) {
+    auto stub = ProxyStub(authority_port(), "temp.default:50051");
+    EXPECT_EQ(CallUnary(*stub), "pod-0");
+  }
+  std::string text = proxy_->RenderMetrics();
+  EXPECT_GE(Gauge(text, "podlb_proxy_clusters"), 1);
+  EXPECT_EQ(Gauge(text, "podlb_proxy_services"), 1);
+  EXPECT_EQ(Gauge(text, "podlb_proxy_registry_keys"), 3);
+
+  // Deleted: its clusters, balancing state, host stats and Registry entries all go (the workers
+  // free what no stream uses on their once-a-second tick).
+  registry_.Remove(temp);
+  auto gone = [&] {
+    text = proxy_->RenderMetrics();
+    return Gauge(text, "podlb_proxy_clusters") == 0 && Gauge(text, "podlb_proxy_services") == 0 &&
+           Gauge(text, "podlb_proxy_upstream_hosts") == 0 &&
+           Gauge(text, "podlb_proxy_registry_keys") == 1 &&
+           text.find("service=\"default/temp:50051\"") == std::string::npos;
+  };
+  EXPECT_TRUE(::podlb::testing::WaitFor(gone, std::chrono::seconds(10), "the deleted Service to go"))
+      << text;
+  auto stub = ProxyStub(authority_port(), "temp.default:50051");
+  grpc::Status status;
+  CallUnary(*stub, &status);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(status.error_message(), HasSubstr("no endpoints known"));
+
+  // Created again: routed again, on the same connection.
+  registry_.Publish(temp, {backends_[0]->AsEndpoint()});
+  EXPECT_EQ(CallUnary(*stub), "pod-0");
+}
+
 TEST_F(ProxyTest, NoEndpointsIsUnavailableWithAMessage) {
   StartProxy();
   auto stub = ProxyStub(port());

@@ -162,6 +162,43 @@ TEST_F(AdsProtocolTest, ZoneAwareServiceGivesTheClientsZonePriorityZero) {
   }
 }
 
+// The gauge of a /metrics page, as an operator reads it.
+double Gauge(const std::string& text, const std::string& name) {
+  size_t at = text.find("\n" + name + " ");
+  return at == std::string::npos ? -1 : std::stod(text.substr(at + name.size() + 2));
+}
+
+TEST_F(AdsProtocolTest, DeletedServiceIsWithdrawnAndLeavesTheCache) {
+  const std::vector<ServiceKey> temp = {{"default", "temp", "grpc"}, {"default", "temp", "50051"}};
+  registry_.Publish(temp, {Ep("10.0.0.9")});
+  const std::vector<std::string> names = {"greeter.default:50051", "temp.default:50051"};
+  Send(kListenerType, names);
+  DiscoveryResponse r = Read();
+  ASSERT_EQ(r.resources_size(), 2);
+  Ack(r, names);
+  EXPECT_EQ(Gauge(server_->service().PrometheusText(), "podlb_xds_cache_resources"), 2);
+  EXPECT_EQ(Gauge(server_->service().PrometheusText(), "podlb_xds_cache_services"), 2);
+  EXPECT_EQ(Gauge(server_->service().PrometheusText(), "podlb_xds_registry_keys"), 4);
+
+  // The Service is deleted: the client is told (state of the world: the Listener is gone)...
+  registry_.Remove(temp);
+  DiscoveryResponse pushed = Read();
+  ASSERT_EQ(pushed.resources_size(), 1);
+  envoy::config::listener::v3::Listener listener;
+  ASSERT_TRUE(pushed.resources(0).UnpackTo(&listener));
+  EXPECT_EQ(listener.name(), "greeter.default:50051");
+  // ...and nothing of it stays, though the client still names it.
+  const std::string text = server_->service().PrometheusText();
+  EXPECT_EQ(Gauge(text, "podlb_xds_cache_resources"), 1);
+  EXPECT_EQ(Gauge(text, "podlb_xds_cache_services"), 1);
+  EXPECT_EQ(Gauge(text, "podlb_xds_registry_keys"), 2);
+
+  // Created again: pushed to the client that still subscribes.
+  registry_.Publish(temp, {Ep("10.0.0.9")});
+  Ack(pushed, names);
+  EXPECT_EQ(Read().resources_size(), 2);
+}
+
 TEST_F(AdsProtocolTest, DeltaIsUnimplemented) {
   grpc::ClientContext context;
   auto delta = stub_->DeltaAggregatedResources(&context);

@@ -39,10 +39,12 @@ absl::Status FileSource::Reload() {
         now.insert(svc.keys.begin(), svc.keys.end());
         registry_.Publish(svc.keys, std::move(svc.endpoints), std::move(svc.annotations));
       }
-      // The file is the whole truth: a service that left it has no endpoints now.
+      // The file is the whole truth: a service that left it no longer exists.
+      std::vector<ServiceKey> gone;
       for (const auto& key : published_) {
-        if (!now.count(key)) registry_.Publish({key}, {});
+        if (!now.count(key)) gone.push_back(key);
       }
+      registry_.Remove(gone);
       published_ = std::move(now);
     }
   }

@@ -300,9 +300,14 @@ void KubernetesSource::PublishLocked(const ServiceId& id) {
   if (!slices_listed_) return;
   auto it = services_.find(id);
   if (it == services_.end()) return;
-  for (Publication& pub : it->second.TakePublications())
-    registry_.Publish(pub.keys, std::move(pub.endpoints), std::move(pub.annotations));
-  // Its keys were just published empty; nothing more to remember.
+  for (Publication& pub : it->second.TakePublications()) {
+    if (pub.removed) {
+      registry_.Remove(pub.keys);
+    } else {
+      registry_.Publish(pub.keys, std::move(pub.endpoints), std::move(pub.annotations));
+    }
+  }
+  // Its keys were just removed; nothing more to remember.
   if (it->second.Empty()) services_.erase(it);
 }
 

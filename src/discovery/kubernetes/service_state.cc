@@ -89,7 +89,7 @@ std::vector<Publication> ServiceState::TakePublications() {
   std::set<ServiceKey> now;
   for (const Publication& pub : out) now.insert(pub.keys.begin(), pub.keys.end());
   for (const ServiceKey& old : published_)
-    if (!now.count(old)) out.push_back(Publication{{old}, {}, {}});
+    if (!now.count(old)) out.push_back(Publication{{old}, {}, {}, /*removed=*/true});
   published_ = std::move(now);
   return out;
 }

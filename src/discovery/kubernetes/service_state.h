@@ -20,6 +20,8 @@ struct Publication {
   std::vector<ServiceKey> keys;
   std::vector<Endpoint> endpoints;
   std::map<std::string, std::string> annotations;
+  // The keys are gone (a removed port, a deleted Service): Registry::Remove, not Publish.
+  bool removed = false;
 };
 
 class ServiceState {
@@ -41,8 +43,9 @@ class ServiceState {
   // only); before the Service arrives, under the slice port's name, or its number if unnamed.
   std::vector<Publication> Build() const;
 
-  // Build(), plus an empty Publication for each key published last time and gone now (a
-  // removed port, a deleted Service), so consumers never keep endpoints nobody vouches for.
+  // Build(), plus a `removed` Publication for each key published last time and gone now (a
+  // removed port, a deleted Service), so consumers never keep endpoints nobody vouches for and
+  // the Registry forgets the key.
   // Remembers the keys for next time.
   std::vector<Publication> TakePublications();
 
