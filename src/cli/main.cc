@@ -1,17 +1,19 @@
 // podlb: one binary, one subcommand per job. This file only dispatches; each subcommand's flag
 // parsing and wiring lives in its own file under src/cli/.
 #include <cstdio>
+#include <string>
 
 #include "CLI/CLI.hpp"
 #include "cli/commands.h"
 #include "cli/signals.h"
+#include "cli/version.h"
 
 int main(int argc, char** argv) {
   // Before any thread starts, so every thread inherits the blocked set and sigwait sees them.
   podlb::cli::BlockTerminationSignals();
   CLI::App app{"podlb: gRPC load balancing that follows Kubernetes pods", "podlb"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "podlb 0.1.0");
+  app.set_version_flag("--version", std::string("podlb ") + podlb::cli::kVersion);
   podlb::cli::CommandTable commands = podlb::cli::RegisterCommands(app);
   try {
     app.parse(argc, argv);

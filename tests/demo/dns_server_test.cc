@@ -1,6 +1,6 @@
 // DnsServer on a real dnsmasq. Ready means that very process answers the name with the written
 // addresses over UDP and over TCP; a port that something else holds is a start failure that says
-// so. Issue #11: a start that only checked "the UDP port can no longer be bound" called dnsmasq
+// so. A start that only checked "the UDP port can no longer be bound" called dnsmasq
 // ready while another socket held its TCP port: dnsmasq had bound UDP, failed on TCP and was
 // exiting, and every lookup then failed with "Could not contact DNS servers".
 #include "demo/dns_server.h"
