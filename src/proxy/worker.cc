@@ -152,7 +152,7 @@ Cluster* Worker::ClusterForAuthority(std::string_view authority, std::string* er
   auto key = ServiceKey::Parse(authority, options_.default_namespace);
   if (!key.ok()) {
     *error = "cannot route :authority \"" + text + "\": " + std::string(key.status().message()) +
-             " (use name.namespace:port, or bind the listener to one Service: ListenerConfig::service)";
+             " (use name.namespace:port, or bind the listener to one Service)";
     return nullptr;
   }
   // Only services discovery knows are cached, so hostile authorities cannot grow the cache.
