@@ -15,6 +15,7 @@
 
 #include "benchmark/benchmark.h"
 #include "client/lb_channel.h"
+#include "core/host_port.h"
 #include "grpc/testing/test.grpc.pb.h"
 #include "rebuilt_channel.h"
 #include "sandbox/pods/backend_pod.h"
@@ -29,9 +30,9 @@ constexpr int kMemoryPods = 48;
 std::vector<std::string> g_pods;  // "ip:port", filled once in main before any benchmark runs
 
 Endpoint EndpointAt(const std::string& host_port) {
-  size_t colon = host_port.rfind(':');
-  return Endpoint{.address = host_port.substr(0, colon),
-                  .port = static_cast<uint16_t>(std::stoi(host_port.substr(colon + 1))),
+  HostPort parsed = *ParseHostPort(host_port);  // the child printed them: well-formed
+  return Endpoint{.address = parsed.host,
+                  .port = parsed.port,
                   .ready = true,
                   .serving = true};
 }

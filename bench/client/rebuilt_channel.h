@@ -1,4 +1,4 @@
-// The alternative design measured against LbChannel (issue 5, option a): on every endpoint
+// The alternative design measured against LbChannel (a rebuilt channel): on every endpoint
 // change, build a new grpc::Channel over a multi-address ipv4: target with the round_robin
 // policy and swap it in, relying on gRPC's global subchannel pool to keep the connections of
 // addresses that stay. Benchmark-only; calls from any thread, Update from one thread.

@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
 #include "absl/synchronization/mutex.h"
+#include "core/host_port.h"
 #include "core/logging.h"
 #include "fmt/format.h"
 
@@ -34,17 +35,17 @@ std::string StatusText(int status) {
   }
 }
 
-absl::StatusOr<sockaddr_in> ParseHostPort(const std::string& host_port) {
-  size_t colon = host_port.rfind(':');
-  uint32_t port = 0;
+absl::StatusOr<sockaddr_in> ParseAdminAddress(const std::string& host_port) {
+  auto parsed = ParseHostPort(host_port);
+  if (!parsed.ok())
+    return absl::InvalidArgumentError("admin address " + std::string(parsed.status().message()));
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
-  if (colon == std::string::npos || !absl::SimpleAtoi(host_port.substr(colon + 1), &port) ||
-      port > 65535 || inet_pton(AF_INET, host_port.substr(0, colon).c_str(), &addr.sin_addr) != 1) {
-    return absl::InvalidArgumentError(
-        fmt::format("admin address \"{}\": write IPv4:PORT, e.g. 127.0.0.1:9901", host_port));
+  if (inet_pton(AF_INET, parsed->host.c_str(), &addr.sin_addr) != 1) {
+    return absl::InvalidArgumentError(fmt::format(
+        "admin address \"{}\": the host must be an IPv4 address, e.g. 127.0.0.1:9901", host_port));
   }
-  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_port = htons(parsed->port);
   return addr;
 }
 
@@ -144,7 +145,7 @@ void AdminServer::Handle(const std::string& path, AdminHandler handler) {
 }
 
 absl::Status AdminServer::Start(const std::string& host_port) {
-  auto addr = ParseHostPort(host_port);
+  auto addr = ParseAdminAddress(host_port);
   if (!addr.ok()) return addr.status();
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int one = 1;

@@ -4,6 +4,7 @@
 
 #include "admin/admin_server.h"
 #include "cli/commands.h"
+#include "cli/flag_names.h"
 #include "cli/signals.h"
 #include "cli/source_flags.h"
 #include "core/logging.h"
@@ -34,7 +35,7 @@ int RunControlPlane(const ControlPlaneFlags& flags) {
   // No service list: the control plane serves whatever Service a client asks for.
   auto source = flags.source.MakeSource(registry, {});
   if (!source.ok()) {
-    LogError("{}", std::string(source.status().message()));
+    LogError("{}", InFlagTerms(source.status()));
     return 2;
   }
   xds::XdsServerOptions options;
@@ -45,11 +46,11 @@ int RunControlPlane(const ControlPlaneFlags& flags) {
       std::chrono::microseconds(static_cast<int64_t>(flags.coalesce_ms * 1000));
   xds::XdsServer server(registry, options);
   if (auto status = server.Start(); !status.ok()) {
-    LogError("{}", std::string(status.message()));
+    LogError("{}", InFlagTerms(status));
     return 1;
   }
   if (auto status = (*source)->Start(); !status.ok()) {
-    LogError("{}", std::string(status.message()));
+    LogError("{}", InFlagTerms(status));
     return 1;
   }
 
@@ -61,7 +62,7 @@ int RunControlPlane(const ControlPlaneFlags& flags) {
     if (src->HasSynced()) return AdminResponse{.body = "ready\n"};
     return AdminResponse{.status = 503,
                          .body = "waiting for the first endpoint list from " + src->Name() +
-                                 ": " + std::string(src->Health().message()) + "\n"};
+                                 ": " + InFlagTerms(src->Health()) + "\n"};
   });
   admin.Handle("/metrics", [ads](const std::string&) {
     return AdminResponse{.content_type = "text/plain; version=0.0.4",
@@ -72,7 +73,7 @@ int RunControlPlane(const ControlPlaneFlags& flags) {
   });
   if (!flags.admin.empty()) {
     if (auto status = admin.Start(flags.admin); !status.ok()) {
-      LogError("{}", std::string(status.message()));
+      LogError("{}", InFlagTerms(status));
       return 1;
     }
   }

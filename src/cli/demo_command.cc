@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_split.h"
 #include "cli/commands.h"
+#include "cli/flag_names.h"
 #include "cli/signals.h"
 #include "core/logging.h"
 #include "demo/port_reservation.h"
@@ -72,7 +73,7 @@ int RunDemoCommand(const DemoFlags& flags) {
   auto xds_port =
       demo::PortReservation::Reserve("127.0.0.1", demo::PortReservation::Protocols::kTcp);
   if (!xds_port.ok()) {
-    std::cerr << "demo: " << xds_port.status().message() << std::endl;
+    std::cerr << "demo: " << InFlagTerms(xds_port.status()) << std::endl;
     return 2;
   }
   options.strategy.xds_port = xds_port->port();
@@ -82,7 +83,7 @@ int RunDemoCommand(const DemoFlags& flags) {
 
   auto result = demo::RunDemo(options, catalog);
   if (!result.ok()) {
-    std::cerr << "demo: " << result.status().message() << std::endl;
+    std::cerr << "demo: " << InFlagTerms(result.status()) << std::endl;
     return 2;
   }
   if (flags.json) {
@@ -92,7 +93,7 @@ int RunDemoCommand(const DemoFlags& flags) {
   }
   if (!flags.report.empty()) {
     if (auto status = demo::WriteHtmlReport(*result, flags.report); !status.ok()) {
-      std::cerr << "demo: " << status.message() << std::endl;
+      std::cerr << "demo: " << InFlagTerms(status) << std::endl;
       return 1;
     }
     std::cerr << "demo: report written to " << flags.report << std::endl;

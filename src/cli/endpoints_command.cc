@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/flag_names.h"
 #include "cli/endpoint_printer.h"
 #include "cli/signals.h"
 #include "cli/source_flags.h"
@@ -22,14 +23,14 @@ int RunEndpoints(const EndpointsFlags& flags) {
   if (!flags.source.dns.empty() && flags.service.empty()) {
     auto dns_key = flags.source.DnsKey();
     if (!dns_key.ok()) {
-      LogError("{}", std::string(dns_key.status().message()));
+      LogError("{}", InFlagTerms(dns_key.status()));
       return 2;
     }
     key = *dns_key;
   } else {
     auto parsed = ServiceKey::Parse(flags.service);
     if (!parsed.ok()) {
-      LogError("{}", std::string(parsed.status().message()));
+      LogError("{}", InFlagTerms(parsed.status()));
       return 2;
     }
     key = *parsed;
@@ -37,7 +38,7 @@ int RunEndpoints(const EndpointsFlags& flags) {
   Registry registry;
   auto source = flags.source.MakeSource(registry, {key});
   if (!source.ok()) {
-    LogError("{}", std::string(source.status().message()));
+    LogError("{}", InFlagTerms(source.status()));
     return 2;
   }
   // Set on the registry's thread once a snapshot was printed.
@@ -53,7 +54,7 @@ int RunEndpoints(const EndpointsFlags& flags) {
     state.printed = true;
   });
   if (auto status = (*source)->Start(); !status.ok()) {
-    LogError("{}", std::string(status.message()));
+    LogError("{}", InFlagTerms(status));
     return 1;
   }
   if (flags.once) {
@@ -61,7 +62,7 @@ int RunEndpoints(const EndpointsFlags& flags) {
     state.mu.AwaitWithTimeout(absl::Condition(&state.printed), absl::Seconds(30));
     if (!state.printed) {
       LogError("no endpoints for {} within 30 s: {}", key.ToString(),
-               std::string((*source)->Health().message()));
+               InFlagTerms((*source)->Health()));
     }
   } else {
     WaitForTerminationSignal();

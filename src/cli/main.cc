@@ -7,6 +7,7 @@
 #include "CLI/CLI.hpp"
 #include "cli/commands.h"
 #include "cli/signals.h"
+#include "cli/version.h"
 
 int main(int argc, char** argv) {
   // Before any thread starts, so every thread inherits the blocked set and sigwait sees them.
@@ -15,7 +16,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   // The cluster build says so after the version: that is how a user tells the image's binary.
   std::string build = podlb::cli::BuildDescription();
-  app.set_version_flag("--version", std::string("podlb ") + PODLB_VERSION +
+  app.set_version_flag("--version", std::string("podlb ") + podlb::cli::kVersion +
                                         (build.empty() ? "" : " (" + build + ")"));
   podlb::cli::CommandTable commands = podlb::cli::RegisterCommands(app);
   try {

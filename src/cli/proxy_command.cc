@@ -2,11 +2,12 @@
 // source → Registry → ProxyServer workers, plus the admin server; SIGTERM drains.
 #include <cstdio>
 
-#include "absl/strings/numbers.h"
 #include "admin/admin_server.h"
 #include "cli/commands.h"
+#include "cli/flag_names.h"
 #include "cli/signals.h"
 #include "cli/source_flags.h"
+#include "core/host_port.h"
 #include "core/logging.h"
 #include "balancing/service_policy.h"
 #include "proxy/proxy_server.h"
@@ -52,20 +53,17 @@ absl::StatusOr<proxy::ListenerConfig> ParseListen(const std::string& text,
     auto key = ServiceKey::Parse(text.substr(eq + 1), default_ns);
     if (!key.ok())
       return absl::InvalidArgumentError("--listen " + text + ": " +
-                                        std::string(key.status().message()));
+                                        InFlagTerms(key.status()));
     config.service = *key;
   }
-  size_t colon = address.rfind(':');
-  uint32_t port = 0;
-  if (colon == std::string::npos || !absl::SimpleAtoi(address.substr(colon + 1), &port) ||
-      port > 65535) {
-    return absl::InvalidArgumentError("--listen " + text +
-                                      ": write HOST:PORT or HOST:PORT=NAMESPACE/SERVICE:PORT");
+  auto host_port = ParseHostPort(address);
+  if (!host_port.ok()) {
+    return absl::InvalidArgumentError("--listen " + text + ": " +
+                                      InFlagTerms(host_port.status()) +
+                                      " (or HOST:PORT=NAMESPACE/SERVICE:PORT)");
   }
-  config.host = address.substr(0, colon);
-  if (config.host.size() >= 2 && config.host.front() == '[')
-    config.host = config.host.substr(1, config.host.size() - 2);
-  config.port = static_cast<uint16_t>(port);
+  config.host = host_port->host;
+  config.port = host_port->port;
   return config;
 }
 
@@ -79,7 +77,7 @@ int RunProxy(const ProxyFlags& flags) {
   for (const std::string& l : flags.listen) {
     auto config = ParseListen(l, flags.default_namespace);
     if (!config.ok()) {
-      LogError("{}", std::string(config.status().message()));
+      LogError("{}", InFlagTerms(config.status()));
       return 2;
     }
     if (config->service) services.push_back(*config->service);
@@ -111,7 +109,7 @@ int RunProxy(const ProxyFlags& flags) {
   options.tls_key_file = flags.tls_key;
   // Any upstream TLS detail implies --upstream-tls: a CA given for h2c would be a silent no-op.
   options.upstream_tls = {.enabled = flags.upstream_tls || !flags.upstream_ca.empty() ||
-                                     !flags.upstream_cert.empty() ||
+                                     !flags.upstream_cert.empty() || !flags.upstream_key.empty() ||
                                      !flags.upstream_server_name.empty(),
                           .ca_file = flags.upstream_ca,
                           .cert_file = flags.upstream_cert,
@@ -125,7 +123,7 @@ int RunProxy(const ProxyFlags& flags) {
   if (options.upstream_tls.enabled) {
     // Unreadable or mismatched TLS files are flag errors: report them before discovery starts.
     if (auto tls = proxy::MakeClientTlsContext(options.upstream_tls); !tls.ok()) {
-      LogError("{}", std::string(tls.status().message()));
+      LogError("{}", InFlagTerms(tls.status()));
       return 2;
     }
   }
@@ -133,16 +131,16 @@ int RunProxy(const ProxyFlags& flags) {
   Registry registry;
   auto source = flags.source.MakeSource(registry, services);
   if (!source.ok()) {
-    LogError("{}", std::string(source.status().message()));
+    LogError("{}", InFlagTerms(source.status()));
     return 2;
   }
   if (auto status = (*source)->Start(); !status.ok()) {
-    LogError("{}", std::string(status.message()));
+    LogError("{}", InFlagTerms(status));
     return 1;
   }
   proxy::ProxyServer server(options, registry);
   if (auto status = server.Start(); !status.ok()) {
-    LogError("{}", std::string(status.message()));
+    LogError("{}", InFlagTerms(status));
     (*source)->Stop();
     return 1;
   }
@@ -154,7 +152,7 @@ int RunProxy(const ProxyFlags& flags) {
     if (!src->HasSynced())
       return AdminResponse{
           .status = 503,
-          .body = "discovery not synced: " + std::string(src->Health().message()) + "\n"};
+          .body = "discovery not synced: " + InFlagTerms(src->Health()) + "\n"};
     return AdminResponse{.body = "ready\n"};
   });
   admin.Handle("/metrics", [&server](const std::string&) {
@@ -166,7 +164,7 @@ int RunProxy(const ProxyFlags& flags) {
   });
   if (!flags.admin.empty()) {
     if (auto status = admin.Start(flags.admin); !status.ok()) {
-      LogError("{}", std::string(status.message()));
+      LogError("{}", InFlagTerms(status));
       server.Stop();
       (*source)->Stop();
       return 1;

@@ -11,6 +11,7 @@
 
 #include "absl/strings/numbers.h"
 #include "cli/commands.h"
+#include "cli/flag_names.h"
 #include "cli/signals.h"
 #include "core/logging.h"
 #include "sandbox/pods/pod_fault.h"
@@ -116,7 +117,7 @@ int RunSandbox(const SandboxFlags& flags) {
   }
   sandbox::Sandbox sandbox(options);
   if (auto status = sandbox.Start(); !status.ok()) {
-    LogError("podlb sandbox: {}", std::string(status.message()));
+    LogError("podlb sandbox: {}", InFlagTerms(status));
     return 1;
   }
   std::string kubeconfig_path = flags.state_dir + "/kubeconfig";
@@ -161,7 +162,7 @@ std::optional<sandbox::SandboxClient> ConnectToSandbox(const std::string& state_
   }
   auto creds = LoadKubeconfig(kubeconfig);
   if (!creds.ok()) {
-    LogError("podlb sandbox: {}", std::string(creds.status().message()));
+    LogError("podlb sandbox: {}", InFlagTerms(creds.status()));
     return std::nullopt;
   }
   return sandbox::SandboxClient(*creds);
@@ -174,7 +175,7 @@ int RunClientCommand(const SandboxFlags& flags) {
   }
   auto deployment = ParseDeployment(flags.deployment);
   if (!deployment.ok()) {
-    LogError("podlb sandbox: {}", std::string(deployment.status().message()));
+    LogError("podlb sandbox: {}", InFlagTerms(deployment.status()));
     return 2;
   }
   int replicas = 0;
@@ -191,7 +192,7 @@ int RunClientCommand(const SandboxFlags& flags) {
   absl::Status status =
       scale ? client->Scale(ns, name, replicas) : client->RolloutRestart(ns, name);
   if (!status.ok()) {
-    LogError("podlb sandbox {}: {}", scale ? "scale" : "restart", std::string(status.message()));
+    LogError("podlb sandbox {}: {}", scale ? "scale" : "restart", InFlagTerms(status));
     return 1;
   }
   if (scale) {
@@ -220,7 +221,7 @@ absl::StatusOr<std::pair<std::string, std::string>> ParsePod(const std::string& 
 int RunFaultCommand(const SandboxFlags& flags) {
   auto pod = ParsePod(flags.pod);
   if (!pod.ok()) {
-    LogError("podlb sandbox fault: {}", std::string(pod.status().message()));
+    LogError("podlb sandbox fault: {}", InFlagTerms(pod.status()));
     return 2;
   }
   bool any =
@@ -264,7 +265,7 @@ int RunFaultCommand(const SandboxFlags& flags) {
   const auto& [ns, name] = *pod;
   absl::Status status = client->SetPodFault(ns, name, fault);
   if (!status.ok()) {
-    LogError("podlb sandbox fault: {}", std::string(status.message()));
+    LogError("podlb sandbox fault: {}", InFlagTerms(status));
     return 1;
   }
   if (fault.active()) {

@@ -1,6 +1,6 @@
 #include "cli/source_flags.h"
 
-#include "absl/strings/numbers.h"
+#include "core/host_port.h"
 #include "discovery/dns/dns_source.h"
 #include "discovery/file/file_source.h"
 
@@ -25,20 +25,24 @@ void SourceFlags::AddTo(CLI::App& app) {
       ->check(CLI::Range(10, 3600));
 }
 
-absl::StatusOr<ServiceKey> SourceFlags::DnsKey() const {
-  size_t colon = dns.rfind(':');
-  uint32_t port = 0;
-  if (colon == std::string::npos || !absl::SimpleAtoi(dns.substr(colon + 1), &port) || port == 0 ||
-      port > 65535) {
-    return absl::InvalidArgumentError("--dns \"" + dns + "\": write NAME:PORT, e.g. " +
+absl::StatusOr<HostPort> SourceFlags::DnsHostPort() const {
+  auto parsed = ParseHostPort(dns);
+  if (!parsed.ok())
+    return absl::InvalidArgumentError("--dns " + std::string(parsed.status().message()));
+  if (parsed->port == 0)
+    return absl::InvalidArgumentError("--dns \"" + dns + "\": port 0; write NAME:PORT, e.g. " +
                                       "greeter.default.svc.cluster.local:50051");
-  }
-  std::string host = dns.substr(0, colon);
+  return parsed;
+}
+
+absl::StatusOr<ServiceKey> SourceFlags::DnsKey() const {
+  auto host_port = DnsHostPort();
+  if (!host_port.ok()) return host_port.status();
   auto key = ServiceKey::Parse(dns);
   // A Kubernetes-shaped name publishes under its Service key, so `--dns greeter.default:50051`
   // and `default/greeter:50051` name the same thing; any other name under namespace "dns".
   if (key.ok()) return *key;
-  return ServiceKey{"dns", host, std::to_string(port)};
+  return ServiceKey{"dns", host_port->host, std::to_string(host_port->port)};
 }
 
 absl::StatusOr<std::unique_ptr<EndpointSource>> MakeKubernetesSource(
@@ -58,10 +62,11 @@ absl::StatusOr<std::unique_ptr<EndpointSource>> SourceFlags::MakeSource(
     if (!key.ok()) return key.status();
     auto resolver = MakeCaresResolver({.servers = dns_server});
     if (!resolver.ok()) return resolver.status();
-    size_t colon = dns.rfind(':');
+    auto host_port = DnsHostPort();
+    if (!host_port.ok()) return host_port.status();
     DnsSourceOptions options{
-        .host = dns.substr(0, colon),
-        .port = static_cast<uint16_t>(std::stoi(dns.substr(colon + 1))),
+        .host = host_port->host,
+        .port = host_port->port,
         .key = *key,
         .interval = std::chrono::milliseconds(static_cast<int64_t>(dns_interval_seconds * 1000))};
     return std::unique_ptr<EndpointSource>(

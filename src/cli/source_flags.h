@@ -8,6 +8,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/status/statusor.h"
+#include "core/host_port.h"
 #include "core/registry.h"
 #include "discovery/source.h"
 
@@ -31,6 +32,7 @@ struct SourceFlags {
       Registry& registry, const std::vector<ServiceKey>& services) const;
   // The key the DNS source publishes under for --dns NAME:PORT.
   absl::StatusOr<ServiceKey> DnsKey() const;
+  absl::StatusOr<HostPort> DnsHostPort() const;
 };
 
 }  // namespace podlb::cli

@@ -1,6 +1,6 @@
 #include "client/target.h"
 
-#include "absl/strings/numbers.h"
+#include "core/host_port.h"
 
 namespace podlb::client {
 namespace {
@@ -35,15 +35,13 @@ absl::StatusOr<ParsedTarget> ParseTarget(const std::string& target,
   }
   if (StripPrefix(rest, "dns:///")) {
     out.scheme = ParsedTarget::Scheme::kDns;
-    size_t colon = rest.rfind(':');
-    uint32_t port = 0;
-    if (colon == std::string::npos || colon == 0 ||
-        !absl::SimpleAtoi(rest.substr(colon + 1), &port) || port == 0 || port > 65535) {
-      return Bad(target, "dns targets need HOST:PORT with a numeric port");
-    }
-    out.host = rest.substr(0, colon);
-    out.port = static_cast<uint16_t>(port);
-    out.key = ServiceKey{"dns", out.host, std::to_string(port)};
+    auto host_port = ParseHostPort(rest);
+    if (!host_port.ok())
+      return Bad(target, "dns targets need HOST:PORT: " + std::string(host_port.status().message()));
+    if (host_port->port == 0) return Bad(target, "dns targets need a port other than 0");
+    out.host = host_port->host;
+    out.port = host_port->port;
+    out.key = ServiceKey{"dns", out.host, std::to_string(out.port)};
     return out;
   }
   if (StripPrefix(rest, "file://")) {

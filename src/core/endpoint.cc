@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "core/host_port.h"
 
 namespace podlb {
 
@@ -58,10 +59,7 @@ EndpointHealth Endpoint::Health() const {
   return EndpointHealth::kExcluded;
 }
 
-std::string Endpoint::HostPort() const {
-  if (address.find(':') != std::string::npos) return absl::StrCat("[", address, "]:", port);
-  return absl::StrCat(address, ":", port);
-}
+std::string Endpoint::HostPort() const { return FormatHostPort(address, port); }
 
 EndpointSet::EndpointSet(ServiceKey key, uint64_t version, std::vector<Endpoint> endpoints,
                          std::map<std::string, std::string> annotations)

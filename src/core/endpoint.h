@@ -31,7 +31,7 @@ struct ServiceKey {
                                           std::string_view default_ns = "default");
 };
 
-// How a consumer treats an endpoint, from its EndpointSlice conditions (DESIGN.md):
+// How a consumer treats an endpoint, from its EndpointSlice conditions (discovery.k8s.io/v1):
 // ready → eligible; terminating and serving → draining (no new work, in-flight work finishes);
 // anything else (not serving, or not ready and not terminating) → excluded.
 enum class EndpointHealth { kEligible, kDraining, kExcluded };

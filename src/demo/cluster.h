@@ -63,7 +63,9 @@ using ClusterFactory =
     std::function<absl::StatusOr<std::unique_ptr<DemoCluster>>(const ClusterOptions&)>;
 
 // The real sandbox (src/sandbox/): API-server stand-in, controllers and backend pods; endpoints
-// followed through a KubernetesSource; scale and restart through the API as kubectl does.
+// followed through a KubernetesSource; scale and restart through the API as kubectl does, with
+// sandbox::SandboxClient (the same client `podlb sandbox scale|restart|fault` uses, which is how
+// the tests' SandboxCluster drives the sandbox out of process).
 absl::StatusOr<std::unique_ptr<DemoCluster>> MakeSandboxCluster(const ClusterOptions& options);
 
 }  // namespace podlb::demo

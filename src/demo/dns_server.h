@@ -10,7 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
-#include "demo/child_process.h"
+#include "process/child_process.h"
 
 namespace podlb::demo {
 

@@ -8,7 +8,7 @@
 #include <regex>
 
 #include "absl/strings/str_cat.h"
-#include "demo/child_process.h"
+#include "process/child_process.h"
 #include "demo/readiness_probes.h"
 #include "demo/strategy.h"
 #include "grpcpp/grpcpp.h"

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "demo/child_process.h"
+#include "process/child_process.h"
 
 namespace podlb::demo {
 

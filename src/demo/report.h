@@ -1,5 +1,5 @@
 // The demo's three outputs from one DemoResult: a table per scenario (stdout), one JSON object
-// (--json, the shape issue 6 fixes), and a self-contained HTML report with an inline SVG chart of
+// (--json, a stable shape scripts read), and a self-contained HTML report with an inline SVG chart of
 // calls/s per pod for every run (--report). Pure functions; any thread.
 #pragma once
 

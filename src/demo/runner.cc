@@ -318,7 +318,8 @@ absl::StatusOr<DemoResult> RunDemo(const DemoOptions& options, const StrategyCat
   }
   if (options.workload.clients < 1 || options.workload.rate <= 0 ||
       options.workload.duration_s <= 0) {
-    return absl::InvalidArgumentError("--clients, --rate and --duration must be positive");
+    return absl::InvalidArgumentError("WorkloadOptions::clients, WorkloadOptions::rate and WorkloadOptions::duration_s must be "
+        "positive");
   }
   DemoResult result{.workload = options.workload, .strategy = options.strategy};
   // Policy variants (proxy-round_robin, ...) run only in the fault scenarios, where the policy

@@ -27,7 +27,7 @@ struct Scenario {
   // Fault scenarios: at a quarter of the run the first ready pod (by name) turns bad this way
   // (instead of `event`), and the Service carries kFaultScenarioAnnotations from the start.
   std::optional<PodFaultSpec> fault;
-  double min_duration_s = 0;  // runs at least this long whatever --duration says
+  double min_duration_s = 0;  // runs at least this long whatever WorkloadOptions::duration_s says
   std::optional<std::chrono::milliseconds> deadline;  // per call, instead of the workload's
 };
 

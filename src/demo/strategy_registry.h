@@ -14,7 +14,7 @@ namespace podlb::demo {
 void RegisterAllStrategies(StrategyCatalog& catalog);
 // What `podlb demo` runs without --strategies.
 std::vector<std::string> DefaultStrategies(const StrategyCatalog& catalog);
-// A fresh cluster per run: the sandbox when this build has it, else the local stop-gap.
+// A fresh sandbox cluster (MakeSandboxCluster) per scenario run.
 ClusterFactory DefaultClusterFactory();
 
 }  // namespace podlb::demo

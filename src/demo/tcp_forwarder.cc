@@ -12,17 +12,18 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "core/host_port.h"
 #include "core/logging.h"
 
 namespace podlb::demo {
 
 int ConnectTcp(const std::string& host_port) {
-  auto colon = host_port.rfind(':');
-  if (colon == std::string::npos) return -1;
+  auto parsed = ParseHostPort(host_port);
+  if (!parsed.ok()) return -1;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(std::stoi(host_port.substr(colon + 1))));
-  if (inet_pton(AF_INET, host_port.substr(0, colon).c_str(), &addr.sin_addr) != 1) return -1;
+  addr.sin_port = htons(parsed->port);
+  if (inet_pton(AF_INET, parsed->host.c_str(), &addr.sin_addr) != 1) return -1;
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {

@@ -10,7 +10,6 @@
 #include "fmt/format.h"
 #include "proxy/health_checker.h"
 #include "proxy/upstream_session.h"
-#include "proxy/worker.h"
 
 namespace podlb::proxy {
 namespace {
@@ -47,18 +46,18 @@ bool HealthCheckPassed(const void* context, uint32_t index) {
 
 }  // namespace
 
-Cluster::Cluster(std::shared_ptr<ServiceBalancing> service, Worker* worker)
-    : service_(std::move(service)), worker_(worker) {
+Cluster::Cluster(std::shared_ptr<ServiceBalancing> service, const UpstreamContext& context)
+    : service_(std::move(service)), context_(context) {
   snapshot_ = service_->balancer->Current(NowNanos());
-  if (worker->options().health_check_interval.count() > 0)
+  if (context.health_check_interval.count() > 0)
     health_checker_ =
-        std::make_unique<HealthChecker>(this, worker, worker->options().health_check_interval);
+        std::make_unique<HealthChecker>(this, context.loop, context.health_check_interval);
 }
 
 // Probes go first: they hold streams on sessions the hosts own.
 Cluster::~Cluster() { health_checker_.reset(); }
 
-int64_t Cluster::NowNanos() const { return Nanos(worker_->loop().now()); }
+int64_t Cluster::NowNanos() const { return Nanos(context_.loop.now()); }
 
 void Cluster::Refresh() {
   snapshot_ = service_->balancer->Current(NowNanos());
@@ -80,7 +79,7 @@ void Cluster::Resync(const balancing::EndpointTableConstSharedPtr& table) {
       host = std::make_unique<UpstreamHost>();
       host->host_port = entry.host_port;
       if (!FillAddress(entry.endpoint, host.get())) continue;
-      host->stats = worker_->stats().ForHost(service_->key_text, entry.host_port);
+      host->stats = context_.stats.ForHost(service_->key_text, entry.host_port);
     }
     host->endpoint = entry.endpoint;
     host->balance = entry.stats;
@@ -108,7 +107,7 @@ UpstreamHost* Cluster::Pick(const HeaderBlock& request_headers, const UpstreamHo
     return nullptr;
   }
   balancing::PickArgs args{.now_nanos = NowNanos(),
-                           .random = worker_->NextRandom(),
+                           .random = context_.random.Next(),
                            .usable = &HealthCheckPassed,
                            .usable_context = &by_index_};
   if (snapshot_->policy.lb_policy == balancing::PolicyKind::kRingHash) {
@@ -140,8 +139,8 @@ UpstreamSession* Cluster::SessionFor(UpstreamHost* host) {
   }
   // Drop closed sessions before deciding whether another one fits.
   Sweep();
-  if (static_cast<int>(host->sessions.size()) < worker_->options().max_connections_per_host) {
-    auto session = std::make_unique<UpstreamSession>(worker_, this, host);
+  if (static_cast<int>(host->sessions.size()) < context_.max_connections_per_host) {
+    auto session = std::make_unique<UpstreamSession>(context_.loop, context_.connection, this, host);
     if (!session->Connect()) {
       ReportConnectFailure(host);
       return nullptr;
@@ -185,7 +184,7 @@ void Cluster::Sweep() {
   auto sweep_host = [&](UpstreamHost* h) {
     for (auto it = h->sessions.begin(); it != h->sessions.end();) {
       if ((*it)->closed()) {
-        worker_->loop().DeferDelete(std::move(*it));
+        context_.loop.DeferDelete(std::move(*it));
         it = h->sessions.erase(it);
       } else {
         ++it;

@@ -18,12 +18,12 @@
 #include "proxy/proxy_options.h"
 #include "proxy/proxy_stats.h"
 #include "proxy/service_balancers.h"
+#include "proxy/upstream_context.h"
 
 namespace podlb::proxy {
 
 class HealthChecker;
 class UpstreamSession;
-class Worker;
 
 struct UpstreamHost {
   Endpoint endpoint;
@@ -43,7 +43,8 @@ struct UpstreamHost {
 
 class Cluster {
  public:
-  Cluster(std::shared_ptr<ServiceBalancing> service, Worker* worker);
+  // `context` outlives the cluster.
+  Cluster(std::shared_ptr<ServiceBalancing> service, const UpstreamContext& context);
   ~Cluster();
 
   const ServiceKey& key() const { return service_->key; }
@@ -82,7 +83,7 @@ class Cluster {
   void Resync(const balancing::EndpointTableConstSharedPtr& table);
 
   const std::shared_ptr<ServiceBalancing> service_;
-  Worker* worker_;
+  const UpstreamContext& context_;
   balancing::BalancerSnapshotConstSharedPtr snapshot_;
   balancing::EndpointTableConstSharedPtr table_;
   std::map<std::string, std::unique_ptr<UpstreamHost>, std::less<>> hosts_;  // by host:port

@@ -1,30 +1,54 @@
 // DownstreamSession: one accepted client connection (h2c, or TLS with ALPN h2) served by an
-// nghttp2 server session. Creates a ProxyStream per request stream, enforces the hostile-input
-// limits (header list size, concurrent streams, handshake/idle timeouts, rapid-reset, SETTINGS
-// and PING floods → GOAWAY(ENHANCE_YOUR_CALM)), and window updates are manual so a slow
-// upstream slows its client. Worker thread only.
+// nghttp2 server session over an H2Connection. Creates a ProxyStream per request stream,
+// enforces the hostile-input limits (header list size, concurrent streams, handshake/idle
+// timeouts, rapid-reset, SETTINGS and PING floods → GOAWAY(ENHANCE_YOUR_CALM)), and window
+// updates are manual so a slow upstream slows its client. Worker thread only.
 #pragma once
-
-#include <nghttp2/nghttp2.h>
-#include <openssl/ssl.h>
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
-#include "proxy/event_loop.h"
+#include "core/endpoint.h"
+#include "proxy/h2_connection.h"
 #include "proxy/proxy_options.h"
+#include "proxy/proxy_stats.h"
 #include "proxy/proxy_stream.h"
 
 namespace podlb::proxy {
 
 class Cluster;
-class Worker;
+class DownstreamSession;
 
-class DownstreamSession : public IoHandler, public Flushable, public Deletable {
+// What downstream connections and their streams need from the worker that accepted them:
+// routing, and the counts of open streams and connections it drains by. Worker thread only.
+class DownstreamOwner {
  public:
-  // `fd` is a connected non-blocking socket (or -1 for the fuzzer, which feeds bytes by hand).
-  DownstreamSession(Worker* worker, int fd, const ListenerConfig* listener, SSL* ssl);
+  virtual ~DownstreamOwner() = default;
+  // The worker's Cluster for a Service; nullptr with `error` saying why when there is none.
+  virtual Cluster* ClusterForKey(const ServiceKey& key) = 0;
+  virtual Cluster* ClusterForAuthority(std::string_view authority, std::string* error) = 0;
+  virtual void OnStreamOpened() = 0;
+  virtual void OnStreamClosed() = 0;
+  // The connection closed; the owner may destroy it once the loop turn ends.
+  virtual void OnDownstreamClosed(DownstreamSession* session) = 0;
+};
+
+// The worker's parts a downstream connection uses; outlives every connection.
+struct DownstreamContext {
+  DownstreamOwner& owner;
+  EventLoop& loop;
+  const ProxyOptions& options;
+  ProxyStats& stats;
+};
+
+class DownstreamSession final : public H2Connection {
+ public:
+  // `fd` is a connected non-blocking socket (or -1 for the fuzzer, which feeds bytes by hand);
+  // `ssl`, when not null, is an accept-state SSL on it that the session now owns.
+  DownstreamSession(const DownstreamContext& context, int fd, const ListenerConfig* listener,
+                    SSL* ssl);
   ~DownstreamSession() override;
 
   // Feeds received bytes to nghttp2. Returns false if the session must close.
@@ -32,9 +56,10 @@ class DownstreamSession : public IoHandler, public Flushable, public Deletable {
 
   // Routing for a stream's :authority (or the listener's fixed service).
   Cluster* Route(std::string_view authority, std::string* error);
-  Worker* worker() { return worker_; }
-  nghttp2_session* session() { return session_; }
-  const ProxyOptions& options() const;
+  DownstreamOwner& owner() { return context_.owner; }
+  EventLoop& loop() { return context_.loop; }
+  ProxyStats& stats() { return context_.stats; }
+  const ProxyOptions& options() const { return context_.options; }
 
   void SubmitResponse(int32_t stream_id, const HeaderBlock& headers, bool with_body);
   void SubmitTrailers(int32_t stream_id, const HeaderBlock& trailers);
@@ -48,47 +73,41 @@ class DownstreamSession : public IoHandler, public Flushable, public Deletable {
   // Periodic check (about once a second): handshake, idle and stream-idle timeouts.
   void CheckTimeouts(Clock::time_point now);
   size_t active_streams() const { return streams_.size(); }
-  bool closed() const { return closed_; }
+  bool closed() const override { return closed_; }
 
   void OnIo(uint32_t events) override;
   void Flush() override;
 
  private:
-  static nghttp2_session_callbacks* Callbacks();
-  static int OnBeginHeaders(nghttp2_session*, const nghttp2_frame*, void*);
-  static int OnHeader(nghttp2_session*, const nghttp2_frame*, const uint8_t*, size_t,
-                      const uint8_t*, size_t, uint8_t, void*);
-  static int OnFrameRecv(nghttp2_session*, const nghttp2_frame*, void*);
-  static int OnDataChunk(nghttp2_session*, uint8_t, int32_t, const uint8_t*, size_t, void*);
-  static int OnStreamClose(nghttp2_session*, int32_t, uint32_t, void*);
-  static ssize_t ReadResponse(nghttp2_session*, int32_t, uint8_t*, size_t, uint32_t*,
-                              nghttp2_data_source*, void*);
+  static ProxyStream* AsStream(void* stream) { return static_cast<ProxyStream*>(stream); }
+  int OnBeginHeaders(const nghttp2_frame& frame) override;
+  int OnHeader(void* stream, bool first_block, std::string_view name,
+               std::string_view value) override;
+  void OnHeadersEnd(void* stream, bool first_block, bool end_stream) override;
+  void OnDataEnd(void* stream) override;
+  void OnStreamData(void* stream, int32_t stream_id, const uint8_t* data, size_t len) override;
+  void OnControlFrame(const nghttp2_frame& frame) override;
+  void OnStreamClose(void* stream, int32_t stream_id, uint32_t error_code) override;
+  ssize_t ReadBody(void* stream, uint8_t* buf, size_t len, uint32_t* flags) override;
+  bool OnInput(const uint8_t* data, size_t len) override { return Receive(data, len); }
 
   void Close();
   void Linger();
   void CalmDown(const char* why);
   bool CountFlood(uint32_t* counter, uint32_t limit);
-  void HandleRead();
+  // Completes the TLS handshake; false while it is not done (or failed, and then closed).
   bool HandleTlsHandshake();
-  ssize_t RawRead(uint8_t* buf, size_t len);
-  ssize_t RawWrite(const uint8_t* buf, size_t len);
-  void UpdateEvents();
 
-  Worker* worker_;
-  int fd_;
+  const DownstreamContext& context_;
   const ListenerConfig* listener_;
-  SSL* ssl_;
   bool tls_handshake_done_;
-  nghttp2_session* session_ = nullptr;
   bool closed_ = false;
   bool owner_gone_ = false;
   bool calmed_ = false;     // flood detected: stop feeding input to nghttp2
   bool lingering_ = false;  // GOAWAY sent and write side shut: draining input until close
   uint64_t linger_timer_ = 0;
-  bool want_out_ = false;
   bool final_goaway_sent_ = false;
   bool got_preface_ = false;
-  std::string out_;
   Clock::time_point created_;
   Clock::time_point last_activity_;
   Clock::time_point flood_window_start_;

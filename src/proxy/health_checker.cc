@@ -9,7 +9,6 @@
 #include "proxy/cluster.h"
 #include "proxy/upstream_session.h"
 #include "proxy/upstream_stream.h"
-#include "proxy/worker.h"
 
 namespace podlb::proxy {
 namespace {
@@ -76,13 +75,13 @@ class HealthChecker::Probe final : public UpstreamStreamHandler {
   std::string body_;
 };
 
-HealthChecker::HealthChecker(Cluster* cluster, Worker* worker, std::chrono::milliseconds interval)
-    : cluster_(cluster), worker_(worker), interval_(interval) {
-  timer_ = worker_->loop().AddTimer(std::chrono::milliseconds(0), [this] { Tick(); });
+HealthChecker::HealthChecker(Cluster* cluster, EventLoop& loop, std::chrono::milliseconds interval)
+    : cluster_(cluster), loop_(loop), interval_(interval) {
+  timer_ = loop_.AddTimer(std::chrono::milliseconds(0), [this] { Tick(); });
 }
 
 HealthChecker::~HealthChecker() {
-  if (timer_ != 0) worker_->loop().CancelTimer(timer_);
+  if (timer_ != 0) loop_.CancelTimer(timer_);
   auto probes = std::move(probes_);
   probes_.clear();
   for (auto& [host, probe] : probes) probe->Cancel();
@@ -104,7 +103,7 @@ void HealthChecker::OnProbeDone(Probe* probe, bool serving) {
 }
 
 void HealthChecker::Tick() {
-  timer_ = worker_->loop().AddTimer(interval_, [this] { Tick(); });
+  timer_ = loop_.AddTimer(interval_, [this] { Tick(); });
   for (UpstreamHost* host : cluster_->Hosts()) {
     if (auto it = probes_.find(host); it != probes_.end()) {
       // No answer within a whole interval counts as a failure.

@@ -13,12 +13,11 @@
 namespace podlb::proxy {
 
 class Cluster;
-class Worker;
 struct UpstreamHost;
 
 class HealthChecker {
  public:
-  HealthChecker(Cluster* cluster, Worker* worker, std::chrono::milliseconds interval);
+  HealthChecker(Cluster* cluster, EventLoop& loop, std::chrono::milliseconds interval);
   ~HealthChecker();  // cancels probes in flight
 
   class Probe;
@@ -30,7 +29,7 @@ class HealthChecker {
   void SetHealth(UpstreamHost* host, bool serving);
 
   Cluster* cluster_;
-  Worker* worker_;
+  EventLoop& loop_;
   std::chrono::milliseconds interval_;
   uint64_t timer_ = 0;
   std::unordered_map<UpstreamHost*, std::unique_ptr<Probe>> probes_;

@@ -26,7 +26,7 @@ absl::StatusOr<int> BindListener(const std::string& host, uint16_t port) {
   std::string port_text = std::to_string(port);
   int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), port_text.c_str(), &hints, &res);
   if (rc != 0) {
-    return absl::InvalidArgumentError("--listen " + host + ":" + port_text +
+    return absl::InvalidArgumentError("ProxyOptions::listeners " + host + ":" + port_text +
                                       ": cannot resolve the host: " + gai_strerror(rc));
   }
   int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -37,7 +37,7 @@ absl::StatusOr<int> BindListener(const std::string& host, uint16_t port) {
     std::string error = strerror(errno);
     close(fd);
     freeaddrinfo(res);
-    return absl::UnavailableError("--listen " + host + ":" + port_text + ": " + error +
+    return absl::UnavailableError("ProxyOptions::listeners " + host + ":" + port_text + ": " + error +
                                   " (is another process bound to it?)");
   }
   freeaddrinfo(res);
@@ -67,7 +67,7 @@ ProxyServer::~ProxyServer() {
 
 absl::Status ProxyServer::Start() {
   if (options_.listeners.empty())
-    return absl::InvalidArgumentError("proxy: no --listen address given");
+    return absl::InvalidArgumentError("proxy: no listener given (ProxyOptions::listeners is empty)");
   if (options_.workers < 1) options_.workers = 1;
   if (!options_.tls_cert_file.empty() || !options_.tls_key_file.empty()) {
     auto tls = MakeServerTlsContext(options_.tls_cert_file, options_.tls_key_file);

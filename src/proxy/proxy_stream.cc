@@ -10,7 +10,6 @@
 #include "proxy/downstream_session.h"
 #include "proxy/grpc_util.h"
 #include "proxy/upstream_session.h"
-#include "proxy/worker.h"
 
 namespace podlb::proxy {
 namespace {
@@ -48,19 +47,19 @@ std::string LastErrorOf(const UpstreamHost* host, bool name_host) {
 ProxyStream::ProxyStream(DownstreamSession* downstream, int32_t id)
     : downstream_(downstream),
       downstream_id_(id),
-      started_(downstream->worker()->loop().now()),
+      started_(downstream->loop().now()),
       last_activity_(started_) {
-  downstream_->worker()->OnStreamOpened();
-  downstream_->worker()->stats().downstream_streams_total.fetch_add(1, std::memory_order_relaxed);
+  downstream_->owner().OnStreamOpened();
+  downstream_->stats().downstream_streams_total.fetch_add(1, std::memory_order_relaxed);
 }
 
 ProxyStream::~ProxyStream() {
-  if (deadline_timer_ != 0) downstream_->worker()->loop().CancelTimer(deadline_timer_);
+  if (deadline_timer_ != 0) downstream_->loop().CancelTimer(deadline_timer_);
   // A client that gives up at its deadline resets the stream at about the moment our own
   // grpc-timeout timer would fire, and often first: the attempt still timed out on its pod (the
   // stuck-pod signal), so it counts as a failure, not as a cancelled call.
   if (deadline_ && host_ != nullptr &&
-      downstream_->worker()->loop().now() + kDeadlineSlack >= *deadline_) {
+      downstream_->loop().now() + kDeadlineSlack >= *deadline_) {
     RecordAttempt(/*failure=*/true);
   }
   DetachUpstream();
@@ -68,10 +67,10 @@ ProxyStream::~ProxyStream() {
     // A call the client reset before any status counts as CANCELLED, as the client sees it.
     const int status = finished_ ? final_status_ : 1 /*CANCELLED*/;
     cluster_->service().metrics.Record(
-        status, NanosBetween(started_, downstream_->worker()->loop().now()));
+        status, NanosBetween(started_, downstream_->loop().now()));
     cluster_->StreamDetached();
   }
-  downstream_->worker()->OnStreamClosed();
+  downstream_->owner().OnStreamClosed();
 }
 
 bool ProxyStream::AddRequestHeader(std::string_view name, std::string_view value, size_t limit) {
@@ -83,7 +82,7 @@ bool ProxyStream::AddRequestHeader(std::string_view name, std::string_view value
     authority_ = value;
   } else if (name == "grpc-timeout") {
     if (auto timeout = ParseGrpcTimeout(value)) {
-      EventLoop& loop = downstream_->worker()->loop();
+      EventLoop& loop = downstream_->loop();
       if (deadline_timer_ != 0) loop.CancelTimer(deadline_timer_);
       deadline_timer_ = loop.AddTimer(*timeout, [this] { OnDeadline(); });
       deadline_ = loop.now() + *timeout;
@@ -119,7 +118,7 @@ bool ProxyStream::Dispatch(std::string* error) {
     }
     host_ = host;
     cluster_->AttemptStarted(host);
-    attempt_started_ = downstream_->worker()->loop().now();
+    attempt_started_ = downstream_->loop().now();
     headers_latency_nanos_ = -1;
     attempt_recorded_ = false;
     host->stats->requests.fetch_add(1, std::memory_order_relaxed);
@@ -144,7 +143,7 @@ void ProxyStream::OnRequestHeadersSent() {
   // The pod's latency runs from here: the time to open a connection (TCP, TLS) before the
   // first call on it is the path's, not the pod's answer time, and counted against it a new
   // pod's first call could look "clearly slower" and keep it from calls for seconds.
-  if (!request_headers_sent_) attempt_started_ = downstream_->worker()->loop().now();
+  if (!request_headers_sent_) attempt_started_ = downstream_->loop().now();
   request_headers_sent_ = true;
 }
 
@@ -171,7 +170,7 @@ void ProxyStream::RecordAttempt(bool failure) {
   const int64_t latency =
       headers_latency_nanos_ >= 0
           ? headers_latency_nanos_
-          : NanosBetween(attempt_started_, downstream_->worker()->loop().now());
+          : NanosBetween(attempt_started_, downstream_->loop().now());
   cluster_->AttemptFinished(host_, failure, latency);
 }
 
@@ -248,7 +247,7 @@ void ProxyStream::AddResponseHeader(bool trailer, std::string_view name, std::st
 }
 
 void ProxyStream::OnResponseHeadersDone(bool end_stream) {
-  last_activity_ = downstream_->worker()->loop().now();
+  last_activity_ = downstream_->loop().now();
   response_headers_received_ = true;
   if (headers_latency_nanos_ < 0) headers_latency_nanos_ = NanosBetween(attempt_started_, last_activity_);
   if (end_stream && !finished_) {  // trailers-only response: the status is here
@@ -273,7 +272,7 @@ void ProxyStream::OnResponseData(const uint8_t* data, size_t len) {
     if (upstream_ != nullptr) upstream_->Consume(upstream_id_, len);
     return;
   }
-  last_activity_ = downstream_->worker()->loop().now();
+  last_activity_ = downstream_->loop().now();
   response_body_.Append(data, len);
   ResumeDownstream();
 }
@@ -347,7 +346,7 @@ void ProxyStream::OnUpstreamClosed(uint32_t error_code, bool connection_lost,
 void ProxyStream::OnDeadline() {
   deadline_timer_ = 0;
   if (finished_) return;
-  downstream_->worker()->stats().deadline_exceeded_total.fetch_add(1, std::memory_order_relaxed);
+  downstream_->stats().deadline_exceeded_total.fetch_add(1, std::memory_order_relaxed);
   RecordAttempt(/*failure=*/true);  // a pod that does not answer in time: the stuck-pod signal
   Fail(kGrpcDeadlineExceeded, "deadline exceeded (grpc-timeout) at podlb proxy");
 }
@@ -358,7 +357,7 @@ void ProxyStream::Fail(int grpc_status, const std::string& message) {
   finished_ = true;
   final_status_ = grpc_status;
   local_reply_ = true;
-  downstream_->worker()->stats().local_replies_total.fetch_add(1, std::memory_order_relaxed);
+  downstream_->stats().local_replies_total.fetch_add(1, std::memory_order_relaxed);
   const std::string code = std::to_string(grpc_status);
   const std::string encoded = PercentEncode(message);
   if (!response_submitted_) {

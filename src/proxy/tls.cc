@@ -46,8 +46,8 @@ absl::StatusOr<SslCtxPtr> MakeServerTlsContext(const std::string& cert_file,
   SslCtxPtr ctx = NewContext(TLS_server_method());
   if (SSL_CTX_use_certificate_chain_file(ctx.get(), cert_file.c_str()) != 1 ||
       SSL_CTX_use_PrivateKey_file(ctx.get(), key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
-    return absl::InvalidArgumentError("TLS: cannot load --tls-cert " + cert_file +
-                                      " / --tls-key " + key_file + ": " + TakeTlsError("?"));
+    return absl::InvalidArgumentError("TLS: cannot load ProxyOptions::tls_cert_file " + cert_file +
+                                      " / ProxyOptions::tls_key_file " + key_file + ": " + TakeTlsError("?"));
   }
   SSL_CTX_set_alpn_select_cb(ctx.get(), &SelectH2, nullptr);
   return ctx;
@@ -58,24 +58,24 @@ absl::StatusOr<SslCtxPtr> MakeClientTlsContext(const UpstreamTlsOptions& options
   if (options.ca_file.empty()) {
     if (SSL_CTX_set_default_verify_paths(ctx.get()) != 1) {
       return absl::InvalidArgumentError("upstream TLS: cannot load the system CA certificates: " +
-                                        TakeTlsError("?") + " (give --upstream-ca FILE)");
+                                        TakeTlsError("?") + " (give UpstreamTlsOptions::ca_file)");
     }
   } else if (SSL_CTX_load_verify_locations(ctx.get(), options.ca_file.c_str(), nullptr) != 1) {
-    return absl::InvalidArgumentError("upstream TLS: cannot load --upstream-ca " +
+    return absl::InvalidArgumentError("upstream TLS: cannot load UpstreamTlsOptions::ca_file " +
                                       options.ca_file + ": " + TakeTlsError("?"));
   }
   SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
   if (options.cert_file.empty() != options.key_file.empty()) {
     return absl::InvalidArgumentError(
-        "upstream TLS: --upstream-cert and --upstream-key go together (the client certificate "
+        "upstream TLS: UpstreamTlsOptions::cert_file and UpstreamTlsOptions::key_file go together (the client certificate "
         "and its private key, for endpoints that require mTLS)");
   }
   if (!options.cert_file.empty() &&
       (SSL_CTX_use_certificate_chain_file(ctx.get(), options.cert_file.c_str()) != 1 ||
        SSL_CTX_use_PrivateKey_file(ctx.get(), options.key_file.c_str(), SSL_FILETYPE_PEM) != 1 ||
        SSL_CTX_check_private_key(ctx.get()) != 1)) {
-    return absl::InvalidArgumentError("upstream TLS: cannot load --upstream-cert " +
-                                      options.cert_file + " / --upstream-key " +
+    return absl::InvalidArgumentError("upstream TLS: cannot load UpstreamTlsOptions::cert_file " +
+                                      options.cert_file + " / UpstreamTlsOptions::key_file " +
                                       options.key_file + ": " + TakeTlsError("?"));
   }
   SSL_CTX_set_alpn_protos(ctx.get(), kAlpnH2, sizeof(kAlpnH2));

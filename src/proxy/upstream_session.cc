@@ -8,45 +8,23 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <vector>
-
 #include "core/logging.h"
 #include "proxy/cluster.h"
-#include "proxy/tls.h"
 #include "proxy/nv_array.h"
 #include "proxy/upstream_stream.h"
-#include "proxy/worker.h"
 
 namespace podlb::proxy {
 namespace {
 
-constexpr size_t kOutputBatch = 64 * 1024;
 // Streams assumed allowed before the peer's SETTINGS arrive (RFC 9113 recommends >= 100).
 constexpr uint32_t kAssumedMaxStreams = 100;
 constexpr int32_t kUpstreamConnectionWindow = 16 * 1024 * 1024;
 
-UpstreamStreamHandler* StreamOf(nghttp2_session* session, int32_t id) {
-  return static_cast<UpstreamStreamHandler*>(nghttp2_session_get_stream_user_data(session, id));
-}
-
 }  // namespace
 
-nghttp2_session_callbacks* UpstreamSession::Callbacks() {
-  static nghttp2_session_callbacks* callbacks = [] {
-    nghttp2_session_callbacks* cb;
-    nghttp2_session_callbacks_new(&cb);
-    nghttp2_session_callbacks_set_on_header_callback(cb, &UpstreamSession::OnHeader);
-    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, &UpstreamSession::OnFrameRecv);
-    nghttp2_session_callbacks_set_on_frame_send_callback(cb, &UpstreamSession::OnFrameSend);
-    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, &UpstreamSession::OnDataChunk);
-    nghttp2_session_callbacks_set_on_stream_close_callback(cb, &UpstreamSession::OnStreamClose);
-    return cb;
-  }();
-  return callbacks;
-}
-
-UpstreamSession::UpstreamSession(Worker* worker, Cluster* cluster, UpstreamHost* host)
-    : worker_(worker), cluster_(cluster), host_(host) {}
+UpstreamSession::UpstreamSession(EventLoop& loop, const UpstreamConnectionConfig& config,
+                                 Cluster* cluster, UpstreamHost* host)
+    : H2Connection(loop), config_(config), cluster_(cluster), host_(host) {}
 
 UpstreamSession::~UpstreamSession() {
   if (state_ != State::kClosed) Close("session destroyed");
@@ -70,18 +48,18 @@ bool UpstreamSession::Connect() {
   nghttp2_option_set_no_auto_window_update(option, 1);
   nghttp2_option_set_peer_max_concurrent_streams(option, kAssumedMaxStreams);
   nghttp2_option_set_no_closed_streams(option, 1);  // no priority tree to keep them for
-  nghttp2_session_client_new2(&session_, Callbacks(), this, option);
+  NewSession(Role::kClient, option);
   nghttp2_option_del(option);
   nghttp2_settings_entry settings[] = {
       {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
-      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, worker_->options().stream_window},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, config_.stream_window},
       {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
   };
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, 3);
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kUpstreamConnectionWindow);
   want_out_ = true;  // EPOLLOUT reports the connect result
-  worker_->loop().Add(fd_, EPOLLIN | EPOLLOUT, this);
-  connect_timer_ = worker_->loop().AddTimer(worker_->options().connect_timeout, [this] {
+  loop_.Add(fd_, EPOLLIN | EPOLLOUT, this);
+  connect_timer_ = loop_.AddTimer(config_.connect_timeout, [this] {
     connect_timer_ = 0;
     if (state_ == State::kConnecting) Close("connect timed out");
     if (state_ == State::kHandshaking) Close("TLS handshake timed out");
@@ -101,15 +79,14 @@ bool UpstreamSession::HasCapacity() const {
 int32_t UpstreamSession::Submit(UpstreamStreamHandler* stream) {
   const HeaderBlock& headers = stream->request_headers();
   NvArray nv(headers);
-  nghttp2_data_provider provider{};
-  provider.read_callback = &UpstreamSession::ReadRequest;
+  nghttp2_data_provider provider = BodyProvider();
   int32_t id = nghttp2_submit_request(session_, nullptr, nv.data(), nv.size(), &provider, stream);
   if (id < 0) {
     goaway_ = true;  // ids exhausted or session going away: no more streams here
     return -1;
   }
   streams_.emplace(id, stream);
-  if (state_ == State::kConnected) worker_->loop().ScheduleFlush(this);
+  if (state_ == State::kConnected) loop_.ScheduleFlush(this);
   return id;
 }
 
@@ -118,19 +95,19 @@ void UpstreamSession::Cancel(int32_t stream_id) {
   if (state_ == State::kClosed) return;
   nghttp2_session_set_stream_user_data(session_, stream_id, nullptr);
   nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_CANCEL);
-  worker_->loop().ScheduleFlush(this);
+  loop_.ScheduleFlush(this);
 }
 
 void UpstreamSession::ResumeData(int32_t stream_id) {
   if (state_ == State::kClosed) return;
   nghttp2_session_resume_data(session_, stream_id);
-  if (state_ == State::kConnected) worker_->loop().ScheduleFlush(this);
+  if (state_ == State::kConnected) loop_.ScheduleFlush(this);
 }
 
 void UpstreamSession::Consume(int32_t stream_id, size_t n) {
   if (state_ == State::kClosed) return;
   nghttp2_session_consume_stream(session_, stream_id, n);
-  if (state_ == State::kConnected) worker_->loop().ScheduleFlush(this);
+  if (state_ == State::kConnected) loop_.ScheduleFlush(this);
 }
 
 void UpstreamSession::Retire() {
@@ -159,15 +136,14 @@ void UpstreamSession::OnConnected() {
     Close(std::string("connect: ") + strerror(err));
     return;
   }
-  SSL_CTX* tls = worker_->upstream_tls();
-  if (tls == nullptr) {
+  if (config_.tls == nullptr) {
     OnReady();
     return;
   }
-  ssl_ = SSL_new(tls);
+  ssl_ = SSL_new(config_.tls);
   SSL_set_fd(ssl_, fd_);
   SSL_set_connect_state(ssl_);
-  const std::string& name = worker_->options().upstream_tls.server_name;
+  const std::string& name = config_.tls_server_name;
   if (!name.empty()) {
     SSL_set_tlsext_host_name(ssl_, name.c_str());
     SSL_set1_host(ssl_, name.c_str());  // the certificate must carry this name
@@ -177,10 +153,9 @@ void UpstreamSession::OnConnected() {
 }
 
 void UpstreamSession::ContinueHandshake() {
-  using State = TlsHandshakeStep::State;
-  TlsHandshakeStep step = ContinueTlsHandshake(ssl_);
+  TlsHandshakeStep step = StepTlsHandshake();
   switch (step.state) {
-    case State::kDone:
+    case TlsHandshakeStep::State::kDone:
       // gRPC servers always negotiate h2; a server that picks another protocol would not
       // understand our frames. One that ignores ALPN altogether is given the benefit of the doubt.
       if (!step.alpn.empty() && step.alpn != "h2") {
@@ -189,11 +164,10 @@ void UpstreamSession::ContinueHandshake() {
       }
       OnReady();
       return;
-    case State::kWantRead:
-    case State::kWantWrite:
-      SetWantOut(step.state == State::kWantWrite);
-      return;
-    case State::kFailed:
+    case TlsHandshakeStep::State::kWantRead:
+    case TlsHandshakeStep::State::kWantWrite:
+      return;  // StepTlsHandshake set the interest it waits for
+    case TlsHandshakeStep::State::kFailed:
       Close("TLS handshake: " + step.error);
       return;
   }
@@ -201,21 +175,8 @@ void UpstreamSession::ContinueHandshake() {
 
 void UpstreamSession::OnReady() {
   state_ = State::kConnected;
-  if (connect_timer_ != 0) worker_->loop().CancelTimer(connect_timer_);
+  if (connect_timer_ != 0) loop_.CancelTimer(connect_timer_);
   connect_timer_ = 0;
-}
-
-ssize_t UpstreamSession::RawRead(uint8_t* buf, size_t len) {
-  return ssl_ != nullptr ? TlsRead(ssl_, buf, len, &tls_error_) : read(fd_, buf, len);
-}
-
-ssize_t UpstreamSession::RawWrite(const uint8_t* buf, size_t len) {
-  return ssl_ != nullptr ? TlsWrite(ssl_, buf, len, &tls_error_) : write(fd_, buf, len);
-}
-
-std::string UpstreamSession::IoError(const char* what) const {
-  if (!tls_error_.empty()) return tls_error_;
-  return std::string(what) + ": " + strerror(errno);
 }
 
 void UpstreamSession::OnIo(uint32_t events) {
@@ -230,54 +191,43 @@ void UpstreamSession::OnIo(uint32_t events) {
   // With TLS, records OpenSSL already took off the socket (e.g. during the handshake) raise no
   // epoll event of their own.
   if (events & (EPOLLIN | EPOLLERR | EPOLLHUP) || (ssl_ != nullptr && SSL_has_pending(ssl_))) {
-    uint8_t buf[64 * 1024];
-    // One read per event for h2c (level-triggered epoll fires again). SSL_read returns one TLS
-    // record at a time, and records OpenSSL already took off the socket raise no event: drain them.
-    do {
-      ssize_t n = RawRead(buf, sizeof(buf));
-      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-        Close(n != 0           ? IoError("read")
-              : received_any_  ? "connection closed by the endpoint"
+    switch (ReadInput()) {
+      case ReadEnd::kDrained:
+      case ReadEnd::kStopped:
+        break;
+      case ReadEnd::kFailed:
+        Close(IoError("read"));
+        return;
+      case ReadEnd::kPeerClosed:
+        Close(received_any_      ? "connection closed by the endpoint"
               : ssl_ != nullptr ? "TLS: the endpoint closed the connection right after the "
                                   "handshake (does it require a client certificate? "
-                                  "--upstream-cert)"
+                                  "UpstreamTlsOptions::cert_file)"
                                 : "connection closed by the endpoint before a byte");
         return;
-      }
-      if (n < 0) break;
-      received_any_ = true;
-      ssize_t rv = nghttp2_session_mem_recv(session_, buf, n);
-      if (rv < 0) {
-        Close(std::string("HTTP/2 error from the endpoint: ") + nghttp2_strerror(rv));
-        return;
-      }
-    } while (ssl_ != nullptr && SSL_has_pending(ssl_));
+      case ReadEnd::kInputRejected:
+        return;  // OnInput closed the session with the reason
+    }
   }
   Flush();
 }
 
+bool UpstreamSession::OnInput(const uint8_t* data, size_t len) {
+  received_any_ = true;
+  ssize_t rv = nghttp2_session_mem_recv(session_, data, len);
+  if (rv < 0) {
+    Close(std::string("HTTP/2 error from the endpoint: ") + nghttp2_strerror(static_cast<int>(rv)));
+    return false;
+  }
+  return true;
+}
+
 void UpstreamSession::Flush() {
   if (state_ != State::kConnected) return;
-  for (;;) {
-    while (out_.size() < kOutputBatch) {
-      const uint8_t* data;
-      ssize_t n = nghttp2_session_mem_send(session_, &data);
-      if (n < 0) {
-        Close(std::string("HTTP/2 send: ") + nghttp2_strerror(n));
-        return;
-      }
-      if (n == 0) break;
-      out_.append(reinterpret_cast<const char*>(data), n);
-    }
-    if (out_.empty()) break;
-    ssize_t w = RawWrite(reinterpret_cast<const uint8_t*>(out_.data()), out_.size());
-    if (w < 0) {
-      if (errno == EAGAIN || errno == EINTR) break;
-      Close(IoError("write"));
-      return;
-    }
-    out_.erase(0, w);
-    if (!out_.empty()) break;
+  std::string error;
+  if (!WriteOutput(&error)) {
+    Close(error);
+    return;
   }
   UpdateEvents();
   if (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_) &&
@@ -286,14 +236,6 @@ void UpstreamSession::Flush() {
     return;
   }
   MaybeFinishDrain();
-}
-
-void UpstreamSession::UpdateEvents() { SetWantOut(!out_.empty()); }
-
-void UpstreamSession::SetWantOut(bool want_out) {
-  if (want_out == want_out_) return;
-  want_out_ = want_out;
-  worker_->loop().Modify(fd_, EPOLLIN | (want_out ? uint32_t{EPOLLOUT} : 0u), this);
 }
 
 void UpstreamSession::Close(const std::string& reason) {
@@ -308,17 +250,9 @@ void UpstreamSession::Close(const std::string& reason) {
     }
     host_->last_error = reason;
   }
-  if (connect_timer_ != 0) worker_->loop().CancelTimer(connect_timer_);
+  if (connect_timer_ != 0) loop_.CancelTimer(connect_timer_);
   connect_timer_ = 0;
-  if (ssl_ != nullptr) {
-    SSL_free(ssl_);  // no close_notify: the socket closes right below
-    ssl_ = nullptr;
-  }
-  if (fd_ >= 0) {
-    worker_->loop().Remove(fd_);
-    close(fd_);
-    fd_ = -1;
-  }
+  CloseSocket();
   if (!streams_.empty()) {
     LogDebug("proxy: upstream {} lost with {} streams: {}", host_->host_port, streams_.size(),
              reason);
@@ -328,92 +262,46 @@ void UpstreamSession::Close(const std::string& reason) {
   streams_.clear();
   for (auto& [id, stream] : streams)
     stream->OnUpstreamClosed(NGHTTP2_INTERNAL_ERROR, true, never_connected);
-  if (session_ != nullptr) {
-    nghttp2_session_del(session_);
-    session_ = nullptr;
-  }
+  DeleteSession();
 }
 
-int UpstreamSession::OnHeader(nghttp2_session* session, const nghttp2_frame* frame,
-                              const uint8_t* name, size_t namelen, const uint8_t* value,
-                              size_t valuelen, uint8_t, void*) {
-  if (frame->hd.type != NGHTTP2_HEADERS) return 0;
-  UpstreamStreamHandler* stream = StreamOf(session, frame->hd.stream_id);
-  if (stream == nullptr) return 0;
-  stream->AddResponseHeader(frame->headers.cat == NGHTTP2_HCAT_HEADERS,
-                            {reinterpret_cast<const char*>(name), namelen},
-                            {reinterpret_cast<const char*>(value), valuelen});
+int UpstreamSession::OnHeader(void* stream, bool first_block, std::string_view name,
+                              std::string_view value) {
+  AsStream(stream)->AddResponseHeader(/*trailer=*/!first_block, name, value);
   return 0;
 }
 
-int UpstreamSession::OnFrameRecv(nghttp2_session* session, const nghttp2_frame* frame,
-                                 void* user_data) {
-  auto* self = static_cast<UpstreamSession*>(user_data);
-  switch (frame->hd.type) {
-    case NGHTTP2_HEADERS: {
-      UpstreamStreamHandler* stream = StreamOf(session, frame->hd.stream_id);
-      if (stream == nullptr) return 0;
-      bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
-      if (frame->headers.cat == NGHTTP2_HCAT_RESPONSE) {
-        stream->OnResponseHeadersDone(end);
-      } else if (end) {
-        stream->OnResponseEnd();
-      }
-      return 0;
-    }
-    case NGHTTP2_DATA:
-      if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
-        if (UpstreamStreamHandler* stream = StreamOf(session, frame->hd.stream_id))
-          stream->OnResponseEnd();
-      }
-      return 0;
-    case NGHTTP2_GOAWAY:
-      // Streams above last_stream_id are closed by nghttp2 with REFUSED_STREAM and retried.
-      self->goaway_ = true;
-      return 0;
-    default:
-      return 0;
+void UpstreamSession::OnHeadersEnd(void* stream, bool first_block, bool end_stream) {
+  if (first_block) {
+    AsStream(stream)->OnResponseHeadersDone(end_stream);
+  } else if (end_stream) {
+    AsStream(stream)->OnResponseEnd();
   }
 }
 
-int UpstreamSession::OnFrameSend(nghttp2_session* session, const nghttp2_frame* frame, void*) {
-  if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
-    if (UpstreamStreamHandler* stream = StreamOf(session, frame->hd.stream_id))
-      stream->OnRequestHeadersSent();
-  }
-  return 0;
+void UpstreamSession::OnDataEnd(void* stream) { AsStream(stream)->OnResponseEnd(); }
+
+void UpstreamSession::OnStreamData(void* stream, int32_t, const uint8_t* data, size_t len) {
+  // The stream window reopens only as the client reads (Consume).
+  AsStream(stream)->OnResponseData(data, len);
 }
 
-int UpstreamSession::OnDataChunk(nghttp2_session* session, uint8_t, int32_t stream_id,
-                                 const uint8_t* data, size_t len, void*) {
-  // The connection window reopens at once; the stream window only as the client reads.
-  nghttp2_session_consume_connection(session, len);
-  UpstreamStreamHandler* stream = StreamOf(session, stream_id);
-  if (stream == nullptr) {
-    nghttp2_session_consume_stream(session, stream_id, len);
-    return 0;
-  }
-  stream->OnResponseData(data, len);
-  return 0;
+void UpstreamSession::OnControlFrame(const nghttp2_frame& frame) {
+  // Streams above last_stream_id are closed by nghttp2 with REFUSED_STREAM and retried.
+  if (frame.hd.type == NGHTTP2_GOAWAY) goaway_ = true;
 }
 
-int UpstreamSession::OnStreamClose(nghttp2_session* session, int32_t stream_id, uint32_t error_code,
-                                   void* user_data) {
-  auto* self = static_cast<UpstreamSession*>(user_data);
-  UpstreamStreamHandler* stream = StreamOf(session, stream_id);
-  self->streams_.erase(stream_id);
-  if (stream != nullptr) {
-    nghttp2_session_set_stream_user_data(session, stream_id, nullptr);
-    stream->OnUpstreamClosed(error_code, false, false);
-  }
-  return 0;
+void UpstreamSession::OnHeadersSent(void* stream, const nghttp2_frame& frame) {
+  if (frame.headers.cat == NGHTTP2_HCAT_REQUEST) AsStream(stream)->OnRequestHeadersSent();
 }
 
-ssize_t UpstreamSession::ReadRequest(nghttp2_session* session, int32_t stream_id, uint8_t* buf,
-                                     size_t length, uint32_t* flags, nghttp2_data_source*, void*) {
-  UpstreamStreamHandler* stream = StreamOf(session, stream_id);
-  if (stream == nullptr) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-  return stream->ReadRequest(buf, length, flags);
+void UpstreamSession::OnStreamClose(void* stream, int32_t stream_id, uint32_t error_code) {
+  streams_.erase(stream_id);
+  if (stream != nullptr) AsStream(stream)->OnUpstreamClosed(error_code, false, false);
+}
+
+ssize_t UpstreamSession::ReadBody(void* stream, uint8_t* buf, size_t len, uint32_t* flags) {
+  return AsStream(stream)->ReadRequest(buf, len, flags);
 }
 
 }  // namespace podlb::proxy

@@ -49,8 +49,15 @@ Worker::Worker(int index, const ProxyOptions& options, Registry& registry,
       balancers_(balancers),
       stats_(stats),
       downstream_tls_(downstream_tls),
-      upstream_tls_(upstream_tls),
-      rng_state_(std::random_device{}() ^ (static_cast<uint64_t>(index) << 32)) {}
+      random_(std::random_device{}() ^ (static_cast<uint64_t>(index) << 32)),
+      upstream_connection_(UpstreamConnectionConfig::From(options, upstream_tls)),
+      upstream_context_{.loop = loop_,
+                        .stats = stats,
+                        .random = random_,
+                        .connection = upstream_connection_,
+                        .max_connections_per_host = options.max_connections_per_host,
+                        .health_check_interval = options.health_check_interval},
+      downstream_context_{.owner = *this, .loop = loop_, .options = options, .stats = stats} {}
 
 Worker::~Worker() {
   StopAndJoin();
@@ -85,14 +92,6 @@ void Worker::StopAndJoin() {
   thread_.join();
 }
 
-uint64_t Worker::NextRandom() {
-  rng_state_ += 0x9e3779b97f4a7c15ULL;
-  uint64_t z = rng_state_;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
 void Worker::Accept(const ListenSocket& socket) {
   for (int i = 0; i < kAcceptsPerEvent; ++i) {
     int fd = accept4(socket.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -113,7 +112,7 @@ void Worker::Accept(const ListenSocket& socket) {
       SSL_set_fd(ssl, fd);
       SSL_set_accept_state(ssl);
     }
-    auto session = std::make_unique<DownstreamSession>(this, fd, socket.config, ssl);
+    auto session = std::make_unique<DownstreamSession>(downstream_context_, fd, socket.config, ssl);
     DownstreamSession* raw = session.get();
     downstreams_.emplace(raw, std::move(session));
   }
@@ -140,11 +139,10 @@ void Worker::CheckIdle() {
   }
 }
 
-Cluster* Worker::ClusterForKey(const ServiceKey& key, std::string* error) {
+Cluster* Worker::ClusterForKey(const ServiceKey& key) {
   auto it = clusters_.find(key);
   if (it != clusters_.end()) return it->second.get();
-  (void)error;
-  auto cluster = std::make_unique<Cluster>(balancers_.ForKey(key), this);
+  auto cluster = std::make_unique<Cluster>(balancers_.ForKey(key), upstream_context_);
   Cluster* raw = cluster.get();
   clusters_.emplace(key, std::move(cluster));
   stats_.clusters.fetch_add(1, std::memory_order_relaxed);
@@ -157,7 +155,7 @@ Cluster* Worker::ClusterForAuthority(std::string_view authority, std::string* er
   auto key = ServiceKey::Parse(authority, options_.default_namespace);
   if (!key.ok()) {
     *error = "cannot route :authority \"" + text + "\": " + std::string(key.status().message()) +
-             " (use name.namespace:port, or bind the port to a service with --listen)";
+             " (use name.namespace:port, or bind the listener to one Service)";
     return nullptr;
   }
   // Only services discovery knows are cached, so hostile authorities cannot grow the cache.
@@ -166,7 +164,7 @@ Cluster* Worker::ClusterForAuthority(std::string_view authority, std::string* er
         "no endpoints known for service " + key->ToString() + " (from :authority \"" + text + "\")";
     return nullptr;
   }
-  Cluster* cluster = ClusterForKey(*key, error);
+  Cluster* cluster = ClusterForKey(*key);
   if (authority_cache_.size() < kAuthorityCacheLimit) authority_cache_.emplace(text, cluster);
   return cluster;
 }

@@ -1,7 +1,9 @@
 // Worker: one thread running one EventLoop. It owns its SO_REUSEPORT listener sockets, every
 // downstream connection it accepted (a connection never changes threads), and its own clusters
 // with their upstream sessions. Other threads talk to it only through Post* methods, which run
-// on the loop. Endpoint snapshots are read lock-free from Registry slots.
+// on the loop. Endpoint snapshots are read lock-free from Registry slots. Its connections and
+// clusters see only what they use: DownstreamContext (the worker as their DownstreamOwner) and
+// UpstreamContext.
 #pragma once
 
 #include <openssl/ssl.h>
@@ -17,28 +19,29 @@
 #include <vector>
 
 #include "core/registry.h"
+#include "core/split_mix64.h"
 #include "proxy/cluster.h"
+#include "proxy/downstream_session.h"
 #include "proxy/event_loop.h"
 #include "proxy/proxy_options.h"
 #include "proxy/proxy_stats.h"
 #include "proxy/service_balancers.h"
+#include "proxy/upstream_context.h"
 
 namespace podlb::proxy {
-
-class DownstreamSession;
 
 struct ListenSocket {
   int fd = -1;
   const ListenerConfig* config = nullptr;
 };
 
-class Worker {
+class Worker final : public DownstreamOwner {
  public:
   // `downstream_tls` / `upstream_tls`: null for h2c; owned by the ProxyServer, outlive the worker.
   // `balancers`: the process-wide balancing state, shared with the other workers.
   Worker(int index, const ProxyOptions& options, Registry& registry, ServiceBalancers& balancers,
          ProxyStats& stats, SSL_CTX* downstream_tls, SSL_CTX* upstream_tls);
-  ~Worker();
+  ~Worker() override;
 
   // Takes ownership of `sockets` and starts the thread.
   absl::Status Start(std::vector<ListenSocket> sockets);
@@ -47,19 +50,19 @@ class Worker {
   void PostDrain(std::function<void()> on_idle);
   void StopAndJoin();
 
-  // Worker thread.
+  // Post() work here to run on the worker thread.
   EventLoop& loop() { return loop_; }
-  const ProxyOptions& options() const { return options_; }
-  ProxyStats& stats() { return stats_; }
-  Registry& registry() { return registry_; }
-  SSL_CTX* upstream_tls() const { return upstream_tls_; }
-  Cluster* ClusterForKey(const ServiceKey& key, std::string* error);
-  Cluster* ClusterForAuthority(std::string_view authority, std::string* error);
-  void OnStreamOpened() { ++active_streams_; }
-  void OnStreamClosed();
-  void OnDownstreamClosed(DownstreamSession* session);
+  // What a DownstreamSession of this worker is built with (the fuzzer builds one by hand).
+  const DownstreamContext& downstream_context() const { return downstream_context_; }
+
+  // Worker thread.
   std::string DescribeClusters();
-  uint64_t NextRandom();
+  // DownstreamOwner.
+  Cluster* ClusterForKey(const ServiceKey& key) override;
+  Cluster* ClusterForAuthority(std::string_view authority, std::string* error) override;
+  void OnStreamOpened() override { ++active_streams_; }
+  void OnStreamClosed() override;
+  void OnDownstreamClosed(DownstreamSession* session) override;
 
  private:
   class Listener;
@@ -75,8 +78,11 @@ class Worker {
   ServiceBalancers& balancers_;
   ProxyStats& stats_;
   SSL_CTX* downstream_tls_;
-  SSL_CTX* upstream_tls_;
   EventLoop loop_;
+  SplitMix64 random_;
+  const UpstreamConnectionConfig upstream_connection_;
+  const UpstreamContext upstream_context_;
+  const DownstreamContext downstream_context_;
   std::thread thread_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::unordered_map<DownstreamSession*, std::unique_ptr<DownstreamSession>> downstreams_;
@@ -85,7 +91,6 @@ class Worker {
   int64_t active_streams_ = 0;
   bool draining_ = false;
   std::function<void()> on_idle_;
-  uint64_t rng_state_;
 };
 
 }  // namespace podlb::proxy

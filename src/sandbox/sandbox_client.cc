@@ -53,7 +53,7 @@ absl::StatusOr<nlohmann::json> SandboxClient::Request(const std::string& method,
   if (rc != CURLE_OK) {
     return absl::UnavailableError(absl::StrCat(
         "cannot reach the sandbox API server at ", creds_.server, ": ", curl_easy_strerror(rc),
-        " (is `podlb sandbox --state-dir DIR` still running?)"));
+        " (is the sandbox that wrote these credentials still running?)"));
   }
   nlohmann::json parsed = nlohmann::json::parse(response, nullptr, /*allow_exceptions=*/false);
   if (code >= 200 && code < 300) {

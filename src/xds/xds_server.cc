@@ -40,7 +40,8 @@ std::shared_ptr<grpc::ServerCredentials> MakeCredentials(const XdsTlsOptions& tl
 absl::Status XdsServer::Start() {
   if (!options_.tls.cert_file.empty() && options_.tls.key_file.empty()) {
     return absl::InvalidArgumentError(
-        "xds: --tls-cert given without --tls-key; pass both, or neither for plaintext");
+        "xds: XdsTlsOptions::cert_file given without XdsTlsOptions::key_file; give both, or "
+        "neither for plaintext");
   }
   service_->Start();
   grpc::ServerBuilder builder;
@@ -53,7 +54,7 @@ absl::Status XdsServer::Start() {
   if (!server_ || port_ == 0) {
     service_->Stop();
     return absl::UnavailableError("xds: cannot listen on " + options_.listen +
-                                  ": address in use or not local; choose another --listen");
+                                  ": address in use or not local; choose another XdsServerOptions::listen");
   }
   LogInfo("xds: serving ADS on {} (port {}, {})", options_.listen, port_,
           options_.tls.cert_file.empty() ? "plaintext"

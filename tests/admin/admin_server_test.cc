@@ -64,7 +64,10 @@ TEST(AdminServerTest, BadAddressesAreRejectedWithTheRemedy) {
   AdminServer server;
   auto status = server.Start("localhost:abc");
   ASSERT_FALSE(status.ok());
-  EXPECT_THAT(std::string(status.message()), HasSubstr("IPv4:PORT"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("port \"abc\" is not a number"));
+  status = server.Start("localhost:9901");
+  ASSERT_FALSE(status.ok());
+  EXPECT_THAT(std::string(status.message()), HasSubstr("must be an IPv4 address, e.g. 127.0.0.1:9901"));
   AdminServer taken;
   ASSERT_TRUE(taken.Start("127.0.0.1:0").ok());
   AdminServer second;

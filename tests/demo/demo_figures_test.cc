@@ -119,7 +119,7 @@ TEST(ReportTest, JsonHasTheShapeOfTheIssue) {
 }
 
 // A strategy whose set-up failed must say so in the table and the JSON, with the cause, and not
-// pass for a run that measured zeros (issue #11: the dns row of a flaky run).
+// pass for a run that measured zeros (as the dns row of a flaky run once did).
 TEST(ReportTest, ASetUpFailureIsNamedInTheTableAndTheJson) {
   DemoResult result;
   result.runs.push_back(SteadyRun());

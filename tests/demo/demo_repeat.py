@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """`make demo-repeat`: the whole `podlb demo --json` several times in a row, failing on any run
-whose set-up failed (issue #11: one full run in five lost its dns row before measuring anything).
+whose set-up failed (a flaky start once cost one full run in five its dns row before measuring).
 
 Too long for `make test` (about a minute per run on two cores), so it is its own target.
 Usage: demo_repeat.py PODLB [--runs N] [--duration S] [extra `podlb demo` flags...]

@@ -1,6 +1,6 @@
 // DnsServer on a real dnsmasq. Ready means that very process answers the name with the written
 // addresses over UDP and over TCP; a port that something else holds is a start failure that says
-// so. Issue #11: a start that only checked "the UDP port can no longer be bound" called dnsmasq
+// so. A start that only checked "the UDP port can no longer be bound" called dnsmasq
 // ready while another socket held its TCP port: dnsmasq had bound UDP, failed on TCP and was
 // exiting, and every lookup then failed with "Could not contact DNS servers".
 #include "demo/dns_server.h"
@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/host_port.h"
 #include "discovery/dns/dns_resolver.h"
 #include "support/dnsmasq.h"
 #include "support/process.h"
@@ -141,7 +142,9 @@ TEST(DnsServerTest, StartFailsWhenAnotherDnsServerOwnsThePort) {
   ASSERT_TRUE(testing::WaitFor(
       [&] { return Lookup(other.server(), false) == std::vector<std::string>{"127.0.9.9"}; },
       std::chrono::seconds(5), "the other dnsmasq to answer"));
-  int port = std::stoi(other.server().substr(other.server().rfind(':') + 1));
+  auto other_address = ParseHostPort(other.server());
+  ASSERT_TRUE(other_address.ok()) << other_address.status();
+  int port = other_address->port;
   testing::TempDir dir;
   DnsServer dns({.name = kName, .dir = dir.path(), .port = port});
   auto status = dns.Start({"127.0.7.2"});

@@ -102,7 +102,8 @@ TEST(EndpointsCliTest, BadInputGetsAClearMessageAndANonZeroExit) {
   } cases[] = {
       {{"endpoints", "--file", "/nonexistent.yaml", "default/greeter:grpc"}, "/nonexistent.yaml"},
       {{"endpoints", "--file", "/x", "greeter"}, "namespace/name:port"},
-      {{"endpoints", "--dns", "nohostport"}, "NAME:PORT"},
+      {{"endpoints", "--dns", "nohostport"}, "--dns \"nohostport\": no port"},
+      {{"endpoints", "--dns", "greeter:0"}, "port 0; write NAME:PORT"},
       {{"endpoints", "--kubeconfig", "/nonexistent/kubeconfig", "default/greeter:grpc"},
        "/nonexistent/kubeconfig"},
       {{"endpoints", "--file", "/x", "--dns", "a:1", "default/greeter:grpc"}, "choose one source"},

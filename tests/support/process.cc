@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -29,104 +30,38 @@ std::string SourceDir() {
 
 namespace {
 
-pid_t Spawn(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env,
-            int stdout_fd, int stderr_fd) {
-  pid_t pid = fork();
-  if (pid != 0) return pid;
-  // Child: new process group so Terminate reaches helpers it starts too. If the test binary
-  // dies (a crash), the kernel kills the child, so no orphan keeps ctest's pipes open.
-  setpgid(0, 0);
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (stdout_fd >= 0) dup2(stdout_fd, STDOUT_FILENO);
-  if (stderr_fd >= 0) dup2(stderr_fd, STDERR_FILENO);
-  int devnull = open("/dev/null", O_RDONLY);
-  dup2(devnull, STDIN_FILENO);
-  for (const auto& kv : extra_env) putenv(strdup(kv.c_str()));
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  execvp(args[0], args.data());
-  fprintf(stderr, "exec %s failed: %s\n", args[0], strerror(errno));
-  _exit(127);
-}
-
-int DecodeStatus(int status) {
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return -WTERMSIG(status);
-  return -1;
-}
-
-int WaitPid(pid_t pid, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (true) {
-    int status;
-    pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid) return DecodeStatus(status);
-    if (r < 0) return -1;
-    if (std::chrono::steady_clock::now() > deadline) return -1000;
-    // waitpid has no timeout form; poll the exit at a short interval.
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+::podlb::ChildOptions TestChildOptions(std::vector<std::string> extra_env, bool capture_stderr) {
+  return {.capture_stderr = capture_stderr,
+          .env = std::move(extra_env),
+          .own_process_group = true,
+          .parent_death_signal = SIGKILL};
 }
 
 }  // namespace
 
 ChildProcess::ChildProcess(std::vector<std::string> argv, std::vector<std::string> extra_env) {
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) abort();
-  pid_ = Spawn(argv, extra_env, fds[1], -1);
-  close(fds[1]);
-  int read_fd = fds[0];
-  reader_ = new std::thread([this, read_fd] { ReadLoop(read_fd); });
+  std::string command = argv.empty() ? "" : argv[0];
+  auto status = child_.Start(std::move(argv), TestChildOptions(std::move(extra_env), false));
+  if (!status.ok()) {
+    fprintf(stderr, "cannot start %s: %s\n", command.c_str(), status.ToString().c_str());
+    abort();
+  }
+  pid_ = child_.pid();
 }
 
-void ChildProcess::ReadLoop(int fd) {
-  std::string pending;
-  char buf[4096];
-  while (true) {
-    ssize_t n = read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    pending.append(buf, n);
-    size_t pos;
-    while ((pos = pending.find('\n')) != std::string::npos) {
-      absl::MutexLock lock(&mu_);
-      lines_.push_back(pending.substr(0, pos));
-      pending.erase(0, pos + 1);
-    }
-  }
-  close(fd);
-  absl::MutexLock lock(&mu_);
-  if (!pending.empty()) lines_.push_back(pending);
-  eof_ = true;
-}
-
-ChildProcess::~ChildProcess() {
-  if (exit_status_ == -1000 && pid_ > 0) Terminate();
-  if (reader_) {
-    reader_->join();
-    delete reader_;
-  }
-}
+ChildProcess::~ChildProcess() { Terminate(); }
 
 ::testing::AssertionResult ChildProcess::WaitForLine(
     const std::function<bool(const std::string&)>& match, std::chrono::milliseconds timeout) {
-  size_t checked = 0;
-  auto condition = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    for (; checked < lines_.size(); ++checked)
-      if (match(lines_[checked])) return true;
-    return eof_;
-  };
-  absl::MutexLock lock(&mu_);
-  mu_.AwaitWithTimeout(absl::Condition(&condition), absl::FromChrono(timeout));
-  for (const auto& line : lines_)
-    if (match(line)) return ::testing::AssertionSuccess();
+  if (child_.WaitForLine(match, timeout)) return ::testing::AssertionSuccess();
+  std::vector<std::string> lines = child_.Lines();
   std::string tail;
-  size_t from = lines_.size() > 20 ? lines_.size() - 20 : 0;
-  for (size_t i = from; i < lines_.size(); ++i) tail += "\n  | " + lines_[i];
+  size_t from = lines.size() > 20 ? lines.size() - 20 : 0;
+  for (size_t i = from; i < lines.size(); ++i) tail += "\n  | " + lines[i];
   return ::testing::AssertionFailure()
-         << (eof_ ? "process closed stdout" : "timed out") << " before the expected line; last lines:"
-         << tail;
+         << (child_.WaitForExit(std::chrono::milliseconds(0)) ? "process closed stdout"
+                                                               : "timed out")
+         << " before the expected line; last lines:" << tail;
 }
 
 ::testing::AssertionResult ChildProcess::WaitForLineContaining(const std::string& needle,
@@ -135,55 +70,28 @@ ChildProcess::~ChildProcess() {
                      timeout);
 }
 
-std::vector<std::string> ChildProcess::Lines() const {
-  absl::MutexLock lock(&mu_);
-  return lines_;
-}
-
 int ChildProcess::Terminate(std::chrono::milliseconds timeout) {
-  if (exit_status_ != -1000) return exit_status_;
-  kill(-pid_, SIGTERM);
-  kill(pid_, SIGTERM);
-  int status = WaitPid(pid_, timeout);
-  if (status == -1000) {
-    kill(-pid_, SIGKILL);
-    status = WaitPid(pid_, std::chrono::seconds(5));
-  }
-  exit_status_ = status;
-  return status;
+  child_.Stop(timeout);
+  return ExitCode(child_.wait_status());
 }
 
 int ChildProcess::WaitExit(std::chrono::milliseconds timeout) {
-  if (exit_status_ != -1000) return exit_status_;
-  int status = WaitPid(pid_, timeout);
-  if (status != -1000) exit_status_ = status;
-  return status;
+  if (!child_.Reap(timeout)) return -1000;
+  return ExitCode(child_.wait_status());
 }
 
 int RunCommand(const std::vector<std::string>& argv, std::string* output,
                std::chrono::milliseconds timeout, std::vector<std::string> extra_env) {
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) abort();
-  pid_t pid = Spawn(argv, extra_env, fds[1], fds[1]);
-  close(fds[1]);
-  std::string out;
-  std::thread reader([&] {
-    char buf[4096];
-    ssize_t n;
-    while ((n = read(fds[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
-      if (n > 0) out.append(buf, n);
-  });
-  int status = WaitPid(pid, timeout);
-  if (status == -1000) {
-    kill(-pid, SIGKILL);
-    kill(pid, SIGKILL);
-    status = WaitPid(pid, std::chrono::seconds(5));
-    out += "\n[killed after timeout]";
+  auto result = ::podlb::RunCommand(argv, TestChildOptions(std::move(extra_env), true), timeout);
+  if (!result.ok()) {
+    if (output != nullptr) *output = result.status().ToString();
+    return -1;
   }
-  reader.join();
-  close(fds[0]);
-  if (output) *output = out;
-  return status;
+  if (output != nullptr) {
+    *output = std::move(result->output);
+    if (result->timed_out) *output += "\n[killed after timeout]";
+  }
+  return ExitCode(result->wait_status);
 }
 
 TempDir::TempDir() {

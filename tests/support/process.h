@@ -7,12 +7,11 @@
 
 #include <chrono>
 #include <functional>
-#include <thread>
 #include <string>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
+#include "process/child_process.h"
 
 namespace podlb::testing {
 
@@ -20,8 +19,10 @@ namespace podlb::testing {
 std::string PodlbBinary();
 std::string SourceDir();
 
-// A child process whose stdout is read line by line on a background thread; stderr passes
-// through to the test's stderr. Killed (SIGTERM, then SIGKILL) and reaped on destruction.
+// A test's child process: podlb::ChildProcess (src/process) started at construction in a
+// process group of its own (Terminate reaches the helpers it starts) that dies with the test
+// binary, with waits that report as gtest assertions. stderr passes through to the test's.
+// Killed (SIGTERM, then SIGKILL) and reaped on destruction.
 class ChildProcess {
  public:
   explicit ChildProcess(std::vector<std::string> argv, std::vector<std::string> extra_env = {});
@@ -35,23 +36,19 @@ class ChildProcess {
       const std::function<bool(const std::string&)>& match, std::chrono::milliseconds timeout);
   [[nodiscard]] ::testing::AssertionResult WaitForLineContaining(
       const std::string& needle, std::chrono::milliseconds timeout);
-  std::vector<std::string> Lines() const;
+  std::vector<std::string> Lines() const { return child_.Lines(); }
   // Sends SIGTERM and waits for exit; returns the exit status (or -signal).
   int Terminate(std::chrono::milliseconds timeout = std::chrono::seconds(10));
   // Waits for the process to exit by itself; returns the exit code or -signal, or -1000 on timeout.
   int WaitExit(std::chrono::milliseconds timeout);
 
  private:
-  void ReadLoop(int fd);
-  pid_t pid_ = -1;
-  int exit_status_ = -1000;
-  std::thread* reader_ = nullptr;
-  mutable absl::Mutex mu_;
-  std::vector<std::string> lines_ ABSL_GUARDED_BY(mu_);
-  bool eof_ ABSL_GUARDED_BY(mu_) = false;
+  ::podlb::ChildProcess child_;
+  pid_t pid_ = -1;  // kept after the child was reaped, for messages and signals
 };
 
-// Runs a command to completion; returns its exit code and fills `output` with stdout+stderr.
+// Runs a command to completion; returns its exit code (or -signal) and fills `output` with
+// stdout+stderr.
 int RunCommand(const std::vector<std::string>& argv, std::string* output,
                std::chrono::milliseconds timeout = std::chrono::seconds(60),
                std::vector<std::string> extra_env = {});

@@ -2,7 +2,10 @@
 // real gRPC pods in a child process, driven the way an operator would (`podlb sandbox
 // scale|restart`, kubectl, the official Python client's watch). Shared by the xDS, proxy and
 // client-library tests so each proves the same promises against the same cluster. Test thread
-// only.
+// only. The sandbox itself is the one src/demo's MakeSandboxCluster runs in-process
+// (sandbox::Sandbox, changed through sandbox::SandboxClient): here it runs as `podlb sandbox`,
+// whose verbs call that same client, so the proxy tests (and their sanitizer build) need not
+// link the sandbox, and every change goes through the CLI an operator uses.
 #pragma once
 
 #include <chrono>

@@ -130,7 +130,7 @@ absl::StatusOr<std::unique_ptr<DnsResolver>> MakeCaresResolver(const CaresResolv
     rc = ares_set_servers_ports_csv(channel, options.servers.c_str());
     if (rc != ARES_SUCCESS) {
       ares_destroy(channel);
-      return absl::InvalidArgumentError(absl::StrCat("dns: bad --dns-server \"", options.servers,
+      return absl::InvalidArgumentError(absl::StrCat("dns: bad CaresResolverOptions::servers \"", options.servers,
                                                      "\": ", ares_strerror(rc),
                                                      "; write host:port[,host:port]"));
     }

@@ -10,7 +10,7 @@ DnsSource::~DnsSource() { Stop(); }
 
 absl::Status DnsSource::Start() {
   if (options_.host.empty() || options_.port == 0)
-    return absl::InvalidArgumentError("dns: need a host name and a port (--dns NAME:PORT)");
+    return absl::InvalidArgumentError("dns: need a host name and a port (DnsSourceOptions::host and ::port)");
   thread_ = std::thread([this] { Loop(); });
   return absl::OkStatus();
 }

@@ -72,7 +72,7 @@ absl::StatusOr<KubeConfig> ParseKubeconfig(const YAML::Node& root, const std::st
   if (context_name.empty()) context_name = Str(root, "current-context");
   if (context_name.empty())
     return absl::InvalidArgumentError("kubeconfig " + path +
-                                      ": current-context is missing and no --context was given");
+                                      ": current-context is missing and no context was named");
   ASSIGN_OR_RETURN(YAML::Node context, FindNamed(root, "contexts", "context", context_name, path));
   const std::string cluster_name = Str(context, "cluster");
   if (cluster_name.empty())
@@ -148,7 +148,7 @@ absl::StatusOr<KubeConfig> LoadInClusterConfig(const InClusterEnv& env) {
   if (env.service_host.empty() || env.service_port.empty())
     return absl::FailedPreconditionError(
         "kubernetes: not running in a cluster (KUBERNETES_SERVICE_HOST/PORT unset); "
-        "pass --kubeconfig");
+        "give a kubeconfig file instead");
   KubeConfig config;
   // An IPv6 service host needs brackets in a URL.
   const bool v6 = env.service_host.find(':') != std::string::npos;

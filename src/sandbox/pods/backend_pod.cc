@@ -133,7 +133,7 @@ absl::Status BackendPod::Start() {
     server_.reset();
     return absl::UnavailableError(absl::StrCat("pod ", options_.name, ": cannot listen on ",
                                                options_.ip, ":", options_.port,
-                                               " (address in use? pick another --pod-port)"));
+                                               " (address in use? pick another BackendPodOptions::port)"));
   }
   port_ = static_cast<uint16_t>(selected_port);
   running_ = true;

@@ -34,7 +34,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                               fixture->stats,
                               /*downstream_tls=*/nullptr, /*upstream_tls=*/nullptr);
   auto session = std::make_unique<podlb::proxy::DownstreamSession>(
-      &worker, -1, &fixture->options.listeners[0], nullptr);
+      worker.downstream_context(), -1, &fixture->options.listeners[0], nullptr);
   static const std::string kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
   bool with_preface = size > 0 && (data[0] & 1);
   if (with_preface) {
