@@ -3,8 +3,8 @@
 // balancing::ChooseSubset gives it, exactly as the proxy and the library compute it) and prints:
 // connections per pod (min, max, ratio, pods without a client), calls per pod when every client
 // spreads equal traffic evenly over its subset (max/min), subset sizes, and the connections the
-// fleet opens when one pod is replaced by a newly named one (mean and max over many trials,
-// beside the replaced pod's own connection count). Rows for the algorithms podlb's was chosen
+// fleet opens when one pod is replaced by a newly named one, in two steps as Kubernetes does it
+// (mean and max over many trials, beside the replaced pod's own connection count). Rows for the algorithms podlb's was chosen
 // over are computed by small reference implementations here, for comparison only.
 //
 //   build/bench/balancing/subset_sim [--clients 1000] [--pods 5000] [--subset 25] [--trials 200]
@@ -125,18 +125,28 @@ Figures Measure(const Assign& assign, const std::vector<uint64_t>& clients, size
     calls_max = std::max(calls_max, calls[i]);
   }
   f.calls_ratio = calls_max / calls_min;
-  // Churn: one pod replaced by a newly named one (a Deployment's rolling update).
-  double opened_sum = 0, had_sum = 0;
-  for (int t = 0; t < trials; ++t) {
-    std::vector<uint64_t> next = pods;
-    const size_t victim = rng() % n;
-    next[victim] = SubsetKeyHash("pod-" + std::to_string(rng()), "");
-    auto after = AssignAll(assign, next, clients, k);
+  // Churn: one pod replaced by a newly named one, as a Deployment's rolling update does it: the
+  // old pod leaves the eligible set (it drains), then the new one becomes ready. A connection
+  // that a client drops at the first step and takes back at the second counts as opened.
+  auto opened_between = [&](const std::vector<std::vector<uint64_t>>& from,
+                            const std::vector<std::vector<uint64_t>>& to) {
     int opened = 0;
     for (size_t c = 0; c < clients.size(); ++c) {
-      std::unordered_set<uint64_t> before(subsets[c].begin(), subsets[c].end());
-      for (uint64_t p : after[c]) opened += !before.contains(p);
+      std::unordered_set<uint64_t> before(from[c].begin(), from[c].end());
+      for (uint64_t p : to[c]) opened += !before.contains(p);
     }
+    return opened;
+  };
+  double opened_sum = 0, had_sum = 0;
+  for (int t = 0; t < trials; ++t) {
+    const size_t victim = rng() % n;
+    std::vector<uint64_t> without = pods;
+    without.erase(without.begin() + static_cast<std::ptrdiff_t>(victim));
+    std::vector<uint64_t> next = without;
+    next.push_back(SubsetKeyHash("pod-" + std::to_string(rng()), ""));
+    auto middle = AssignAll(assign, without, clients, k);
+    auto after = AssignAll(assign, next, clients, k);
+    const int opened = opened_between(subsets, middle) + opened_between(middle, after);
     opened_sum += opened;
     had_sum += conn[victim];
     f.churn_max = std::max(f.churn_max, opened);

@@ -1,10 +1,9 @@
 // `podlb bootstrap`: prints the xDS bootstrap JSON for a client of `podlb control-plane`.
-#include <unistd.h>
-
 #include <cstdio>
 #include <cstdlib>
 
 #include "cli/commands.h"
+#include "core/pod_identity.h"
 #include "xds/bootstrap.h"
 
 namespace podlb::cli {
@@ -18,17 +17,9 @@ struct BootstrapFlags {
   bool tls = false;
 };
 
-std::string DefaultNodeId() {
-  // In a pod, POD_NAME comes from the downward API; elsewhere the hostname is the best name.
-  if (const char* pod = std::getenv("POD_NAME"); pod != nullptr && *pod != '\0') return pod;
-  char host[256] = {};
-  if (gethostname(host, sizeof(host) - 1) == 0 && host[0] != '\0') return host;
-  return "podlb-client";
-}
-
 int RunBootstrap(const BootstrapFlags& flags) {
   xds::BootstrapOptions options{.server = flags.server,
-                                .node_id = flags.node_id.empty() ? DefaultNodeId() : flags.node_id,
+                                .node_id = flags.node_id.empty() ? PodNameOrHostname("podlb-client") : flags.node_id,
                                 .zone = flags.zone,
                                 .region = flags.region,
                                 .tls = flags.tls};
