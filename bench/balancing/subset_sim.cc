@@ -53,7 +53,8 @@ std::vector<uint32_t> Random(const std::vector<uint64_t>& pods, uint64_t client,
 // pods (here: sorted by a per-round hash, so a name always lands in the same place), each client
 // a consecutive run of k.
 std::vector<uint32_t> Deterministic(const std::vector<uint64_t>& pods, uint64_t client, uint32_t k) {
-  const uint32_t slots = std::max<uint32_t>(1, static_cast<uint32_t>(pods.size() / k));
+  // Rounded like podlb's, so a pod count at a multiple of k does not reshuffle on every step.
+  const uint32_t slots = SubsetSlots(pods.size(), k);
   const uint64_t round = client / slots;
   const uint32_t slot = static_cast<uint32_t>(client % slots);
   std::vector<std::pair<uint64_t, uint32_t>> order;
