@@ -1,6 +1,7 @@
 // The balancing core's cost on the data path: one pick (load the current snapshot, ask the
 // policy) for every policy at 3, 100 and 5,000 endpoints, with the endpoints' stats warm; and
-// the memory the balancing state holds per endpoint.
+// the memory the balancing state holds per endpoint; and the cost of applying a slice change,
+// with and without subsetting.
 //   build/bench/balancing/balancing_bench --benchmark_repetitions=5
 //       --benchmark_report_aggregates_only=true
 #include <malloc.h>
@@ -105,6 +106,34 @@ void BM_MemoryPerEndpoint(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_MemoryPerEndpoint)->DenseRange(0, 3)->ArgName("policy")->Iterations(1);
+
+// Applying one slice change (one pod replaced) to a Service of range(0) endpoints: the whole
+// Update on the discovery thread (table, stats carried over, picker), without and with subsets
+// of 25 (range(1)), which adds choosing the subset among every endpoint.
+void BM_UpdateOnePodReplaced(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  ServicePolicy defaults = DataPathDefaults();
+  defaults.subset_size = static_cast<uint32_t>(state.range(1));
+  Balancer balancer(ServiceKey{"default", "bench", "grpc"},
+                    BalancerOptions{.defaults = defaults, .client_id = "client-7"});
+  EndpointSetConstSharedPtr sets[2] = {Endpoints(n), nullptr};
+  std::vector<Endpoint> replaced = sets[0]->endpoints();
+  replaced[static_cast<size_t>(n / 2)].pod_name = "pod-replacement";
+  replaced[static_cast<size_t>(n / 2)].address = "10.255.255.255";
+  sets[1] = std::make_shared<const EndpointSet>(ServiceKey{"default", "bench", "grpc"}, 2,
+                                                std::move(replaced));
+  int which = 0;
+  for (auto _ : state) {
+    balancer.Update(sets[which], MonotonicNanos());
+    which ^= 1;
+  }
+  state.counters["table"] =
+      static_cast<double>(balancer.Current(MonotonicNanos())->table->endpoints.size());
+}
+BENCHMARK(BM_UpdateOnePodReplaced)
+    ->ArgsProduct({{50, 5000}, {0, 25}})
+    ->ArgNames({"endpoints", "subset"})
+    ->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace podlb::balancing

@@ -50,6 +50,13 @@ struct ChannelOptions {
   // The caller's zone (topology.kubernetes.io/zone); zone-aware Services prefer endpoints in it.
   std::string zone;
   std::string hash_header = "x-podlb-hash-key";  // kRingHash, unless annotated
+  // Subsetting: connect to about this many of the Service's pods instead of all of them (0: all;
+  // the `podlb.io/subset-size` annotation wins). Not with kRingHash. Clients are numbered by a
+  // trailing number in `client_id` ("orders-7" is client 7): give the clients of one Service
+  // ids numbered 0, 1, 2, ... (a StatefulSet's pod names are) for every pod to get an equal
+  // share; docs/balancing.md#subsetting explains why and what happens otherwise.
+  uint32_t subset_size = 0;
+  std::string client_id;  // empty: $POD_NAME, else $HOSTNAME, else the host name
   // Per-endpoint channel credentials and arguments; nullptr credentials mean plaintext.
   std::shared_ptr<grpc::ChannelCredentials> credentials;
   grpc::ChannelArguments channel_args;
@@ -80,7 +87,8 @@ struct EndpointStatsView {
 struct ChannelStats {
   std::string service;  // namespace/name:port
   std::string policy;   // the policy in force (after annotations)
-  std::vector<EndpointStatsView> endpoints;
+  std::vector<EndpointStatsView> endpoints;  // with subsetting: this channel's subset
+  size_t service_endpoints = 0;  // the Service's eligible endpoints (all of them, not the subset)
   uint64_t ejections = 0;
   // Calls by gRPC status code (-1: ended without a status), and latency quantiles over the
   // channel's life, from its histogram (0 when no call finished).

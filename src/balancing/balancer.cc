@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_join.h"
 #include "core/logging.h"
+#include "fmt/format.h"
 
 namespace podlb::balancing {
 
@@ -18,6 +19,7 @@ int64_t MonotonicNanos() {
 Balancer::Balancer(ServiceKey key, BalancerOptions options)
     : key_(std::move(key)),
       options_(std::move(options)),
+      subset_client_(SubsetClientFromId(options_.client_id)),
       policies_(options_.policies ? *options_.policies : BuiltinPolicies()) {
   absl::MutexLock lock(&mu_);
   table_ = std::make_shared<const EndpointTable>();
@@ -36,9 +38,18 @@ void Balancer::Update(const EndpointSetConstSharedPtr& set, int64_t now_nanos) {
     logged_problems_ = policy.problems;
   }
   if (!policy.SameSettings(policy_)) {
-    LogInfo("{}: service {} balances with {}{}{}", options_.log_prefix, key_.ToString(),
+    std::string subset;
+    if (policy.subset_size > 0) {
+      subset = fmt::format(", subsets of {} (client {}, {})", policy.subset_size,
+                           options_.client_id.empty() ? "\"\"" : options_.client_id,
+                           subset_client_.ordinal
+                               ? "index " + std::to_string(subset_client_.index)
+                               : std::string("no trailing number: the fleet balances like random "
+                                             "subsetting; see docs/balancing.md"));
+    }
+    LogInfo("{}: service {} balances with {}{}{}{}", options_.log_prefix, key_.ToString(),
             ToString(policy.lb_policy), policy.outlier.enabled ? ", outlier ejection" : "",
-            policy.zone_aware ? ", zone-aware" : "");
+            policy.zone_aware ? ", zone-aware" : "", subset);
   }
   policy_ = std::move(policy);
 
@@ -62,10 +73,14 @@ void Balancer::Update(const EndpointSetConstSharedPtr& set, int64_t now_nanos) {
   auto next = std::make_shared<EndpointTable>();
   if (set) {
     next->version = set->version();
-    next->endpoints.reserve(set->endpoints().size());
-    for (const Endpoint& endpoint : set->endpoints()) {
+    next->subset = policy_.subset_size > 0;
+    const std::vector<bool> members = Members(*set, previous);
+    const std::vector<Endpoint>& endpoints = set->endpoints();
+    for (size_t i = 0; i < endpoints.size(); ++i) {
+      const Endpoint& endpoint = endpoints[i];
       const EndpointHealth health = endpoint.Health();
-      if (health == EndpointHealth::kExcluded) continue;
+      next->service_eligible += health == EndpointHealth::kEligible;
+      if (!members[i]) continue;
       BalancedEndpoint entry;
       entry.endpoint = endpoint;
       entry.host_port = endpoint.HostPort();
@@ -84,6 +99,42 @@ void Balancer::Update(const EndpointSetConstSharedPtr& set, int64_t now_nanos) {
   }
   table_ = std::move(next);
   RebuildLocked(now_nanos);
+}
+
+std::vector<bool> Balancer::Members(
+    const EndpointSet& set,
+    const std::map<std::string_view, const BalancedEndpoint*>& previous) const {
+  const std::vector<Endpoint>& endpoints = set.endpoints();
+  std::vector<bool> members(endpoints.size(), false);
+  if (policy_.subset_size == 0) {
+    for (size_t i = 0; i < endpoints.size(); ++i)
+      members[i] = endpoints[i].Health() != EndpointHealth::kExcluded;
+    return members;
+  }
+  // The subset is chosen among the eligible endpoints, which every client sees alike. A member
+  // that starts draining leaves the subset (its slot is refilled) but stays in the table until
+  // it is gone, so its calls in flight finish on their connection and /debug still shows it.
+  std::vector<uint32_t> eligible;
+  std::vector<uint64_t> keys;
+  eligible.reserve(endpoints.size());
+  keys.reserve(endpoints.size());
+  for (uint32_t i = 0; i < endpoints.size(); ++i) {
+    const Endpoint& e = endpoints[i];
+    switch (e.Health()) {
+      case EndpointHealth::kEligible:
+        eligible.push_back(i);
+        keys.push_back(SubsetKeyHash(e.pod_name, e.pod_name.empty() ? e.HostPort() : ""));
+        break;
+      case EndpointHealth::kDraining:
+        members[i] = previous.contains(e.HostPort());
+        break;
+      case EndpointHealth::kExcluded:
+        break;
+    }
+  }
+  for (uint32_t chosen : ChooseSubset(keys, subset_client_.index, policy_.subset_size))
+    members[eligible[chosen]] = true;
+  return members;
 }
 
 void Balancer::RebuildLocked(int64_t now_nanos) {

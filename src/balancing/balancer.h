@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,6 +21,7 @@
 #include "balancing/endpoint_stats.h"
 #include "balancing/picker.h"
 #include "balancing/service_policy.h"
+#include "balancing/subset.h"
 #include "core/endpoint.h"
 
 namespace podlb::balancing {
@@ -34,10 +36,14 @@ struct BalancedEndpoint {
   std::shared_ptr<const void> attachment;
 };
 
-// The endpoints of one EndpointSet version, in the set's order (excluded ones left out).
+// The endpoints of one EndpointSet version, in the set's order (excluded ones left out; with
+// subsetting, only this client's subset and its members that are now draining).
 struct EndpointTable {
   uint64_t version = 0;  // the EndpointSet's version
   std::vector<BalancedEndpoint> endpoints;
+  // The Service's eligible endpoints, of which `endpoints` is a subset when `subset` is set.
+  size_t service_eligible = 0;
+  bool subset = false;
 };
 using EndpointTableConstSharedPtr = std::shared_ptr<const EndpointTable>;
 
@@ -68,6 +74,9 @@ struct BalancerOptions {
   std::string local_zone;  // the caller's zone, for zone-aware Services
   const PolicyRegistry* policies = nullptr;  // null: BuiltinPolicies()
   std::string log_prefix = "podlb";          // "podlb proxy", "podlb client"
+  // Who this client is among the Service's clients, for subsetting (ServicePolicy::subset_size):
+  // the pod name by default (the remedy fills it in). See balancing/subset.h.
+  std::string client_id;
   // Makes the adapter's attachment for an endpoint (`entry` has its stats set); `previous` is
   // the one the same host:port had in the last table (or null), to keep when it still fits
   // `policy`. Called on the Update() thread.
@@ -121,8 +130,15 @@ class Balancer {
  private:
   void RebuildLocked(int64_t now_nanos) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // The endpoints of `set` this client takes calls to: every one that is not excluded, or with
+  // subsetting its subset of the eligible ones plus the draining ones `previous` still holds.
+  std::vector<bool> Members(const EndpointSet& set,
+                            const std::map<std::string_view, const BalancedEndpoint*>& previous) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   const ServiceKey key_;
   const BalancerOptions options_;
+  const SubsetClient subset_client_;
   const PolicyRegistry& policies_;
 
   mutable absl::Mutex mu_;

@@ -29,7 +29,8 @@ bool ServicePolicy::SameSettings(const ServicePolicy& other) const {
   return lb_policy == other.lb_policy && hash_header == other.hash_header &&
          timeout == other.timeout && retries_on_unavailable == other.retries_on_unavailable &&
          zone_aware == other.zone_aware &&
-         panic_threshold_percent == other.panic_threshold_percent && outlier == other.outlier;
+         panic_threshold_percent == other.panic_threshold_percent && outlier == other.outlier &&
+         subset_size == other.subset_size;
 }
 
 ServicePolicy DataPathDefaults() {
@@ -187,6 +188,14 @@ ServicePolicy ParseServicePolicy(const std::map<std::string, std::string>& annot
   read.Duration(kOutlierBaseEjectionAnnotation, &outlier.base_ejection);
   read.Duration(kOutlierMaxEjectionAnnotation, &outlier.max_ejection);
   read.Uint(kOutlierMaxPercentAnnotation, 0, 100, &outlier.max_ejection_percent);
+  read.Uint(kSubsetSizeAnnotation, 0, 100000, &policy.subset_size);
+  if (policy.subset_size > 0 && policy.lb_policy == PolicyKind::kRingHash) {
+    policy.problems.push_back(absl::StrCat(
+        kSubsetSizeAnnotation, " ", policy.subset_size,
+        " does not apply to ring_hash (every client must map a key to the same pod); using all "
+        "endpoints"));
+    policy.subset_size = 0;
+  }
   if (outlier.max_ejection < outlier.base_ejection) {
     policy.problems.push_back(absl::StrCat(
         kOutlierMaxEjectionAnnotation, " ", absl::FormatDuration(outlier.max_ejection),

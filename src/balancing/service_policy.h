@@ -36,6 +36,7 @@ inline constexpr char kOutlierMinRequestsAnnotation[] = "podlb.io/outlier-minimu
 inline constexpr char kOutlierBaseEjectionAnnotation[] = "podlb.io/outlier-base-ejection";
 inline constexpr char kOutlierMaxEjectionAnnotation[] = "podlb.io/outlier-max-ejection";
 inline constexpr char kOutlierMaxPercentAnnotation[] = "podlb.io/outlier-max-ejection-percent";
+inline constexpr char kSubsetSizeAnnotation[] = "podlb.io/subset-size";
 inline constexpr char kDefaultHashHeader[] = "x-podlb-hash-key";
 
 // Passive outlier detection (Envoy's and gRFC A50's model, one set of knobs for all remedies).
@@ -67,6 +68,10 @@ struct ServicePolicy {
   // (Envoy's healthy_panic_threshold default: 50).
   uint32_t panic_threshold_percent = 50;
   OutlierPolicy outlier;
+  // Each client (a proxy, a library channel) connects to about this many of the Service's
+  // endpoints instead of all of them (src/balancing/subset.h); 0: all. Not applied to ring_hash,
+  // which needs every client to map a key to the same pod.
+  uint32_t subset_size = 0;
   // One line per annotation that could not be used (logged once per change by the caller).
   std::vector<std::string> problems;
 

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "cli/commands.h"
-#include "cli/pod_name.h"
+#include "core/pod_identity.h"
 #include "xds/bootstrap.h"
 
 namespace podlb::cli {
@@ -43,7 +43,7 @@ bool WriteFileAtomically(const std::string& path, const std::string& text) {
 int RunBootstrap(const BootstrapFlags& flags) {
   xds::BootstrapOptions options{
       .server = flags.server,
-      .node_id = flags.node_id.empty() ? PodName("podlb-client") : flags.node_id,
+      .node_id = flags.node_id.empty() ? PodNameOrHostname("podlb-client") : flags.node_id,
       .zone = flags.zone,
       .region = flags.region,
       .tls = flags.tls};

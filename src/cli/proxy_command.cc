@@ -9,6 +9,7 @@
 #include "cli/source_flags.h"
 #include "core/host_port.h"
 #include "core/logging.h"
+#include "core/pod_identity.h"
 #include "balancing/service_policy.h"
 #include "proxy/proxy_server.h"
 
@@ -41,6 +42,8 @@ struct ProxyFlags {
   bool outlier_detection = true;
   uint32_t retry_on_unavailable = 0;
   double health_check_interval_seconds = 0;
+  uint32_t subset_size = 0;
+  std::string subset_client_id;
 };
 
 // HOST:PORT[=SERVICE], where HOST may be [v6].
@@ -93,7 +96,8 @@ int RunProxy(const ProxyFlags& flags) {
         {balancing::kOutlierDetectionAnnotation, flags.outlier_detection ? "true" : "false"},
         {balancing::kOutlierConsecutiveAnnotation, std::to_string(flags.consecutive_failures)},
         {balancing::kRetryOnUnavailableAnnotation, std::to_string(flags.retry_on_unavailable)},
-        {balancing::kZoneAwareAnnotation, flags.zone.empty() ? "false" : "true"}};
+        {balancing::kZoneAwareAnnotation, flags.zone.empty() ? "false" : "true"},
+        {balancing::kSubsetSizeAnnotation, std::to_string(flags.subset_size)}};
     options.balancing = balancing::ParseServicePolicy(as_annotations, balancing::DataPathDefaults());
     if (!options.balancing.problems.empty()) {
       // Name the flag, not the annotation the value was checked as.
@@ -103,6 +107,8 @@ int RunProxy(const ProxyFlags& flags) {
     }
   }
   options.zone = flags.zone;
+  options.subset_client_id =
+      flags.subset_client_id.empty() ? PodNameOrHostname("") : flags.subset_client_id;
   options.default_namespace = flags.default_namespace;
   options.shutdown_notice_delay = std::chrono::milliseconds(flags.shutdown_notice_ms);
   options.tls_cert_file = flags.tls_cert;
@@ -250,6 +256,13 @@ void AddProxyCommand(CLI::App& app, CommandTable& table) {
       ->check(CLI::Range(0, 10));
   sub->add_option("--health-check-interval", flags->health_check_interval_seconds,
                   "seconds between active grpc.health.v1 checks of every endpoint (0 = off)");
+  sub->add_option("--subset-size", flags->subset_size,
+                  "connect to about this many endpoints of each Service instead of all of them "
+                  "(0 = all; podlb.io/subset-size wins; docs/balancing.md#subsetting)")
+      ->check(CLI::Range(0, 100000));
+  sub->add_option("--subset-client-id", flags->subset_client_id,
+                  "this proxy's id for subsetting; a trailing number (-N) numbers it among the "
+                  "Service's clients (default: $POD_NAME, else $HOSTNAME)");
   flags->source.AddTo(*sub);
   table.push_back({sub, [flags] { return RunProxy(*flags); }});
 }

@@ -7,9 +7,9 @@
 
 #include "absl/strings/numbers.h"
 #include "cli/commands.h"
-#include "cli/pod_name.h"
 #include "cli/signals.h"
 #include "core/logging.h"
+#include "core/pod_identity.h"
 #include "sandbox/pods/backend_pod.h"
 
 namespace podlb::cli {
@@ -36,7 +36,7 @@ int RunTestServer(const TestServerFlags& flags) {
     return 2;
   }
   sandbox::BackendPodOptions options;
-  options.name = flags.name.empty() ? PodName("test-server") : flags.name;
+  options.name = flags.name.empty() ? PodNameOrHostname("test-server") : flags.name;
   options.ip = flags.listen.substr(0, colon);
   options.port = static_cast<uint16_t>(port);
   if (flags.max_connection_age_s > 0) {

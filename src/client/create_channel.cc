@@ -8,6 +8,7 @@
 #include "client/lb_channel.h"
 #include "client/target.h"
 #include "core/logging.h"
+#include "core/pod_identity.h"
 #include "discovery/dns/dns_source.h"
 #include "discovery/file/file_source.h"
 #include "discovery/kubernetes/kubernetes_source.h"
@@ -82,6 +83,11 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelInterface>> CreateChannelOrError(
     const std::string& target, const ChannelOptions& options) {
   auto parsed = client::ParseTarget(target, options.default_namespace);
   if (!parsed.ok()) return parsed.status();
+  if (options.subset_size > 0 && options.policy == LbPolicy::kRingHash) {
+    return absl::InvalidArgumentError(
+        "podlb: ChannelOptions::subset_size does not apply to kRingHash (every client must map a "
+        "key to the same pod); set subset_size to 0 or choose another policy");
+  }
   auto discovery = std::make_shared<ChannelDiscovery>();
   auto source = MakeSource(*parsed, options, discovery->registry);
   if (!source.ok()) return source.status();
@@ -103,8 +109,9 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelInterface>> CreateChannelOrError(
       client::LbChannelOptions{
           .defaults = client::LibraryDefaults(options.policy, options.outlier_detection,
                                               /*zone_aware=*/!options.zone.empty(),
-                                              options.hash_header),
+                                              options.hash_header, options.subset_size),
           .zone = options.zone,
+          .client_id = options.client_id.empty() ? PodNameOrHostname("") : options.client_id,
           .credentials = options.credentials,
           .channel_args = options.channel_args},
       std::move(discovery)));

@@ -106,7 +106,8 @@ int Rank(grpc_connectivity_state state) {
 }  // namespace
 
 balancing::ServicePolicy LibraryDefaults(LbPolicy policy, bool outlier_detection,
-                                         bool zone_aware, const std::string& hash_header) {
+                                         bool zone_aware, const std::string& hash_header,
+                                         uint32_t subset_size) {
   balancing::ServicePolicy defaults = balancing::DataPathDefaults();
   switch (policy) {
     case LbPolicy::kRoundRobin: defaults.lb_policy = balancing::PolicyKind::kRoundRobin; break;
@@ -117,6 +118,7 @@ balancing::ServicePolicy LibraryDefaults(LbPolicy policy, bool outlier_detection
   defaults.outlier.enabled = outlier_detection;
   defaults.zone_aware = zone_aware;
   if (!hash_header.empty()) defaults.hash_header = hash_header;
+  defaults.subset_size = subset_size;
   return defaults;
 }
 
@@ -142,6 +144,7 @@ LbChannel::LbChannel(const ServiceKey& key, LbChannelOptions options, std::share
                 .defaults = options_.defaults,
                 .local_zone = options_.zone,
                 .log_prefix = "podlb client",
+                .client_id = options_.client_id,
                 // `this` outlives the balancer's Update calls (the subscription ends first).
                 .attach = [this](const balancing::BalancedEndpoint& entry,
                                  const balancing::ServicePolicy& policy,
@@ -185,9 +188,12 @@ void LbChannel::Update(const EndpointSetConstSharedPtr& set) {
   auto snapshot = balancer_->Current(balancing::MonotonicNanos());
   size_t draining = 0;
   for (const auto& e : snapshot->table->endpoints) draining += e.draining;
-  LogInfo("podlb client: {} now has {} eligible endpoints, {} draining ({} new); {}",
-          key_.ToString(), snapshot->candidates.size(), draining,
-          channels_created_.load(std::memory_order_relaxed) - created_before,
+  LogInfo("podlb client: {} now has {} eligible endpoints{}, {} draining ({} new); {}",
+          key_.ToString(), snapshot->candidates.size(),
+          snapshot->table->subset
+              ? " in its subset of " + std::to_string(snapshot->table->service_eligible)
+              : "",
+          draining, channels_created_.load(std::memory_order_relaxed) - created_before,
           balancing::ToString(snapshot->policy.lb_policy));
 }
 
@@ -205,6 +211,7 @@ ChannelStats LbChannel::Snapshot() const {
   ChannelStats stats;
   stats.service = key_.ToString();
   stats.policy = std::string(balancing::ToString(snapshot->policy.lb_policy));
+  stats.service_endpoints = snapshot->table->service_eligible;
   for (const balancing::EndpointView& v : balancer_->Describe(now)) {
     stats.endpoints.push_back(EndpointStatsView{.address = v.host_port,
                                                 .pod_name = v.pod_name,

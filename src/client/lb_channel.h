@@ -25,11 +25,13 @@ namespace podlb::client {
 // The library's defaults for `policy` (ChannelOptions), before the Service's annotations.
 balancing::ServicePolicy LibraryDefaults(LbPolicy policy, bool outlier_detection = true,
                                          bool zone_aware = false,
-                                         const std::string& hash_header = "");
+                                         const std::string& hash_header = "",
+                                         uint32_t subset_size = 0);
 
 struct LbChannelOptions {
   balancing::ServicePolicy defaults = LibraryDefaults(LbPolicy::kPeakEwma);
-  std::string zone;  // the caller's zone
+  std::string zone;       // the caller's zone
+  std::string client_id;  // this client's id for subsetting (balancing/subset.h)
   std::shared_ptr<grpc::ChannelCredentials> credentials;  // nullptr: plaintext
   grpc::ChannelArguments channel_args;
 };

@@ -219,9 +219,13 @@ std::vector<UpstreamHost*> Cluster::Hosts() {
 std::string Cluster::Describe() {
   Refresh();
   const int64_t now = NowNanos();
-  std::string out = fmt::format("service {} (snapshot version {}, {}, {})\n", service_->key_text,
+  const std::string subset =
+      table_->subset ? fmt::format(", subset of {} of {} eligible", table_->endpoints.size(),
+                                   table_->service_eligible)
+                     : "";
+  std::string out = fmt::format("service {} (snapshot version {}, {}, {}{})\n", service_->key_text,
                                 table_->version, balancing::ToString(snapshot_->policy.lb_policy),
-                                snapshot_->mode);
+                                snapshot_->mode, subset);
   for (uint32_t i = 0; i < by_index_.size(); ++i) {
     const UpstreamHost* h = by_index_[i];
     if (h == nullptr) continue;

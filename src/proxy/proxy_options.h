@@ -29,6 +29,9 @@ struct ProxyOptions {
   // each Service's podlb.io/* annotations override them.
   balancing::ServicePolicy balancing = balancing::DataPathDefaults();
   std::string zone;  // preferred zone (the node's), empty = none; zone-aware Services use it
+  // This proxy's id among the Service's clients, for subsetting (balancing.subset_size or the
+  // podlb.io/subset-size annotation): a trailing number ("podlb-proxy-3") numbers it.
+  std::string subset_client_id;
 
   // Downstream limits (hostile input).
   uint32_t max_concurrent_streams = 1024;

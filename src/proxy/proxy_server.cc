@@ -59,7 +59,8 @@ ProxyServer::ProxyServer(ProxyOptions options, Registry& registry)
       registry_(registry),
       balancers_(registry, balancing::BalancerOptions{.defaults = options_.balancing,
                                                       .local_zone = options_.zone,
-                                                      .log_prefix = "podlb proxy"}) {}
+                                                      .log_prefix = "podlb proxy",
+                                                      .client_id = options_.subset_client_id}) {}
 
 ProxyServer::~ProxyServer() {
   Stop();

@@ -399,6 +399,7 @@ TEST(ServicePolicyTest, EveryMalformedAnnotationFallsBackWithAReason) {
       {"podlb.io/outlier-base-ejection", "0s"},
       {"podlb.io/outlier-max-ejection", "forever"},
       {"podlb.io/outlier-max-ejection-percent", "-5"},
+      {"podlb.io/subset-size", "lots"},
   };
   const ServicePolicy defaults = DataPathDefaults();
   ServicePolicy policy = ParseServicePolicy(bad, defaults);

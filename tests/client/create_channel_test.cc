@@ -46,6 +46,12 @@ TEST(CreateChannelTest, BadTargetGivesALameChannelThatSaysWhy) {
   auto stub = grpc::testing::TestService::NewStub(channel);
   EXPECT_THAT(CallOnce(*stub), HasSubstr("unknown scheme"));
   EXPECT_FALSE(CreateChannelOrError("file:///does/not/exist.yaml#default/greeter:1").ok());
+  // Subsetting cannot work with ring hash: refused with the reason and the remedy.
+  auto ring = CreateChannelOrError("dns:///greeter.default:50051",
+                                   {.policy = LbPolicy::kRingHash, .subset_size = 5});
+  ASSERT_FALSE(ring.ok());
+  EXPECT_THAT(std::string(ring.status().message()), HasSubstr("subset_size"));
+  EXPECT_THAT(std::string(ring.status().message()), HasSubstr("kRingHash"));
 }
 
 std::string EndpointsFile(const std::vector<const sandbox::BackendPod*>& pods) {

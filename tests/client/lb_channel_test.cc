@@ -4,6 +4,7 @@
 #include "client/lb_channel.h"
 
 #include <algorithm>
+#include <set>
 
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/support/byte_buffer.h>
@@ -256,6 +257,46 @@ TEST_P(LbChannelTest, RegisteredAndUnregisteredMethodsBothBalance) {
   }
   EXPECT_EQ(registered.size(), 3u) << ::testing::PrintToString(registered);
   EXPECT_EQ(generic.size(), 3u) << ::testing::PrintToString(generic);
+}
+
+// Issue #12: a slice change in a 5,000-endpoint Service keeps the channel (and the connection) of
+// every pod that stayed. Besides two serving pods, 4,998 endpoints are draining (a Service
+// mid-rollout; their channels are made but never picked, and nothing listens there); then 100
+// of them are replaced: exactly 100 channels are made, and the serving pods are never
+// reconnected.
+TEST(LbChannelLargeServiceTest, SliceChangeAtFiveThousandEndpointsKeepsEveryChannelThatStays) {
+  Registry registry;
+  auto a = StartPod("a", 2);
+  auto b = StartPod("b", 3);
+  auto endpoints_with = [&](int first_other) {
+    std::vector<Endpoint> endpoints = {EndpointOf(*a), EndpointOf(*b)};
+    for (int i = first_other; i < first_other + 4998; ++i) {
+      endpoints.push_back(Endpoint{.address = "127.254." + std::to_string(i / 250) + "." +
+                                              std::to_string(1 + i % 250),
+                                   .port = 1,
+                                   .pod_name = "other-" + std::to_string(i),
+                                   .ready = false,
+                                   .serving = true,
+                                   .terminating = true});
+    }
+    return endpoints;
+  };
+  registry.Publish({kKey}, endpoints_with(0));
+  auto channel = client::LbChannel::Create(
+      registry, kKey, {.defaults = client::LibraryDefaults(LbPolicy::kRoundRobin)});
+  EXPECT_EQ(channel->Stats().channels_created, 5000u);
+  auto stub = grpc::testing::TestService::NewStub(channel);
+  std::set<std::string> answered;
+  for (int i = 0; i < 10; ++i) answered.insert(CallOnce(*stub));
+  EXPECT_EQ(answered, (std::set<std::string>{"a", "b"}));
+
+  registry.Publish({kKey}, endpoints_with(100));
+  EXPECT_EQ(channel->Stats().channels_created, 5100u);
+  answered.clear();
+  for (int i = 0; i < 10; ++i) answered.insert(CallOnce(*stub));
+  EXPECT_EQ(answered, (std::set<std::string>{"a", "b"}));
+  EXPECT_EQ(a->connections_accepted(), 1u);
+  EXPECT_EQ(b->connections_accepted(), 1u);
 }
 
 TEST(LbChannelPowerOfTwoTest, SendsNewCallsToThePodWithFewerInFlight) {

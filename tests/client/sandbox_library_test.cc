@@ -2,16 +2,11 @@
 // real gRPC pods) and a C++ program using podlb::CreateChannel("kubernetes:///…") with the
 // sandbox's kubeconfig, so the Kubernetes source watches the API server as it would in a cluster.
 // Scaling, restarting and deleting pods go through `podlb sandbox scale|restart` and kubectl.
-#include <dirent.h>
-#include <unistd.h>
-
-#include <fstream>
-#include <sstream>
-
 #include "grpc/testing/test.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "podlb/podlb.h"
 #include "support/greeter_call.h"
+#include "support/proc_connections.h"
 #include "support/sandbox_cluster.h"
 
 namespace podlb::testing {
@@ -27,48 +22,6 @@ Shared* g_shared = nullptr;
 
 std::string Call(milliseconds timeout, bool wait_for_ready) {
   return CallForPodName(*g_shared->stub, timeout, wait_for_ready);
-}
-
-// This process's established TCP connections, as "local port" strings keyed by the remote IP.
-// Read from /proc (sockets whose inode is one of our descriptors), i.e. what the pods accepted
-// from us; the API server and readiness probes are other peers or other processes.
-std::map<std::string, std::set<std::string>> OurConnectionsByRemoteIp() {
-  std::set<std::string> inodes;
-  if (DIR* fds = opendir("/proc/self/fd")) {
-    while (dirent* entry = readdir(fds)) {
-      char target[64] = {};
-      std::string path = std::string("/proc/self/fd/") + entry->d_name;
-      ssize_t n = readlink(path.c_str(), target, sizeof(target) - 1);
-      std::string link(target, n > 0 ? static_cast<size_t>(n) : 0);
-      if (link.starts_with("socket:[")) inodes.insert(link.substr(8, link.size() - 9));
-    }
-    closedir(fds);
-  }
-  std::map<std::string, std::set<std::string>> out;
-  // gRPC's client sockets are dual-stack: IPv4 peers show up in tcp6 as ::ffff:a.b.c.d.
-  for (const char* file : {"/proc/net/tcp", "/proc/net/tcp6"}) {
-    std::ifstream table(file);
-    std::string line;
-    std::getline(table, line);  // header
-    while (std::getline(table, line)) {
-      std::istringstream in(line);
-      std::string slot, local, remote, state, queues, timer, retransmits, uid, timeout, inode;
-      if (!(in >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid >>
-            timeout >> inode)) {
-        continue;
-      }
-      if (state != "01" || !inodes.count(inode)) continue;  // 01: ESTABLISHED
-      // "0100007F:1F90": the address as 32-bit words in host (little-endian) order, then the
-      // port in hex. The IPv4 address (or the v4-mapped tail of an IPv6 one) is the last word.
-      const size_t colon = remote.find(':');
-      uint32_t ip = std::stoul(remote.substr(colon - 8, 8), nullptr, 16);
-      std::string remote_ip = std::to_string(ip & 0xff) + "." + std::to_string((ip >> 8) & 0xff) +
-                              "." + std::to_string((ip >> 16) & 0xff) + "." +
-                              std::to_string(ip >> 24);
-      out[remote_ip].insert(std::to_string(std::stoul(local.substr(local.find(':') + 1), nullptr, 16)));
-    }
-  }
-  return out;
 }
 
 class SandboxLibraryTest : public ::testing::Test {

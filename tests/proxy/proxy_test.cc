@@ -3,6 +3,7 @@
 // control, deadlines, upstream failures and drain.
 #include <algorithm>
 #include <map>
+#include <set>
 #include <thread>
 
 #include "discovery/file/file_source.h"
@@ -366,6 +367,46 @@ TEST_F(ProxyTest, UpstreamStreamLimitOpensAnotherConnection) {
               HasSubstr("podlb_proxy_upstream_connections_total{service=\"default/greeter:50051\","
                         "endpoint=\"127.0.0.2:" +
                         std::to_string(backends_[0]->port()) + "\"} 2"));
+}
+
+// Issue #12: a slice change in a 5,000-endpoint Service rebuilds each worker's host list, and the
+// pods that stayed keep their upstream connections. Besides the 3 serving pods, 4,997 endpoints
+// are draining (a Service mid-rollout): in the table, never picked, so the only connections are
+// to the 3. Then 100 of the draining ones are replaced.
+TEST_F(ProxyTest, SliceChangeAtFiveThousandEndpointsKeepsConnectionsToPodsThatStay) {
+  StartBackends(3);
+  auto endpoints_with = [&](int first_other) {
+    std::vector<Endpoint> endpoints;
+    for (auto& b : backends_) endpoints.push_back(b->AsEndpoint());
+    for (int i = first_other; i < first_other + 4997; ++i) {
+      endpoints.push_back(Endpoint{.address = "127.254." + std::to_string(i / 250) + "." +
+                                              std::to_string(1 + i % 250),
+                                   .port = 1,
+                                   .pod_name = "other-" + std::to_string(i),
+                                   .ready = false,
+                                   .serving = true,
+                                   .terminating = true});
+    }
+    return endpoints;
+  };
+  registry_.Publish({kGreeter}, endpoints_with(0));
+  StartProxy();
+  auto stub = ProxyStub(port());
+  auto connections_of = [&](const TestBackend& b) {
+    return "podlb_proxy_upstream_connections_total{service=\"default/greeter:50051\",endpoint=\"" +
+           b.AsEndpoint().HostPort() + "\"} 1\n";
+  };
+  std::set<std::string> answered;
+  for (int i = 0; i < 30; ++i) answered.insert(CallUnary(*stub));
+  EXPECT_EQ(answered.size(), 3u);
+  for (auto& b : backends_) EXPECT_THAT(proxy_->stats().Render(), HasSubstr(connections_of(*b)));
+
+  registry_.Publish({kGreeter}, endpoints_with(100));  // 100 of the others replaced
+  answered.clear();
+  for (int i = 0; i < 30; ++i) answered.insert(CallUnary(*stub));
+  EXPECT_EQ(answered.size(), 3u);
+  // Still exactly one connection each, ever: none was reopened by the change.
+  for (auto& b : backends_) EXPECT_THAT(proxy_->stats().Render(), HasSubstr(connections_of(*b)));
 }
 
 TEST_F(ProxyTest, DrainLetsInFlightCallsFinish) {
