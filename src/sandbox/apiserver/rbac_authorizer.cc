@@ -14,14 +14,6 @@ namespace {
 
 using json = nlohmann::json;
 
-bool ContainsString(const json& list, const std::string& value) {
-  if (!list.is_array()) return false;
-  for (const auto& item : list) {
-    if (item.is_string() && item.get<std::string>() == value) return true;
-  }
-  return false;
-}
-
 std::vector<std::string> Strings(const json& rule, const char* field) {
   std::vector<std::string> out;
   auto it = rule.find(field);
