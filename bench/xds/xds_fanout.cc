@@ -658,7 +658,7 @@ int main(int argc, char** argv) {
     double bytes = Get(r.metrics_delta, "podlb_xds_bytes_sent_total");
     double batches = Get(r.metrics_delta, "podlb_xds_fanout_batches_total");
     double fanout_s = Get(r.metrics_delta, "podlb_xds_fanout_seconds_total");
-    double encodes = Get(r.metrics_delta, "podlb_xds_resource_encodes_total");
+    double encodes = Get(r.metrics_delta, "podlb_xds_resource_encodes_total{type=\"EDS\"}");
     size_t n = r.latencies_ms.size() + static_cast<size_t>(r.incomplete);
     std::printf("| %s | %zu | %.1f ms | %.1f ms | %.1f ms | %d | %.1f us (%.0f responses) | %s | "
                 "%s | %s | %.2f s |\n",
