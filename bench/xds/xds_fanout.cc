@@ -78,8 +78,9 @@ int64_t NowNs() {
 }
 
 std::string ServiceName(int s) { return "default/svc" + std::to_string(s) + ":80"; }
+// Endpoint j of Service s: 10.s.(j / 250).(j % 250 + 1).
 std::string EndpointAddress(int s, int j) {
-  return absl::StrCat("10.", s / 256, ".", s % 256, ".", j + 1);
+  return absl::StrCat("10.", s % 256, ".", j / 250, ".", j % 250 + 1);
 }
 constexpr int kBasePort = 1000;
 constexpr int kMaxGenerations = 60000;
@@ -214,17 +215,21 @@ class LoadClient : public grpc::ClientBidiReactor<DiscoveryRequest, DiscoveryRes
     int count = 0;
     bool ok = true;
     std::vector<bool> seen(endpoints_, false);
-    const std::string prefix = EndpointAddress(s, -1).substr(0, EndpointAddress(s, -1).size() - 1);
+    const std::string prefix = absl::StrCat("10.", s % 256, ".");
     for (const auto& locality : cla.endpoints()) {
       for (const auto& lb : locality.lb_endpoints()) {
         const auto& address = lb.endpoint().address().socket_address();
         int g = static_cast<int>(address.port_value()) - kBasePort;
         if (gen < 0) gen = g;
-        int j = 0;
-        ok = ok && g == gen && address.address().rfind(prefix, 0) == 0 &&
-             absl::SimpleAtoi(address.address().substr(prefix.size()), &j) && j >= 1 &&
-             j <= endpoints_ && !seen[j - 1];
-        if (ok) seen[j - 1] = true;
+        int hi = 0, lo = 0;
+        const std::string& a = address.address();
+        size_t dot = a.rfind('.');
+        ok = ok && g == gen && a.rfind(prefix, 0) == 0 && dot != std::string::npos &&
+             absl::SimpleAtoi(a.substr(prefix.size(), dot - prefix.size()), &hi) &&
+             absl::SimpleAtoi(a.substr(dot + 1), &lo);
+        int j = hi * 250 + lo - 1;
+        ok = ok && lo >= 1 && lo <= 250 && j < endpoints_ && !seen[j];
+        if (ok) seen[j] = true;
         ++count;
       }
     }
@@ -512,9 +517,9 @@ int ParseFlags(int argc, char** argv, Options* o) {
     }
   }
   if (o->streams < 1 || o->per_connection < 1 || o->services < 1 || o->watch < 1 ||
-      o->watch > o->services || o->endpoints < 1 || o->endpoints > 250 || o->rate <= 0) {
+      o->watch > o->services || o->endpoints < 1 || o->endpoints > 60000 || o->rate <= 0) {
     std::fprintf(stderr, "xds_fanout: need streams, streams-per-connection, services >= 1, "
-                         "1 <= watch <= services, 1 <= endpoints <= 250, rate > 0\n");
+                         "1 <= watch <= services, 1 <= endpoints <= 60000, rate > 0\n");
     return 2;
   }
   return 0;
@@ -546,6 +551,22 @@ int main(int argc, char** argv) {
     return 1;
   }
   double rss_idle = server.StatusMb("VmRSS");
+  // What the file source alone costs the server per change (read, parse, publish) with no
+  // stream connected, so the per-push figures below can be read net of it.
+  double source_cpu_per_change = 0;
+  {
+    int n = static_cast<int>(std::min(5.0, o.steady_seconds) * o.rate);
+    double before = server.CpuSeconds();
+    auto start = Clock::now();
+    for (int k = 0; k < n; ++k) {
+      std::this_thread::sleep_until(start + std::chrono::duration_cast<Clock::duration>(
+                                                std::chrono::duration<double>(k / o.rate)));
+      file.Bump(k % o.services);
+      file.Write();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the last reload
+    source_cpu_per_change = (server.CpuSeconds() - before) / std::max(1, n);
+  }
 
   // Which Services each stream watches: svc0 (the burst target) plus watch-1 others.
   std::mt19937 rng(o.seed);
@@ -650,7 +671,7 @@ int main(int argc, char** argv) {
               o.streams, connections, o.watch, o.services, o.endpoints, setup_seconds,
               LoadAverage().c_str());
   std::printf("| phase | changes | change -> last client p50 | p99 | max | incomplete | "
-              "server CPU per push per client | server push-thread time per batch (mean) | "
+              "server CPU per push per client (net of the file source) | server push-thread time per batch (mean) | "
               "bytes sent per change | encodes per change | client CPU |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const PhaseResult& r : results) {
@@ -660,14 +681,17 @@ int main(int argc, char** argv) {
     double fanout_s = Get(r.metrics_delta, "podlb_xds_fanout_seconds_total");
     double encodes = Get(r.metrics_delta, "podlb_xds_resource_encodes_total{type=\"EDS\"}");
     size_t n = r.latencies_ms.size() + static_cast<size_t>(r.incomplete);
-    std::printf("| %s | %zu | %.1f ms | %.1f ms | %.1f ms | %d | %.1f us (%.0f responses) | %s | "
+    double net_cpu = r.server_cpu - source_cpu_per_change * static_cast<double>(
+                                        r.latencies_ms.size() + static_cast<size_t>(r.incomplete));
+    std::printf("| %s | %zu | %.1f ms | %.1f ms | %.1f ms | %d | %.1f us (%.1f us; %.0f responses) | %s | "
                 "%s | %s | %.2f s |\n",
                 r.name.c_str(), n, Percentile(r.latencies_ms, 0.5),
                 Percentile(r.latencies_ms, 0.99),
                 r.latencies_ms.empty() ? -1.0
                                        : *std::max_element(r.latencies_ms.begin(),
                                                            r.latencies_ms.end()),
-                r.incomplete, r.server_cpu * 1e6 / std::max(1.0, pushes), pushes,
+                r.incomplete, r.server_cpu * 1e6 / std::max(1.0, pushes),
+                net_cpu * 1e6 / std::max(1.0, pushes), pushes,
                 batches > 0 ? absl::StrCat(fanout_s * 1e3 / batches, " ms").c_str() : "n/a",
                 bytes >= 0 ? absl::StrCat(static_cast<int64_t>(bytes / std::max<size_t>(1, n)), " B")
                                  .c_str()
@@ -677,6 +701,8 @@ int main(int argc, char** argv) {
   }
   std::printf("\n| server | value |\n|---|---|\n");
   std::printf("| RSS idle (no clients) | %.0f MB |\n", rss_idle);
+  std::printf("| file source alone, CPU per change (no clients) | %.2f ms |\n",
+              source_cpu_per_change * 1e3);
   std::printf("| RSS with all streams connected | %.0f MB |\n", rss_connected);
   std::printf("| RSS at the end / peak (VmHWM) | %.0f MB / %.0f MB |\n", rss_end, hwm);
   std::printf("| server CPU, whole run | %.1f s |\n", server.CpuSeconds());
