@@ -13,30 +13,6 @@ using envoy::service::discovery::v3::DiscoveryRequest;
 
 namespace {
 
-// A response's version_info, derived from what the client then holds (FNV-1a 64 over each
-// resource's name and content hash, length-prefixed, in name order) rather than counted per
-// stream: replicas of the control plane, and one replica before and after a restart, then give
-// the same resources the same version, so a client that reconnects elsewhere sees no version
-// change and debug views agree. The hash must not be seeded per process (absl::Hash is), or
-// replicas disagree. Each resource's own hash is computed once, in the cache (EncodedResource),
-// so a push costs a few bytes hashed per name, not the resources' bytes per stream.
-std::string ContentVersion(const std::map<std::string, EncodedResourceConstSharedPtr>& resources) {
-  uint64_t hash = kFnv1a64Offset;
-  auto mix = [&](std::string_view bytes) {
-    char length[8];
-    for (size_t n = bytes.size(), i = 0; i < 8; ++i, n >>= 8) length[i] = static_cast<char>(n & 0xff);
-    hash = Fnv1a64(std::string_view(length, 8), hash);
-    hash = Fnv1a64(bytes, hash);
-  };
-  for (const auto& [name, resource] : resources) {
-    mix(name);
-    char content[8];
-    for (size_t i = 0; i < 8; ++i) content[i] = static_cast<char>(resource->content_hash >> (8 * i));
-    mix(std::string_view(content, 8));
-  }
-  return absl::StrCat(absl::Hex(hash, absl::kZeroPad16));
-}
-
 // A slice over the cache's encoded bytes that keeps the entry alive until gRPC is done with it:
 // every stream sending the resource shares the one buffer.
 grpc::Slice SharedSlice(const EncodedResourceConstSharedPtr& resource) {

@@ -1,5 +1,6 @@
 #include "xds/resource_cache.h"
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/hash.h"
 #include "core/logging.h"
@@ -7,6 +8,27 @@
 #include "xds/resource_builders.h"
 
 namespace podlb::xds {
+
+namespace {
+
+// One field into a running FNV-1a hash, length first, so ("ab","c") and ("a","bc") differ.
+uint64_t MixField(uint64_t hash, std::string_view bytes) {
+  char length[8];
+  for (size_t n = bytes.size(), i = 0; i < 8; ++i, n >>= 8) length[i] = static_cast<char>(n & 0xff);
+  return Fnv1a64(bytes, Fnv1a64(std::string_view(length, 8), hash));
+}
+
+}  // namespace
+
+std::string ContentVersion(const std::map<std::string, EncodedResourceConstSharedPtr>& resources) {
+  uint64_t hash = kFnv1a64Offset;
+  for (const auto& [name, resource] : resources) {
+    char content[8];
+    for (size_t i = 0; i < 8; ++i) content[i] = static_cast<char>(resource->content_hash >> (8 * i));
+    hash = MixField(MixField(hash, name), std::string_view(content, 8));
+  }
+  return absl::StrCat(absl::Hex(hash, absl::kZeroPad16));
+}
 
 EncodedResourceConstSharedPtr EncodedResource::From(google::protobuf::Any any) {
   auto out = std::make_shared<EncodedResource>();
@@ -16,16 +38,9 @@ EncodedResourceConstSharedPtr EncodedResource::From(google::protobuf::Any any) {
   envoy::service::discovery::v3::DiscoveryResponse one;
   *one.add_resources() = out->any;
   one.SerializeToString(&out->response_field);
-  // Length-prefixed fields, so ("ab","c") and ("a","bc") differ. Not seeded per process:
-  // replicas must agree (see ContentVersion in ads_stream.cc).
-  uint64_t hash = kFnv1a64Offset;
-  for (std::string_view bytes : {std::string_view(out->any.type_url()),
-                                 std::string_view(out->any.value())}) {
-    char length[8];
-    for (size_t n = bytes.size(), i = 0; i < 8; ++i, n >>= 8) length[i] = static_cast<char>(n & 0xff);
-    hash = Fnv1a64(std::string_view(length, 8), hash);
-    hash = Fnv1a64(bytes, hash);
-  }
+  // Not seeded per process: replicas must agree (see ContentVersion).
+  uint64_t hash = MixField(kFnv1a64Offset, out->any.type_url());
+  hash = MixField(hash, out->any.value());
   out->content_hash = hash;
   return out;
 }

@@ -40,6 +40,15 @@ struct EncodedResource {
 };
 using EncodedResourceConstSharedPtr = std::shared_ptr<const EncodedResource>;
 
+// A response's version_info, derived from what the client then holds (FNV-1a 64 over each
+// resource's name and content hash, length-prefixed, in name order) rather than counted per
+// stream: replicas of the control plane, and one replica before and after a restart, then give
+// the same resources the same version, so a client that reconnects elsewhere sees no version
+// change and debug views agree. The hash must not be seeded per process (absl::Hash is), or
+// replicas disagree. Each resource's own hash is computed once, in the cache, so a push costs a
+// few bytes hashed per name, not the resources' bytes per stream.
+std::string ContentVersion(const std::map<std::string, EncodedResourceConstSharedPtr>& resources);
+
 class ResourceCache {
  public:
   // `metrics` (may be null) counts the encodes.
