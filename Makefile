@@ -8,7 +8,7 @@ CTEST_FLAGS ?=
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: all bootstrap configure build test demo demo-repeat bench bench-proxy fuzz-proxy \
+.PHONY: all bootstrap configure build test demo demo-repeat bench bench-proxy bench-scale fuzz-proxy \
 	fuzz-proxy-brief check-thread-safety test-sanitize image image-demo image-test soak clean format
 
 all: build
@@ -57,6 +57,12 @@ bench: build
 bench-proxy: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS) --target podlb bench_backend
 	@bench/proxy/run.sh $(BUILD_DIR)
+
+# Issue #12's scale runs: 10,000 / 20,000 / 50,000 xDS streams against a control-plane process,
+# a 5,000-endpoint Service, discovery cost per slice change (about 6 min; BENCHMARKS.md "Scale").
+bench-scale: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target podlb xds_fanout slice_change_bench
+	@bench/xds/run_scale.sh $(BUILD_DIR)
 
 # A longer libFuzzer run of the proxy's downstream HTTP/2 path (clang build in build-fuzz).
 FUZZ_SECONDS ?= 600

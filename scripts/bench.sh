@@ -10,7 +10,7 @@ echo "== discovery (decode, initial list, change latency, watches)"
 
 echo
 echo "== xDS control plane fan-out (clients services changes)"
-"$build/bench/xds/xds_fanout" 1000 10 50 2>/dev/null
+"$build/bench/xds/xds_fanout" --podlb "$build/podlb" --streams 1000 --steady-seconds 5 --bursts 5 2>/dev/null
 
 echo
 echo "== client library overhead per call"

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "CLI/CLI.hpp"
+#include "absl/synchronization/mutex.h"
 #include "cli/commands.h"
 #include "cli/signals.h"
 #include "cli/version.h"
@@ -12,6 +13,11 @@
 int main(int argc, char** argv) {
   // Before any thread starts, so every thread inherits the blocked set and sigwait sees them.
   podlb::cli::BlockTerminationSignals();
+  // Debian builds abseil without NDEBUG, which leaves absl::Mutex's deadlock detection on: every
+  // lock then updates a process-wide lock graph under a global lock (GraphCycles, a few % of
+  // the control plane's CPU with 10,000 streams, each with its own mutex). The tests, separate
+  // binaries, keep it on; the product turns it off, once, before any thread starts.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   CLI::App app{"podlb: gRPC load balancing that follows Kubernetes pods", "podlb"};
   app.require_subcommand(1);
   // The cluster build says so after the version: that is how a user tells the image's binary.

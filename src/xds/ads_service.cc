@@ -1,5 +1,7 @@
 #include "xds/ads_service.h"
 
+#include <algorithm>
+
 #include "core/logging.h"
 #include "nlohmann/json.hpp"
 #include "xds/ads_stream.h"
@@ -7,7 +9,7 @@
 namespace podlb::xds {
 
 AdsService::AdsService(Registry& registry, AdsServiceOptions options)
-    : registry_(registry), options_(std::move(options)), cache_(registry) {}
+    : registry_(registry), options_(std::move(options)), cache_(registry, &metrics_) {}
 
 AdsService::~AdsService() { Stop(); }
 
@@ -55,26 +57,36 @@ void AdsService::PushLoop() {
     }
     // Before the fan-out, so the streams' Gets rebuild only what is still asked for.
     cache_.Forget(keys);
+    absl::Time fanout_start = absl::Now();
     std::vector<std::shared_ptr<AdsStream>> streams;
     {
       absl::MutexLock lock(&streams_mu_);
-      streams.reserve(streams_.size());
-      for (const auto& [id, stream] : streams_) streams.push_back(stream);
+      std::vector<uint64_t> ids(wildcard_streams_.begin(), wildcard_streams_.end());
+      for (const ServiceKey& key : keys) {
+        auto it = watchers_.find(key);
+        if (it != watchers_.end()) ids.insert(ids.end(), it->second.begin(), it->second.end());
+      }
+      std::sort(ids.begin(), ids.end());
+      ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+      streams.reserve(ids.size());
+      for (uint64_t id : ids) {
+        auto it = streams_.find(id);
+        if (it != streams_.end()) streams.push_back(it->second.stream);
+      }
     }
     // No lock held: a stream may run reactions inline from StartWrite.
     for (const auto& stream : streams) stream->OnServicesChanged(keys, since);
+    metrics_.ObserveFanout(absl::Now() - fanout_start, streams.size());
   }
 }
 
-grpc::ServerBidiReactor<envoy::service::discovery::v3::DiscoveryRequest,
-                        envoy::service::discovery::v3::DiscoveryResponse>*
-AdsService::StreamAggregatedResources(grpc::CallbackServerContext* context) {
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* AdsService::StreamAggregatedResources(grpc::CallbackServerContext* context) {
   std::shared_ptr<AdsStream> stream;
   {
     absl::MutexLock lock(&streams_mu_);
     uint64_t id = next_stream_id_++;
     stream = std::make_shared<AdsStream>(this, id, context->peer());
-    streams_[id] = stream;
+    streams_[id].stream = stream;
   }
   metrics_.streams_total.fetch_add(1, std::memory_order_relaxed);
   metrics_.connected_clients.fetch_add(1, std::memory_order_relaxed);
@@ -87,7 +99,8 @@ void AdsService::RemoveStream(uint64_t id) {
   absl::MutexLock lock(&streams_mu_);
   auto it = streams_.find(id);
   if (it == streams_.end()) return;
-  last = std::move(it->second);
+  last = std::move(it->second.stream);
+  UnindexLocked(id);
   streams_.erase(it);
   metrics_.connected_clients.fetch_sub(1, std::memory_order_relaxed);
 }
@@ -109,6 +122,31 @@ std::string AdsService::PrometheusText() const {
   return out;
 }
 
+void AdsService::UnindexLocked(uint64_t id) {
+  StreamEntry& entry = streams_[id];
+  for (const ServiceKey& key : entry.keys) {
+    auto it = watchers_.find(key);
+    if (it == watchers_.end()) continue;
+    it->second.erase(id);
+    if (it->second.empty()) watchers_.erase(it);
+  }
+  wildcard_streams_.erase(id);
+  entry.keys.clear();
+  entry.wildcard = false;
+}
+
+void AdsService::UpdateWatches(uint64_t id, std::set<ServiceKey> keys, bool wildcard) {
+  absl::MutexLock lock(&streams_mu_);
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return;
+  if (it->second.keys == keys && it->second.wildcard == wildcard) return;
+  UnindexLocked(id);
+  for (const ServiceKey& key : keys) watchers_[key].insert(id);
+  if (wildcard) wildcard_streams_.insert(id);
+  it->second.keys = std::move(keys);
+  it->second.wildcard = wildcard;
+}
+
 size_t AdsService::StreamCount() const {
   absl::MutexLock lock(&streams_mu_);
   return streams_.size();
@@ -118,7 +156,7 @@ std::string AdsService::DebugConfigJson() const {
   std::vector<std::shared_ptr<AdsStream>> streams;
   {
     absl::MutexLock lock(&streams_mu_);
-    for (const auto& [id, stream] : streams_) streams.push_back(stream);
+    for (const auto& [id, entry] : streams_) streams.push_back(entry.stream);
   }
   nlohmann::json clients = nlohmann::json::array();
   for (const auto& stream : streams) clients.push_back(stream->DebugJson());

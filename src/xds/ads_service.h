@@ -8,7 +8,10 @@
 // Registry changes are coalesced on the push thread (a window of a few ms from the first change,
 // so a rolling restart's storm of slice updates becomes a few pushes without delaying any single
 // change by more than the window), then fanned out to the streams that watch the changed
-// Services; every stream takes encoded resources from one shared ResourceCache.
+// Services, found through an index (Service → streams), so a change costs in proportion to its
+// watchers, not to every connected stream; every stream takes encoded resources from one shared
+// ResourceCache. The ADS method is registered raw (ByteBuffer in and out) so that a response is
+// assembled from the cache's shared bytes rather than copied into a message per stream.
 // Start/Stop from one control thread; the reactions run on gRPC threads; accessors are
 // thread-safe.
 #pragma once
@@ -35,8 +38,13 @@ struct AdsServiceOptions {
   std::string control_plane_id = "podlb";
 };
 
-class AdsService final
-    : public envoy::service::discovery::v3::AggregatedDiscoveryService::CallbackService {
+using AdsServiceBase = envoy::service::discovery::v3::AggregatedDiscoveryService::
+    WithRawCallbackMethod_StreamAggregatedResources<
+        envoy::service::discovery::v3::AggregatedDiscoveryService::
+            WithCallbackMethod_DeltaAggregatedResources<
+                envoy::service::discovery::v3::AggregatedDiscoveryService::Service>>;
+
+class AdsService final : public AdsServiceBase {
  public:
   AdsService(Registry& registry, AdsServiceOptions options = {});
   ~AdsService() override;  // calls Stop
@@ -46,9 +54,8 @@ class AdsService final
   // Stops pushing. Call after the grpc::Server has shut down (its streams are then finished).
   void Stop();
 
-  grpc::ServerBidiReactor<envoy::service::discovery::v3::DiscoveryRequest,
-                          envoy::service::discovery::v3::DiscoveryResponse>*
-  StreamAggregatedResources(grpc::CallbackServerContext* context) override;
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* StreamAggregatedResources(
+      grpc::CallbackServerContext* context) override;
   // DeltaAggregatedResources is not overridden: the base class answers UNIMPLEMENTED, and
   // clients fall back to state of the world.
 
@@ -63,16 +70,28 @@ class AdsService final
  private:
   friend class AdsStream;
   void RemoveStream(uint64_t id);
+  // The Services stream `id` watches now (and whether it has a wildcard subscription), for the
+  // fan-out index. Called by the stream with its own lock held.
+  void UpdateWatches(uint64_t id, std::set<ServiceKey> keys, bool wildcard);
+  void UnindexLocked(uint64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(streams_mu_);
   void PushLoop();
+
+  struct StreamEntry {
+    std::shared_ptr<AdsStream> stream;
+    std::set<ServiceKey> keys;  // as indexed in watchers_
+    bool wildcard = false;
+  };
 
   Registry& registry_;
   const AdsServiceOptions options_;
-  ResourceCache cache_;
   XdsMetrics metrics_;
+  ResourceCache cache_;
   std::unique_ptr<Subscription> subscription_;
 
   mutable absl::Mutex streams_mu_;
-  std::map<uint64_t, std::shared_ptr<AdsStream>> streams_ ABSL_GUARDED_BY(streams_mu_);
+  std::map<uint64_t, StreamEntry> streams_ ABSL_GUARDED_BY(streams_mu_);
+  std::map<ServiceKey, std::set<uint64_t>> watchers_ ABSL_GUARDED_BY(streams_mu_);
+  std::set<uint64_t> wildcard_streams_ ABSL_GUARDED_BY(streams_mu_);
   uint64_t next_stream_id_ ABSL_GUARDED_BY(streams_mu_) = 1;
 
   absl::Mutex pending_mu_;

@@ -4,6 +4,7 @@
 #include "core/hash.h"
 #include "core/logging.h"
 #include "google/protobuf/util/json_util.h"
+#include "grpcpp/impl/codegen/proto_utils.h"
 #include "xds/ads_service.h"
 
 namespace podlb::xds {
@@ -12,25 +13,13 @@ using envoy::service::discovery::v3::DiscoveryRequest;
 
 namespace {
 
-// A response's version_info, derived from what it carries (FNV-1a 64 over each resource's name,
-// type and bytes, length-prefixed, in name order) rather than counted per stream: replicas of
-// the control plane, and one replica before and after a restart, then give the same resources
-// the same version, so a client that reconnects elsewhere sees no version change and debug
-// views agree. The hash must not be seeded per process (absl::Hash is), or replicas disagree.
-std::string ContentVersion(const std::map<std::string, CachedResource>& resources) {
-  uint64_t hash = kFnv1a64Offset;
-  auto mix = [&](std::string_view bytes) {
-    char length[8];
-    for (size_t n = bytes.size(), i = 0; i < 8; ++i, n >>= 8) length[i] = static_cast<char>(n & 0xff);
-    hash = Fnv1a64(std::string_view(length, 8), hash);
-    hash = Fnv1a64(bytes, hash);
-  };
-  for (const auto& [name, resource] : resources) {
-    mix(name);
-    mix(resource.any->type_url());
-    mix(resource.any->value());
-  }
-  return absl::StrCat(absl::Hex(hash, absl::kZeroPad16));
+// A slice over the cache's encoded bytes that keeps the entry alive until gRPC is done with it:
+// every stream sending the resource shares the one buffer.
+grpc::Slice SharedSlice(const EncodedResourceConstSharedPtr& resource) {
+  auto* hold = new EncodedResourceConstSharedPtr(resource);
+  return grpc::Slice(const_cast<char*>(resource->response_field.data()),
+                     resource->response_field.size(),
+                     [](void* p) { delete static_cast<EncodedResourceConstSharedPtr*>(p); }, hold);
 }
 
 }  // namespace
@@ -49,11 +38,23 @@ void AdsStream::OnReadDone(bool ok) {
     Pump();
     return;
   }
+  DiscoveryRequest request;
+  grpc::Status parsed = grpc::SerializationTraits<DiscoveryRequest>::Deserialize(&request_, &request);
   {
     absl::MutexLock lock(&mu_);
-    HandleRequestLocked(request_);
+    if (!parsed.ok()) {
+      // Not a DiscoveryRequest: nothing later on this stream can be trusted to parse either.
+      LogWarn("xds: client {} ({}) sent a message that is not a DiscoveryRequest ({}); closing "
+              "its stream",
+              node_id_, peer_, parsed.error_message());
+      finish_status_ = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                    "podlb: the request is not a valid DiscoveryRequest");
+      read_closed_ = true;
+    } else {
+      HandleRequestLocked(request);
+    }
   }
-  StartRead(&request_);
+  if (parsed.ok()) StartRead(&request_);
   Pump();
 }
 
@@ -90,23 +91,42 @@ void AdsStream::Pump() {
   }
   // response_ is stable while writing_ is set: only Pump writes it, and only when not writing.
   if (action == kWrite) StartWrite(&response_);
-  if (action == kFinish) Finish(grpc::Status::OK);
+  if (action == kFinish) {
+    grpc::Status status;
+    {
+      absl::MutexLock lock(&mu_);
+      status = finish_status_;
+    }
+    Finish(status);
+  }
 }
 
 void AdsStream::OnServicesChanged(const std::set<ServiceKey>& keys, absl::Time changed_at) {
   {
     absl::MutexLock lock(&mu_);
-    bool affected = any_wildcard_;
+    bool affected = false;
+    auto mark = [&](TypeState& state) {
+      affected = true;
+      if (!state.pending_since || changed_at < *state.pending_since) state.pending_since = changed_at;
+    };
+    if (any_wildcard_) {
+      // A wildcard subscription covers Services nobody named: re-read the whole type.
+      for (TypeState& state : types_) {
+        if (!state.seen_request || !state.wildcard) continue;
+        state.dirty_all = true;
+        mark(state);
+      }
+    }
     for (const ServiceKey& key : keys) {
-      if (affected) break;
-      affected = watched_.count(key) > 0;
+      auto it = watched_.find(key);
+      if (it == watched_.end()) continue;
+      for (const auto& [type, name] : it->second) {
+        TypeState& state = types_[static_cast<size_t>(type)];
+        state.dirty_names.insert(name);
+        mark(state);
+      }
     }
     if (!affected) return;
-    for (TypeState& state : types_) {
-      if (!state.seen_request) continue;
-      state.dirty = true;
-      if (!state.pending_since || changed_at < *state.pending_since) state.pending_since = changed_at;
-    }
   }
   Pump();
 }
@@ -143,7 +163,7 @@ void AdsStream::HandleRequestLocked(const DiscoveryRequest& request) {
               request.error_detail().message());
     } else {
       state.acked_version = state.sent_version;
-      state.acked = state.sent;
+      state.acked = state.sent;  // a pointer copy
       service_->metrics_.acks_total.fetch_add(1, std::memory_order_relaxed);
     }
   }
@@ -151,6 +171,7 @@ void AdsStream::HandleRequestLocked(const DiscoveryRequest& request) {
   // the truth we serve from; only its ACK/NACK meaning is void.
 
   std::set<std::string> names(request.resource_names().begin(), request.resource_names().end());
+  const bool was_wildcard = state.wildcard;
   if (!state.seen_request) {
     // An empty first request for a full-state type is a wildcard subscription. Later empty
     // requests mean "unsubscribed from everything" (gRPC clients send that when idle).
@@ -161,36 +182,52 @@ void AdsStream::HandleRequestLocked(const DiscoveryRequest& request) {
   for (const std::string& name : names) {
     if (!state.names.count(name)) added = true;
   }
-  for (auto it = state.sent.begin(); it != state.sent.end();) {
-    // A name dropped now is re-sent in full when the client subscribes to it again.
-    it = names.count(it->first) || state.wildcard ? std::next(it) : state.sent.erase(it);
+  bool dropped = false;
+  for (const auto& [name, resource] : *state.sent) {
+    dropped = dropped || (!names.count(name) && !state.wildcard);
   }
+  if (dropped) {
+    // A name dropped now is re-sent in full when the client subscribes to it again.
+    auto kept = std::make_shared<ResourceMap>();
+    for (const auto& [name, resource] : *state.sent) {
+      if (names.count(name) || state.wildcard) kept->emplace(name, resource);
+    }
+    state.sent = std::move(kept);
+  }
+  // An ACK repeats the subscription: only a different one touches the watch index (a lock
+  // shared by every stream), or parses names again.
+  bool subscription_changed = !state.seen_request || state.names != names || state.wildcard != was_wildcard;
   state.names = std::move(names);
   state.seen_request = true;
   if (added) {
-    state.dirty = true;
+    state.dirty_all = true;
     state.force = true;
   }
-  RecomputeWatchedKeysLocked();
+  if (subscription_changed) RecomputeWatchedKeysLocked();
 }
 
 void AdsStream::RecomputeWatchedKeysLocked() {
   watched_.clear();
   any_wildcard_ = false;
-  for (const TypeState& state : types_) {
+  for (ResourceType type : kAllResourceTypes) {
+    const TypeState& state = types_[static_cast<size_t>(type)];
     any_wildcard_ = any_wildcard_ || state.wildcard;
     for (const std::string& name : state.names) {
-      if (auto key = ResourceCache::KeyOf(name)) watched_.insert(*key);
+      if (auto key = ResourceCache::KeyOf(name)) watched_[*key].emplace_back(type, name);
     }
   }
+  std::set<ServiceKey> keys;
+  for (const auto& [key, subscriptions] : watched_) keys.insert(key);
+  service_->UpdateWatches(id_, std::move(keys), any_wildcard_);
 }
 
 bool AdsStream::BuildNextResponseLocked() {
   for (ResourceType type : kAllResourceTypes) {
     TypeState& state = types_[static_cast<size_t>(type)];
-    if (!state.dirty) continue;
+    if (!state.dirty_all && state.dirty_names.empty()) continue;
     bool send = BuildResponseLocked(type, state);
-    state.dirty = false;
+    state.dirty_all = false;
+    state.dirty_names.clear();
     state.force = false;
     state.pending_since.reset();
     if (send) return true;
@@ -199,42 +236,73 @@ bool AdsStream::BuildNextResponseLocked() {
 }
 
 bool AdsStream::BuildResponseLocked(ResourceType type, TypeState& state) {
-  std::vector<std::string> names(state.names.begin(), state.names.end());
-  if (state.wildcard) {
-    for (std::string& name : service_->cache_.AllNames(type)) names.push_back(std::move(name));
-  }
-  std::map<std::string, CachedResource> current;
-  for (const std::string& name : names) {
-    if (auto resource = service_->cache_.Get(type, name, profile_)) {
-      current.emplace(name, std::move(*resource));
+  ResourceCache& cache = service_->cache_;
+  const ResourceMap& before = *state.sent;
+  auto current = std::make_shared<ResourceMap>();
+  if (state.dirty_all) {
+    std::vector<std::string> names(state.names.begin(), state.names.end());
+    if (state.wildcard) {
+      for (std::string& name : cache.AllNames(type)) names.push_back(std::move(name));
+    }
+    for (const std::string& name : names) {
+      if (auto resource = cache.Get(type, name, profile_)) current->emplace(name, std::move(resource));
+    }
+  } else {
+    // Only the names whose Service changed are read again; the rest stand as sent.
+    *current = before;
+    for (const std::string& name : state.dirty_names) {
+      if (!state.names.count(name)) continue;
+      auto key = ResourceCache::KeyOf(name);
+      EncodedResourceConstSharedPtr resource = key ? cache.Get(type, name, *key, profile_) : nullptr;
+      if (resource) {
+        (*current)[name] = std::move(resource);
+      } else {
+        current->erase(name);
+      }
     }
   }
-  bool changed = current.size() != state.sent.size();
-  for (auto a = current.begin(), b = state.sent.begin(); !changed && a != current.end(); ++a, ++b) {
-    changed = a->first != b->first || !a->second.SameContent(b->second);
+  std::vector<const ResourceMap::value_type*> changed;
+  for (const auto& entry : *current) {
+    auto it = before.find(entry.first);
+    if (it == before.end() || !EncodedResource::SameContent(it->second, entry.second)) {
+      changed.push_back(&entry);
+    }
   }
-  if (!changed && !state.force) return false;
+  bool removed = current->size() - changed.size() < before.size();
+  if (changed.empty() && !removed && !state.force) return false;
+  // LDS and CDS responses carry the whole subscription (a missing name means deleted). RDS and
+  // EDS carry only what changed: a client keeps the resources a response leaves out, so sending
+  // every watched endpoint set again would multiply the bytes per change by the subscription.
+  std::vector<const ResourceMap::value_type*> carried;
+  if (IsFullStateType(type) || state.force) {
+    for (const auto& entry : *current) carried.push_back(&entry);
+  } else {
+    carried = std::move(changed);
+  }
   // RDS and EDS responses carry what exists; an empty one tells the client nothing.
-  if (current.empty() && !IsFullStateType(type)) return false;
+  if (carried.empty() && !IsFullStateType(type)) return false;
 
-  response_.Clear();
-  response_.set_type_url(std::string(TypeUrl(type)));
-  response_.set_version_info(ContentVersion(current));
-  response_.set_nonce(std::to_string(++nonce_counter_));
-  response_.mutable_control_plane()->set_identifier(service_->options_.control_plane_id);
-  for (const auto& [name, resource] : current) *response_.add_resources() = *resource.any;
-  state.sent_version = response_.version_info();
-  state.sent_nonce = response_.nonce();
+  envoy::service::discovery::v3::DiscoveryResponse header;
+  header.set_type_url(std::string(TypeUrl(type)));
+  header.set_version_info(ContentVersion(*current));
+  header.set_nonce(std::to_string(++nonce_counter_));
+  header.mutable_control_plane()->set_identifier(service_->options_.control_plane_id);
+  std::vector<grpc::Slice> slices;
+  slices.reserve(carried.size() + 1);
+  slices.emplace_back(header.SerializeAsString());
+  for (const auto* entry : carried) slices.push_back(SharedSlice(entry->second));
+  response_ = grpc::ByteBuffer(slices.data(), slices.size());
+  state.sent_version = header.version_info();
+  state.sent_nonce = header.nonce();
   state.sent = std::move(current);
 
-  service_->metrics_.pushes_total.fetch_add(1, std::memory_order_relaxed);
-  service_->metrics_.resources_sent_total.fetch_add(response_.resources_size(),
-                                                    std::memory_order_relaxed);
-  if (state.pending_since) {
-    service_->metrics_.ObservePushLatency(absl::Now() - *state.pending_since);
-  }
+  XdsMetrics& metrics = service_->metrics_;
+  metrics.pushes_total.fetch_add(1, std::memory_order_relaxed);
+  metrics.resources_sent_total.fetch_add(carried.size(), std::memory_order_relaxed);
+  metrics.bytes_sent_total.fetch_add(response_.Length(), std::memory_order_relaxed);
+  if (state.pending_since) metrics.ObservePushLatency(absl::Now() - *state.pending_since);
   LogDebug("xds: client {}: {} version {} with {} resources", node_id_, ShortName(type),
-           state.sent_version, response_.resources_size());
+           state.sent_version, carried.size());
   return true;
 }
 
@@ -257,9 +325,9 @@ nlohmann::json AdsStream::DebugJson() const {
     t["nacks"] = state.nacks;
     if (!state.last_nack.empty()) t["last_nack"] = state.last_nack;
     nlohmann::json resources = nlohmann::json::object();
-    for (const auto& [name, resource] : state.acked) {
+    for (const auto& [name, resource] : *state.acked) {
       std::string json;
-      if (google::protobuf::util::MessageToJsonString(*resource.any, &json).ok()) {
+      if (google::protobuf::util::MessageToJsonString(resource->any, &json).ok()) {
         try {
           resources[name] = nlohmann::json::parse(json);
         } catch (const nlohmann::json::exception&) {

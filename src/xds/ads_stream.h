@@ -2,7 +2,14 @@
 // per resource type, what the client subscribed to, what it was last sent, and what it ACKed;
 // answers subscription changes at once and pushes on Registry changes. gRPC threads call the
 // On* reactions; the service's push thread calls OnServicesChanged. All state is under mu_, and
-// no lock is held while calling into gRPC (StartWrite/Finish may run reactions inline).
+// no lock is held while calling into gRPC (StartWrite/Finish may run reactions inline). Lock
+// order: a stream's mu_ before the service's streams_mu_ (UpdateWatches), never the reverse.
+//
+// What a stream spends per push is kept to its own subscription: it re-reads only the names of
+// the Services that changed, a response is assembled from the cache's shared encoded bytes
+// (raw ByteBuffer method: no per-stream copy or re-serialization of a resource), RDS and EDS
+// responses carry only the resources that changed (xDS lets those types omit the rest), and
+// the content version mixes per-resource hashes computed once in the cache.
 #pragma once
 
 #include <array>
@@ -26,8 +33,7 @@ namespace podlb::xds {
 
 class AdsService;
 
-class AdsStream : public grpc::ServerBidiReactor<envoy::service::discovery::v3::DiscoveryRequest,
-                                                 envoy::service::discovery::v3::DiscoveryResponse>  {
+class AdsStream : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   AdsStream(AdsService* service, uint64_t id, std::string peer);
 
@@ -45,18 +51,22 @@ class AdsStream : public grpc::ServerBidiReactor<envoy::service::discovery::v3::
   void OnCancel() override {}
 
  private:
+  using ResourceMap = std::map<std::string, EncodedResourceConstSharedPtr>;
   struct TypeState {
     bool seen_request = false;
     bool wildcard = false;
     std::set<std::string> names;
-    bool dirty = false;
+    bool dirty_all = false;             // re-read every name (a subscription change)
+    std::set<std::string> dirty_names;  // names whose Service changed since the last response
     bool force = false;  // send even if nothing changed (a new subscription)
     std::optional<absl::Time> pending_since;
     std::string sent_version;
     std::string sent_nonce;
-    std::map<std::string, CachedResource> sent;  // what the last response carried
+    // What the client holds if it took everything sent (for RDS/EDS, the union of responses).
+    // Shared and immutable, so an ACK is a pointer copy.
+    std::shared_ptr<const ResourceMap> sent = std::make_shared<ResourceMap>();
     std::string acked_version;
-    std::map<std::string, CachedResource> acked;
+    std::shared_ptr<const ResourceMap> acked = std::make_shared<ResourceMap>();
     uint64_t nacks = 0;
     std::string last_nack;
   };
@@ -72,16 +82,19 @@ class AdsStream : public grpc::ServerBidiReactor<envoy::service::discovery::v3::
   AdsService* const service_;
   const uint64_t id_;
   const std::string peer_;
-  envoy::service::discovery::v3::DiscoveryRequest request_;  // owned by the outstanding read
+  grpc::ByteBuffer request_;  // owned by the outstanding read
 
   mutable absl::Mutex mu_;
-  envoy::service::discovery::v3::DiscoveryResponse response_ ABSL_GUARDED_BY(mu_);
+  grpc::ByteBuffer response_ ABSL_GUARDED_BY(mu_);
+  grpc::Status finish_status_ ABSL_GUARDED_BY(mu_);
   bool have_node_ ABSL_GUARDED_BY(mu_) = false;
   std::string node_id_ ABSL_GUARDED_BY(mu_);
   std::string user_agent_ ABSL_GUARDED_BY(mu_);
   ClientProfile profile_ ABSL_GUARDED_BY(mu_);
   std::array<TypeState, kResourceTypeCount> types_ ABSL_GUARDED_BY(mu_);
-  std::set<ServiceKey> watched_ ABSL_GUARDED_BY(mu_);
+  // Service → the (type, name) subscriptions it backs.
+  std::map<ServiceKey, std::vector<std::pair<ResourceType, std::string>>> watched_
+      ABSL_GUARDED_BY(mu_);
   bool any_wildcard_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t nonce_counter_ ABSL_GUARDED_BY(mu_) = 0;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;

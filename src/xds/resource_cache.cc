@@ -1,10 +1,49 @@
 #include "xds/resource_cache.h"
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/hash.h"
 #include "core/logging.h"
+#include "envoy/service/discovery/v3/discovery.pb.h"
 #include "xds/resource_builders.h"
 
 namespace podlb::xds {
+
+namespace {
+
+// One field into a running FNV-1a hash, length first, so ("ab","c") and ("a","bc") differ.
+uint64_t MixField(uint64_t hash, std::string_view bytes) {
+  char length[8];
+  for (size_t n = bytes.size(), i = 0; i < 8; ++i, n >>= 8) length[i] = static_cast<char>(n & 0xff);
+  return Fnv1a64(bytes, Fnv1a64(std::string_view(length, 8), hash));
+}
+
+}  // namespace
+
+std::string ContentVersion(const std::map<std::string, EncodedResourceConstSharedPtr>& resources) {
+  uint64_t hash = kFnv1a64Offset;
+  for (const auto& [name, resource] : resources) {
+    char content[8];
+    for (size_t i = 0; i < 8; ++i) content[i] = static_cast<char>(resource->content_hash >> (8 * i));
+    hash = MixField(MixField(hash, name), std::string_view(content, 8));
+  }
+  return absl::StrCat(absl::Hex(hash, absl::kZeroPad16));
+}
+
+EncodedResourceConstSharedPtr EncodedResource::From(google::protobuf::Any any) {
+  auto out = std::make_shared<EncodedResource>();
+  out->any = std::move(any);
+  // The wire form of `repeated Any resources = 2` for this one entry: a response is then its
+  // small per-stream header fields followed by these bytes, in any order (protobuf merges).
+  envoy::service::discovery::v3::DiscoveryResponse one;
+  *one.add_resources() = out->any;
+  one.SerializeToString(&out->response_field);
+  // Not seeded per process: replicas must agree (see ContentVersion).
+  uint64_t hash = MixField(kFnv1a64Offset, out->any.type_url());
+  hash = MixField(hash, out->any.value());
+  out->content_hash = hash;
+  return out;
+}
 
 std::optional<ServiceKey> ResourceCache::KeyOf(const std::string& name) {
   auto key = ServiceKey::Parse(name);
@@ -74,53 +113,65 @@ const ServicePolicy& ResourceCache::PolicyLocked(const EndpointSet& set) {
   return entry.policy;
 }
 
-std::optional<CachedResource> ResourceCache::Get(ResourceType type, const std::string& name,
+EncodedResourceConstSharedPtr ResourceCache::Get(ResourceType type, const std::string& name,
                                                  const ClientProfile& client) {
   std::optional<ServiceKey> key = KeyOf(name);
-  if (!key) return std::nullopt;
-  EndpointSetConstSharedPtr set = registry_.Current(*key);
+  if (!key) return nullptr;
+  return Get(type, name, *key, client);
+}
+
+EncodedResourceConstSharedPtr ResourceCache::Get(ResourceType type, const std::string& name,
+                                                 const ServiceKey& key,
+                                                 const ClientProfile& client) {
+  EndpointSetConstSharedPtr set = registry_.Current(key);
   if (!set) {
     // A name that stopped resolving (its Service was deleted): what was built for it goes, even
     // if the Registry change that said so has not been through Forget yet.
     absl::MutexLock lock(&mu_);
-    ForgetLocked(*key, 0);
-    return std::nullopt;
+    ForgetLocked(key, 0);
+    return nullptr;
   }
 
   absl::MutexLock lock(&mu_);
   const ServicePolicy& policy = PolicyLocked(*set);
   LbPolicy lb = EffectiveLbPolicy(policy, client);
   bool outlier = client.supports_outlier_detection;
-  std::string cluster = ClusterNameFor(*key);
   std::string variant;
   if (type == ResourceType::kClusterLoadAssignment) {
     if (policy.zone_aware) variant = "zone=" + client.zone;
   } else {
     variant = std::string(ToString(lb)) + (outlier ? "+od" : "");
   }
-  Entry& entry = entries_[{*key, type, name, variant}];
-  if (entry.any && entry.set_version == set->version()) {
-    return CachedResource{*key, set->version(), entry.any};
-  }
-  auto any = std::make_shared<google::protobuf::Any>();
+  Entry& entry = entries_[{key, type, name, variant}];
+  if (entry.resource && entry.set_version == set->version()) return entry.resource;
+  std::string cluster = ClusterNameFor(key);
+  google::protobuf::Any any;
   switch (type) {
     case ResourceType::kListener:
-      any->PackFrom(ListenerBuilder(name, cluster, policy, lb).Build());
+      any.PackFrom(ListenerBuilder(name, cluster, policy, lb).Build());
       break;
     case ResourceType::kRouteConfiguration:
-      any->PackFrom(RouteConfigurationBuilder(name, cluster, policy, lb).Build());
+      any.PackFrom(RouteConfigurationBuilder(name, cluster, policy, lb).Build());
       break;
     case ResourceType::kCluster:
-      any->PackFrom(ClusterBuilder(name, policy, lb, outlier).Build());
+      any.PackFrom(ClusterBuilder(name, policy, lb, outlier).Build());
       break;
     case ResourceType::kClusterLoadAssignment:
-      any->PackFrom(
+      any.PackFrom(
           ClusterLoadAssignmentBuilder(name, *set, policy.zone_aware ? client.zone : "").Build());
       break;
   }
-  entry.any = std::move(any);
+  if (metrics_) {
+    metrics_->encodes_total[static_cast<size_t>(type)].fetch_add(1, std::memory_order_relaxed);
+  }
+  // A new EndpointSet version often leaves a resource's bytes as they were (the Listener,
+  // Route and Cluster of an endpoint change; the EDS of a zone the change did not touch): keep
+  // the old entry then, so streams see the same pointer and skip it at once.
+  if (!entry.resource || entry.resource->any.value() != any.value()) {
+    entry.resource = EncodedResource::From(std::move(any));
+  }
   entry.set_version = set->version();
-  return CachedResource{*key, set->version(), entry.any};
+  return entry.resource;
 }
 
 }  // namespace podlb::xds

@@ -21,28 +21,51 @@
 #include "google/protobuf/any.pb.h"
 #include "xds/client_profile.h"
 #include "xds/type_urls.h"
+#include "xds/xds_metrics.h"
 
 namespace podlb::xds {
 
-struct CachedResource {
-  ServiceKey key;           // the Service the resource comes from
-  uint64_t set_version = 0;  // its EndpointSet version
-  std::shared_ptr<const google::protobuf::Any> any;
+// One encoded resource, immutable once built and shared by every stream that sends it. Besides
+// the Any (for debug views), it carries the bytes of the resource as a DiscoveryResponse
+// `resources` entry, so a stream assembles a response from shared slices without copying or
+// re-serializing the resource, and the hash of its content, so a response's content version
+// costs a hash per resource name rather than a pass over every byte, per stream.
+struct EncodedResource {
+  google::protobuf::Any any;
+  std::string response_field;  // tag + length + Any bytes of DiscoveryResponse field 2
+  uint64_t content_hash = 0;   // FNV-1a of the type URL and bytes (see ContentHash)
 
+  static std::shared_ptr<const EncodedResource> From(google::protobuf::Any any);
   // Same bytes (pointer equality first: the common case is the very same cache entry).
-  bool SameContent(const CachedResource& other) const {
-    return any == other.any || (any && other.any && any->value() == other.any->value());
+  static bool SameContent(const std::shared_ptr<const EncodedResource>& a,
+                          const std::shared_ptr<const EncodedResource>& b) {
+    return a == b || (a && b && a->any.value() == b->any.value());
   }
 };
+using EncodedResourceConstSharedPtr = std::shared_ptr<const EncodedResource>;
+
+// A response's version_info, derived from what the client then holds (FNV-1a 64 over each
+// resource's name and content hash, length-prefixed, in name order) rather than counted per
+// stream: replicas of the control plane, and one replica before and after a restart, then give
+// the same resources the same version, so a client that reconnects elsewhere sees no version
+// change and debug views agree. The hash must not be seeded per process (absl::Hash is), or
+// replicas disagree. Each resource's own hash is computed once, in the cache, so a push costs a
+// few bytes hashed per name, not the resources' bytes per stream.
+std::string ContentVersion(const std::map<std::string, EncodedResourceConstSharedPtr>& resources);
 
 class ResourceCache {
  public:
-  explicit ResourceCache(Registry& registry) : registry_(registry) {}
+  // `metrics` (may be null) counts the encodes.
+  explicit ResourceCache(Registry& registry, XdsMetrics* metrics = nullptr)
+      : registry_(registry), metrics_(metrics) {}
 
-  // The resource `name` of `type` as `client` should see it, or nullopt when it does not exist
+  // The resource `name` of `type` as `client` should see it, or nullptr when it does not exist
   // (a name no Service matches, or a Service nobody published).
-  std::optional<CachedResource> Get(ResourceType type, const std::string& name,
+  EncodedResourceConstSharedPtr Get(ResourceType type, const std::string& name,
                                     const ClientProfile& client);
+  // Same, for a name the caller already parsed into `key`.
+  EncodedResourceConstSharedPtr Get(ResourceType type, const std::string& name,
+                                    const ServiceKey& key, const ClientProfile& client);
 
   // The Service a resource name refers to, if the name parses as one.
   static std::optional<ServiceKey> KeyOf(const std::string& name);
@@ -63,7 +86,7 @@ class ResourceCache {
  private:
   struct Entry {
     uint64_t set_version = 0;
-    std::shared_ptr<const google::protobuf::Any> any;
+    EncodedResourceConstSharedPtr resource;
   };
   struct PolicyEntry {
     uint64_t set_version = 0;
@@ -78,6 +101,7 @@ class ResourceCache {
   void ForgetLocked(const ServiceKey& key, uint64_t keep_version) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   Registry& registry_;
+  XdsMetrics* const metrics_;
   mutable absl::Mutex mu_;
   // (Service, type, name, variant) → encoded resource.
   std::map<EntryKey, Entry> entries_ ABSL_GUARDED_BY(mu_);

@@ -14,6 +14,17 @@ void XdsMetrics::ObservePushLatency(absl::Duration latency) {
                                 std::memory_order_relaxed);
 }
 
+void XdsMetrics::ObserveFanout(absl::Duration took, size_t streams) {
+  auto micros = static_cast<uint64_t>(absl::ToInt64Microseconds(took));
+  fanout_batches_total.fetch_add(1, std::memory_order_relaxed);
+  fanout_streams_total.fetch_add(streams, std::memory_order_relaxed);
+  fanout_micros_total.fetch_add(micros, std::memory_order_relaxed);
+  // Only the push thread writes the max, so a plain load-compare-store cannot lose an update.
+  if (micros > fanout_micros_max.load(std::memory_order_relaxed)) {
+    fanout_micros_max.store(micros, std::memory_order_relaxed);
+  }
+}
+
 std::string XdsMetrics::PrometheusText() const {
   std::string out;
   auto counter = [&](const char* name, const char* help, uint64_t value) {
@@ -31,6 +42,27 @@ std::string XdsMetrics::PrometheusText() const {
   counter("podlb_xds_nacks_total", "Responses clients rejected.", nacks_total.load());
   counter("podlb_xds_registry_changes_total", "Endpoint set changes received from discovery.",
           registry_changes_total.load());
+  counter("podlb_xds_bytes_sent_total", "DiscoveryResponse bytes written to clients.",
+          bytes_sent_total.load());
+  out += "# HELP podlb_xds_resource_encodes_total Resources encoded, per type (once per version "
+         "and variant of a Service, not per client).\n"
+         "# TYPE podlb_xds_resource_encodes_total counter\n";
+  for (ResourceType type : kAllResourceTypes) {
+    out += fmt::format("podlb_xds_resource_encodes_total{{type=\"{}\"}} {}\n", ShortName(type),
+                       encodes_total[static_cast<size_t>(type)].load());
+  }
+  counter("podlb_xds_fanout_batches_total", "Batches of coalesced changes fanned out.",
+          fanout_batches_total.load());
+  counter("podlb_xds_fanout_streams_total", "Streams the fan-out batches reached.",
+          fanout_streams_total.load());
+  out += fmt::format(
+      "# HELP podlb_xds_fanout_seconds_total Push-thread time building and starting the writes "
+      "of fan-out batches.\n# TYPE podlb_xds_fanout_seconds_total counter\n"
+      "podlb_xds_fanout_seconds_total {}\n"
+      "# HELP podlb_xds_fanout_seconds_max The longest fan-out batch so far.\n"
+      "# TYPE podlb_xds_fanout_seconds_max gauge\npodlb_xds_fanout_seconds_max {}\n",
+      static_cast<double>(fanout_micros_total.load()) / 1e6,
+      static_cast<double>(fanout_micros_max.load()) / 1e6);
   out += "# HELP podlb_xds_push_latency_seconds From an endpoint change to the response leaving "
          "for a client.\n# TYPE podlb_xds_push_latency_seconds histogram\n";
   uint64_t cumulative = 0;

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "xds/type_urls.h"
 
 namespace podlb::xds {
 
@@ -20,9 +21,20 @@ class XdsMetrics {
   std::atomic<uint64_t> acks_total{0};
   std::atomic<uint64_t> nacks_total{0};
   std::atomic<uint64_t> registry_changes_total{0};
+  std::atomic<uint64_t> bytes_sent_total{0};  // DiscoveryResponse bytes handed to gRPC
+  // Resources encoded by the ResourceCache, per type: once per version and variant of a
+  // Service, never per client (what proves the cache at scale).
+  std::array<std::atomic<uint64_t>, kResourceTypeCount> encodes_total{};
+  // The push thread's fan-out: batches of coalesced changes, the streams they reached, and the
+  // time spent building and starting their writes (not the network's time to deliver them).
+  std::atomic<uint64_t> fanout_batches_total{0};
+  std::atomic<uint64_t> fanout_streams_total{0};
+  std::atomic<uint64_t> fanout_micros_total{0};
+  std::atomic<uint64_t> fanout_micros_max{0};
 
   // From a Registry change reaching the control plane to the response leaving for one client.
   void ObservePushLatency(absl::Duration latency);
+  void ObserveFanout(absl::Duration took, size_t streams);
   std::string PrometheusText() const;
 
  private:

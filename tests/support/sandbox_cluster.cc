@@ -48,10 +48,11 @@ double MaxOverMin(const std::map<std::string, int>& counts) {
   return lo == 0 ? 1e9 : static_cast<double>(hi) / lo;
 }
 
-SandboxCluster::SandboxCluster(int octet) {
+SandboxCluster::SandboxCluster(int octet, int replicas) {
   sandbox_ = std::make_unique<ChildProcess>(std::vector<std::string>{
       PodlbBinary(), "sandbox", "--state-dir", dir_.path(), "--pod-port",
-      std::to_string(PickFreePort()), "--grace-period", "1", "--first-pod-ip",
+      std::to_string(PickFreePort()), "--grace-period", "1", "--replicas",
+      std::to_string(replicas), "--first-pod-ip",
       "127." + std::to_string(octet) + "." + std::to_string(getpid() % 250 + 1) + ".2"});
   started_ = sandbox_->WaitForLine([](const std::string& l) { return l == "ready"; }, kTimeout);
   EXPECT_TRUE(started_) << "podlb sandbox did not print \"ready\"";

@@ -32,7 +32,9 @@ class SandboxCluster {
   // Starts the sandbox with its `greeter` Deployment (3 pods, Service port 50051 named "grpc")
   // on 127.`octet`.<pid-derived>.2 and up, so concurrent test binaries never share addresses.
   // Check started() before use.
-  explicit SandboxCluster(int octet);
+  // `replicas` other than 3 is for scale tests (pods start at ~10 ms each; "ready" is printed
+  // once the API server listens, before they are all up).
+  explicit SandboxCluster(int octet, int replicas = 3);
 
   bool started() const { return started_; }
   const std::string& dir() const { return dir_.path(); }
