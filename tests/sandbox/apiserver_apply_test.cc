@@ -260,7 +260,7 @@ TEST_P(ApplyTest, InvalidObjectsAreRefusedAndTheStoredOneIsKept) {
   std::string broken = std::regex_replace(
       original, std::regex("      labels: \\{app.kubernetes.io/name: podlb-control-plane\\}\n"),
       "      labels: {app.kubernetes.io/name: other}\n");
-  broken = std::regex_replace(broken, std::regex("          image: podlb:[^\n]*\n"), "");
+  broken = std::regex_replace(broken, std::regex("          image: localhost/podlb:[^\n]*\n"), "");
   testing::WriteFile(copy + "/control-plane.yaml", broken);
   EXPECT_NE(Run({"apply", "-f", copy + "/control-plane.yaml"}, &output), 0);
   EXPECT_THAT(output, HasSubstr("The Deployment \"podlb-control-plane\" is invalid:"));
