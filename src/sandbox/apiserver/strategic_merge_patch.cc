@@ -155,9 +155,10 @@ absl::StatusOr<json> MergeMap(const json& original, const json& patch, const jso
       std::string field = key.substr(kDeleteFromPrimitiveList.size());
       if (result.contains(field) && result[field].is_array() && value.is_array()) {
         json& list = result[field];
+        const json& doomed = value;  // a named reference: clang 14 cannot capture a binding
         list.erase(std::remove_if(list.begin(), list.end(),
                                   [&](const json& e) {
-                                    return std::find(value.begin(), value.end(), e) != value.end();
+                                    return std::find(doomed.begin(), doomed.end(), e) != doomed.end();
                                   }),
                    list.end());
       }
