@@ -22,10 +22,14 @@ std::string RandomPodSubnet() {
   return absl::StrCat("127.0.", std::uniform_int_distribution<int>(1, 99)(rng), ".2");
 }
 
-class SandboxCluster final : public DemoCluster {
+// The demo's DemoCluster: the sandbox in this process. Not the tests' podlb::testing::
+// SandboxCluster, which runs `podlb sandbox` as a child process (so the proxy tests and their
+// sanitizer build need not link the sandbox); both change the cluster through the one
+// sandbox::SandboxClient, which is all they have in common.
+class InProcessSandboxCluster final : public DemoCluster {
  public:
-  explicit SandboxCluster(ClusterOptions options) : options_(std::move(options)) {}
-  ~SandboxCluster() override { Stop(); }
+  explicit InProcessSandboxCluster(ClusterOptions options) : options_(std::move(options)) {}
+  ~InProcessSandboxCluster() override { Stop(); }
 
   absl::Status Start() override {
     sandbox_ = std::make_unique<sandbox::Sandbox>(
@@ -115,7 +119,7 @@ class SandboxCluster final : public DemoCluster {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<DemoCluster>> MakeSandboxCluster(const ClusterOptions& options) {
-  return std::make_unique<SandboxCluster>(options);
+  return std::make_unique<InProcessSandboxCluster>(options);
 }
 
 }  // namespace podlb::demo
