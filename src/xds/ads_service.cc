@@ -55,8 +55,6 @@ void AdsService::PushLoop() {
       keys.swap(pending_);
       since = pending_since_;
     }
-    // Before the fan-out, so the streams' Gets rebuild only what is still asked for.
-    cache_.Forget(keys);
     absl::Time fanout_start = absl::Now();
     std::vector<std::shared_ptr<AdsStream>> streams;
     {
@@ -77,6 +75,10 @@ void AdsService::PushLoop() {
     // No lock held: a stream may run reactions inline from StartWrite.
     for (const auto& stream : streams) stream->OnServicesChanged(keys, since);
     metrics_.ObserveFanout(absl::Now() - fanout_start, streams.size());
+    // After the fan-out: its Gets have brought every entry still asked for to the new version
+    // (keeping the old pointer where the bytes did not change, so streams skip it at once), and
+    // what is left of an older version, or of a deleted Service, nobody asked for.
+    cache_.Forget(keys);
   }
 }
 

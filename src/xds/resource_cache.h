@@ -74,9 +74,9 @@ class ResourceCache {
   std::vector<std::string> AllNames(ResourceType type) const;
 
   // `keys` changed in the Registry: drops every entry of those that no longer exist, and the
-  // entries built from an older EndpointSet of the others (the variants still asked for are
-  // rebuilt on the next Get, which the push that follows makes anyway). Cost: the entries of
-  // `keys`, once per batch, not per stream.
+  // entries built from an older EndpointSet of the others. The push thread calls it after the
+  // fan-out, whose Gets have brought the variants still asked for to the new version, so only
+  // what nobody asked for goes. Cost: the entries of `keys`, once per batch, not per stream.
   void Forget(const std::set<ServiceKey>& keys);
 
   // Encoded resources held, and Services they belong to (for /metrics and the soak).

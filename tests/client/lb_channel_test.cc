@@ -13,6 +13,7 @@
 #include "client_test_support.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "support/filler_endpoints.h"
 #include "support/process.h"
 
 namespace podlb {
@@ -270,14 +271,8 @@ TEST(LbChannelLargeServiceTest, SliceChangeAtFiveThousandEndpointsKeepsEveryChan
   auto b = StartPod("b", 3);
   auto endpoints_with = [&](int first_other) {
     std::vector<Endpoint> endpoints = {EndpointOf(*a), EndpointOf(*b)};
-    for (int i = first_other; i < first_other + 4998; ++i) {
-      endpoints.push_back(Endpoint{.address = "127.254." + std::to_string(i / 250) + "." +
-                                              std::to_string(1 + i % 250),
-                                   .port = 1,
-                                   .pod_name = "other-" + std::to_string(i),
-                                   .ready = false,
-                                   .serving = true,
-                                   .terminating = true});
+    for (Endpoint& e : testing::DrainingFillerEndpoints(first_other, 4998)) {
+      endpoints.push_back(std::move(e));
     }
     return endpoints;
   };

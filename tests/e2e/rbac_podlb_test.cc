@@ -5,6 +5,7 @@
 // message naming the verb, keeps retrying, and recovers once the verb is granted.
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
 #include <regex>
 
 #include "gmock/gmock.h"
@@ -79,18 +80,34 @@ class RbacPodlbTest : public ::testing::Test {
         "xds:///greeter.default:50051", grpc::InsecureChannelCredentials()));
   }
 
+  // `podlb control-plane` with the podlb ServiceAccount's token, and a caller of the greeter
+  // through it over xDS (the process must outlive the caller).
+  struct XdsControlPlane {
+    std::unique_ptr<ChildProcess> process;
+    std::function<std::string(milliseconds, bool)> call;
+  };
+  XdsControlPlane StartControlPlane() {
+    XdsControlPlane cp;
+    cp.process = Podlb({"control-plane", "--kubeconfig", ServiceAccountKubeconfig("podlb"),
+                        "--listen", "127.0.0.1:0", "--admin", ""});
+    EXPECT_TRUE(cp.process->WaitForLineContaining("xds port ", kTimeout));
+    std::shared_ptr<grpc::testing::TestService::Stub> xds =
+        XdsStub(PortAfter(*cp.process, "xds port "));
+    cp.call = [xds](milliseconds timeout, bool wait_for_ready) {
+      return CallForPodName(*xds, timeout, wait_for_ready);
+    };
+    return cp;
+  }
+
   std::unique_ptr<SandboxCluster> cluster_;
   std::string bootstrap_;
 };
 
 TEST_F(RbacPodlbTest, ControlPlaneAndProxyWorkWithExactlyTheRulesDeployGrants) {
-  auto control_plane = Podlb({"control-plane", "--kubeconfig", ServiceAccountKubeconfig("podlb"),
-                              "--listen", "127.0.0.1:0", "--admin", ""});
-  ASSERT_TRUE(control_plane->WaitForLineContaining("xds port ", kTimeout));
-  auto xds = XdsStub(PortAfter(*control_plane, "xds port "));
-  auto call_xds = [&](milliseconds timeout, bool wait_for_ready) {
-    return CallForPodName(*xds, timeout, wait_for_ready);
-  };
+  XdsControlPlane xds_control_plane = StartControlPlane();
+  ASSERT_FALSE(HasFailure());
+  auto& control_plane = xds_control_plane.process;
+  auto& call_xds = xds_control_plane.call;
   std::set<std::string> pods = cluster_->WaitReadyPods(3);
   EXPECT_TRUE(SandboxCluster::WaitClientUses(call_xds, pods));
 
@@ -127,13 +144,10 @@ TEST_F(RbacPodlbTest, AMissingWatchVerbIsNamedAndRetriedUntilGranted) {
   std::string output;
   ASSERT_EQ(Kubectl({"apply", "-f", file}, &output), 0) << output;
 
-  auto control_plane = Podlb({"control-plane", "--kubeconfig", ServiceAccountKubeconfig("podlb"),
-                              "--listen", "127.0.0.1:0", "--admin", ""});
-  ASSERT_TRUE(control_plane->WaitForLineContaining("xds port ", kTimeout));
-  auto xds = XdsStub(PortAfter(*control_plane, "xds port "));
-  auto call_xds = [&](milliseconds timeout, bool wait_for_ready) {
-    return CallForPodName(*xds, timeout, wait_for_ready);
-  };
+  XdsControlPlane xds_control_plane = StartControlPlane();
+  ASSERT_FALSE(HasFailure());
+  auto& control_plane = xds_control_plane.process;
+  auto& call_xds = xds_control_plane.call;
   // The list is allowed: the pods are served from it.
   std::set<std::string> pods = cluster_->WaitReadyPods(3);
   EXPECT_TRUE(SandboxCluster::WaitClientUses(call_xds, pods));

@@ -11,6 +11,7 @@
 #include "gtest/gtest.h"
 #include "proxy/proxy_server.h"
 #include "proxy/test_backend.h"
+#include "support/filler_endpoints.h"
 #include "support/process.h"
 
 namespace podlb::proxy {
@@ -378,14 +379,8 @@ TEST_F(ProxyTest, SliceChangeAtFiveThousandEndpointsKeepsConnectionsToPodsThatSt
   auto endpoints_with = [&](int first_other) {
     std::vector<Endpoint> endpoints;
     for (auto& b : backends_) endpoints.push_back(b->AsEndpoint());
-    for (int i = first_other; i < first_other + 4997; ++i) {
-      endpoints.push_back(Endpoint{.address = "127.254." + std::to_string(i / 250) + "." +
-                                              std::to_string(1 + i % 250),
-                                   .port = 1,
-                                   .pod_name = "other-" + std::to_string(i),
-                                   .ready = false,
-                                   .serving = true,
-                                   .terminating = true});
+    for (Endpoint& e : testing::DrainingFillerEndpoints(first_other, 4997)) {
+      endpoints.push_back(std::move(e));
     }
     return endpoints;
   };

@@ -5,6 +5,7 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "sandbox/apiserver/json_path.h"
 #include "sandbox/apiserver/object_schemas.h"
 #include "sandbox/pods/pod_fault.h"
 
@@ -46,18 +47,6 @@ void ValidateFaultAnnotations(const json& meta, const std::string& path,
     causes->push_back(
         {field(violation.annotation), InvalidValue(violation.value, violation.detail)});
   }
-}
-
-const json& At(const json& object, std::initializer_list<const char*> path) {
-  static const json* const kNull = new json(nullptr);
-  const json* node = &object;
-  for (const char* key : path) {
-    if (!node->is_object()) return *kNull;
-    auto it = node->find(key);
-    if (it == node->end()) return *kNull;
-    node = &*it;
-  }
-  return *node;
 }
 
 // Go's %#v of a map[string]string, as "selector does not match" prints the labels.

@@ -4,23 +4,12 @@
 
 #include "absl/strings/str_join.h"
 #include "fmt/format.h"
+#include "sandbox/apiserver/json_path.h"
 
 namespace podlb::sandbox {
 namespace {
 
 using json = nlohmann::json;
-
-const json& At(const json& object, std::initializer_list<const char*> path) {
-  static const json* const kNull = new json(nullptr);
-  const json* node = &object;
-  for (const char* key : path) {
-    if (!node->is_object()) return *kNull;
-    auto it = node->find(key);
-    if (it == node->end()) return *kNull;
-    node = &*it;
-  }
-  return *node;
-}
 
 std::string Str(const json& value, const std::string& fallback) {
   if (value.is_string() && !value.get<std::string>().empty()) return value.get<std::string>();
