@@ -55,6 +55,9 @@ void AdsService::PushLoop() {
       keys.swap(pending_);
       since = pending_since_;
     }
+    // Deleted Services go before the fan-out: a client told one is gone must not find it still
+    // counted in /metrics, and nothing in the fan-out asks for it.
+    cache_.ForgetDeleted(keys);
     absl::Time fanout_start = absl::Now();
     std::vector<std::shared_ptr<AdsStream>> streams;
     {
@@ -77,7 +80,7 @@ void AdsService::PushLoop() {
     metrics_.ObserveFanout(absl::Now() - fanout_start, streams.size());
     // After the fan-out: its Gets have brought every entry still asked for to the new version
     // (keeping the old pointer where the bytes did not change, so streams skip it at once), and
-    // what is left of an older version, or of a deleted Service, nobody asked for.
+    // what is left of an older version nobody asked for.
     cache_.Forget(keys);
   }
 }

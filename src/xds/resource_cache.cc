@@ -88,6 +88,14 @@ void ResourceCache::Forget(const std::set<ServiceKey>& keys) {
   }
 }
 
+void ResourceCache::ForgetDeleted(const std::set<ServiceKey>& keys) {
+  for (const ServiceKey& key : keys) {
+    if (registry_.Current(key)) continue;
+    absl::MutexLock lock(&mu_);
+    ForgetLocked(key, 0);
+  }
+}
+
 const ServicePolicy& ResourceCache::PolicyLocked(const EndpointSet& set) {
   PolicyEntry& entry = policies_[set.key()];
   if (entry.set_version != set.version()) {

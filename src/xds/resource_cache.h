@@ -73,6 +73,11 @@ class ResourceCache {
   // Names of every existing resource of `type` (wildcard subscriptions).
   std::vector<std::string> AllNames(ResourceType type) const;
 
+  // `keys` changed in the Registry: drops every entry of those that no longer exist. The push
+  // thread calls it before the fan-out, so a client told that a Service is gone finds nothing of
+  // it left in the cache (the fan-out asks nothing of a deleted Service, so nothing is lost).
+  void ForgetDeleted(const std::set<ServiceKey>& keys);
+
   // `keys` changed in the Registry: drops every entry of those that no longer exist, and the
   // entries built from an older EndpointSet of the others. The push thread calls it after the
   // fan-out, whose Gets have brought the variants still asked for to the new version, so only

@@ -57,6 +57,25 @@ TEST_F(ResourceCacheTest, DeletedServiceLeavesNothingBehind) {
   EXPECT_EQ(before, after);
 }
 
+TEST_F(ResourceCacheTest, ForgetDeletedDropsOnlyDeletedServicesAndKeepsOlderVersions) {
+  registry_.Publish({kGreeter}, {Ep("10.0.0.1")});
+  registry_.Publish({kTemp}, {Ep("10.0.0.9")});
+  Subscribe(kGreeter);
+  Subscribe(kTemp);
+  auto old_eds = cache_.Get(ResourceType::kClusterLoadAssignment, ClusterNameFor(kGreeter), {});
+
+  // Before a fan-out: kGreeter changed, kTemp was deleted. Only kTemp goes; kGreeter's entries of
+  // the older set stay for the fan-out to bring up to date (or keep, where the bytes match).
+  registry_.Publish({kGreeter}, {Ep("10.0.0.1"), Ep("10.0.0.2")});
+  registry_.Remove({kTemp});
+  cache_.ForgetDeleted({kGreeter, kTemp});
+  EXPECT_EQ(cache_.size(), 4u);
+  EXPECT_EQ(cache_.ServiceCount(), 1u);
+  auto new_eds = cache_.Get(ResourceType::kClusterLoadAssignment, ClusterNameFor(kGreeter), {});
+  ASSERT_TRUE(old_eds && new_eds);
+  EXPECT_NE(old_eds, new_eds);
+}
+
 TEST_F(ResourceCacheTest, NameThatStopsResolvingIsDroppedOnItsNextGet) {
   registry_.Publish({kTemp}, {Ep("10.0.0.9")});
   Subscribe(kTemp);
