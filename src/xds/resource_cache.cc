@@ -96,13 +96,13 @@ void ResourceCache::ForgetDeleted(const std::set<ServiceKey>& keys) {
   }
 }
 
-const ServicePolicy& ResourceCache::PolicyLocked(const EndpointSet& set) {
-  PolicyEntry& entry = policies_[set.key()];
+const ServicePolicy& ResourceCache::PolicyLocked(const ServiceKey& key, const EndpointSet& set) {
+  PolicyEntry& entry = policies_[key];
   if (entry.set_version != set.version()) {
     ServicePolicy policy = balancing::ParseServicePolicy(set.annotations());
     if (!policy.problems.empty() &&
         (entry.set_version == 0 || entry.policy.problems != policy.problems)) {
-      LogWarn("xds: Service {}: {}", set.key().ToString(), absl::StrJoin(policy.problems, "; "));
+      LogWarn("xds: Service {}: {}", key.ToString(), absl::StrJoin(policy.problems, "; "));
     }
     if (policy.lb_policy == balancing::PolicyKind::kPeakEwma &&
         (entry.set_version == 0 || entry.policy.lb_policy != policy.lb_policy)) {
@@ -110,7 +110,7 @@ const ServicePolicy& ResourceCache::PolicyLocked(const EndpointSet& set) {
       // xDS clients get the nearest thing they have.
       LogInfo("xds: Service {} asks for peak_ewma, which no xDS client implements: xDS clients "
               "get round_robin{}",
-              set.key().ToString(),
+              key.ToString(),
               policy.outlier.enabled ? " with outlier detection"
                                      : " (annotate podlb.io/outlier-detection: \"true\" to "
                                        "shed failing pods)");
@@ -141,7 +141,7 @@ EncodedResourceConstSharedPtr ResourceCache::Get(ResourceType type, const std::s
   }
 
   absl::MutexLock lock(&mu_);
-  const ServicePolicy& policy = PolicyLocked(*set);
+  const ServicePolicy& policy = PolicyLocked(key, *set);
   LbPolicy lb = EffectiveLbPolicy(policy, client);
   bool outlier = client.supports_outlier_detection;
   std::string variant;

@@ -100,7 +100,10 @@ class ResourceCache {
   // The Service first, so one Service's entries are one range of the map.
   using EntryKey = std::tuple<ServiceKey, ResourceType, std::string, std::string>;
 
-  const ServicePolicy& PolicyLocked(const EndpointSet& set) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Keyed by the key asked for, not set.key(): one EndpointSet is shared by every key of a
+  // Service (its port's name and number), and Forget drops by the key it was given.
+  const ServicePolicy& PolicyLocked(const ServiceKey& key, const EndpointSet& set)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Drops the entries of `key` whose version is not `keep_version` (0: all of them, and its
   // policy).
   void ForgetLocked(const ServiceKey& key, uint64_t keep_version) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -38,7 +38,10 @@ class SandboxProxyTest : public ::testing::Test {
     s.proxy = std::make_unique<ChildProcess>(std::vector<std::string>{
         PodlbBinary(), "proxy", "--kubeconfig", s.cluster->kubeconfig(), "--listen",
         "127.0.0.1:0=default/greeter:grpc", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
-        "--workers", "1"});
+        // Round robin: these tests check that one connection's calls spread and follow the
+        // pods; the default (peak EWMA) follows latency, which a loaded machine makes uneven.
+        // The fault tests below run the default.
+        "--workers", "1", "--lb", "round_robin"});
     if (!s.proxy->WaitForLineContaining("admin on port", SandboxCluster::kTimeout)) return;
     // "podlb proxy listening on 127.0.0.1:PORT routing ...", one line per --listen, in order.
     std::vector<int> ports;

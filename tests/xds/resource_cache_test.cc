@@ -76,6 +76,19 @@ TEST_F(ResourceCacheTest, ForgetDeletedDropsOnlyDeletedServicesAndKeepsOlderVers
   EXPECT_NE(old_eds, new_eds);
 }
 
+TEST_F(ResourceCacheTest, ServicePublishedUnderTwoKeysLeavesNothingOfEither) {
+  // One EndpointSet for the port's name and number, as the kubernetes source publishes it: the
+  // set's own key is the first (the name), clients ask by number.
+  const ServiceKey by_name{"default", "temp", "grpc"};
+  registry_.Publish({by_name, kTemp}, {Ep("10.0.0.9")});
+  Subscribe(kTemp);
+  EXPECT_EQ(cache_.ServiceCount(), 1u);
+  registry_.Remove({by_name, kTemp});
+  cache_.ForgetDeleted({kTemp});
+  EXPECT_EQ(cache_.size(), 0u);
+  EXPECT_EQ(cache_.ServiceCount(), 0u);
+}
+
 TEST_F(ResourceCacheTest, NameThatStopsResolvingIsDroppedOnItsNextGet) {
   registry_.Publish({kTemp}, {Ep("10.0.0.9")});
   Subscribe(kTemp);
