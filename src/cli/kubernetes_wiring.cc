@@ -23,7 +23,16 @@ absl::StatusOr<KubeConfig> LoadConfig(const SourceFlags& flags) {
         "no endpoint source: not running in a cluster (KUBERNETES_SERVICE_HOST is not set); "
         "pass --kubeconfig FILE, --dns NAME:PORT or --file PATH");
   }
-  return LoadInClusterConfig(InClusterEnv{.service_host = host, .service_port = port});
+  InClusterEnv env{.service_host = host, .service_port = port};
+  // Where the ServiceAccount is mounted, if not at the standard path: the sandbox runs pods as
+  // processes of one machine, where /var/run/secrets cannot be every pod's own, and mounts each
+  // pod's account under its state directory instead.
+  if (const char* dir = std::getenv("PODLB_SERVICEACCOUNT_DIR"); dir != nullptr && *dir != '\0') {
+    env.token_path = std::string(dir) + "/token";
+    env.ca_path = std::string(dir) + "/ca.crt";
+    env.namespace_path = std::string(dir) + "/namespace";
+  }
+  return LoadInClusterConfig(env);
 }
 
 }  // namespace

@@ -27,9 +27,10 @@ std::vector<char*> CStrings(std::vector<std::string>& strings) {
 }
 
 // The parent's environment with `overrides` (NAME=VALUE) replacing or adding entries.
-std::vector<std::string> ChildEnvironment(const std::vector<std::string>& overrides) {
+std::vector<std::string> ChildEnvironment(const std::vector<std::string>& overrides,
+                                         bool inherit) {
   std::vector<std::string> env;
-  for (char** e = environ; *e != nullptr; ++e) {
+  for (char** e = inherit ? environ : nullptr; e != nullptr && *e != nullptr; ++e) {
     std::string entry(*e);
     std::string name = entry.substr(0, entry.find('='));
     bool replaced = false;
@@ -45,6 +46,7 @@ std::vector<std::string> ChildEnvironment(const std::vector<std::string>& overri
 [[noreturn]] void ExecChild(char* const* argv, char* const* envp, int out_fd,
                             const ChildOptions& options) {
   if (options.own_process_group) setpgid(0, 0);
+  if (!options.working_dir.empty() && chdir(options.working_dir.c_str()) != 0) _exit(126);
   prctl(PR_SET_PDEATHSIG, options.parent_death_signal);
   sigset_t none;
   sigemptyset(&none);
@@ -53,7 +55,7 @@ std::vector<std::string> ChildEnvironment(const std::vector<std::string>& overri
   int devnull = open("/dev/null", O_RDONLY);
   if (devnull >= 0) dup2(devnull, STDIN_FILENO);
   dup2(out_fd, STDOUT_FILENO);
-  if (options.capture_stderr) dup2(out_fd, STDERR_FILENO);
+  if (options.capture_stderr || !options.output_path.empty()) dup2(out_fd, STDERR_FILENO);
   execvpe(argv[0], argv, envp);
   _exit(127);
 }
@@ -94,23 +96,39 @@ ChildProcess::~ChildProcess() { Stop(); }
 
 absl::Status ChildProcess::Start(std::vector<std::string> argv, const ChildOptions& options) {
   if (argv.empty()) return absl::InvalidArgumentError("child process: empty command");
-  std::vector<std::string> env = ChildEnvironment(options.env);
+  std::vector<std::string> env = ChildEnvironment(options.env, options.inherit_env);
   std::vector<char*> argv_c = CStrings(argv);
   std::vector<char*> envp_c = CStrings(env);
   int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0)
+  if (!options.output_path.empty()) {
+    // The file stands in for the pipe's write end; nothing reads it here.
+    fds[0] = -1;
+    fds[1] = open(options.output_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (fds[1] < 0) {
+      return absl::InternalError(absl::StrCat("child process ", argv[0], ": cannot open ",
+                                              options.output_path, ": ", strerror(errno)));
+    }
+  } else if (pipe2(fds, O_CLOEXEC) != 0) {
     return absl::InternalError(absl::StrCat("child process ", argv[0], ": pipe: ", strerror(errno)));
+  }
   pid_t pid = fork();
   if (pid < 0) {
-    close(fds[0]);
+    if (fds[0] >= 0) close(fds[0]);
     close(fds[1]);
     return absl::InternalError(absl::StrCat("child process ", argv[0], ": fork: ", strerror(errno)));
   }
   if (pid == 0) ExecChild(argv_c.data(), envp_c.data(), fds[1], options);
-  close(fds[1]);
+  if (fds[0] >= 0) close(fds[1]);
   pid_ = pid;
   own_process_group_ = options.own_process_group;
   wait_status_ = -1;
+  if (fds[0] < 0) {
+    output_to_file_ = true;
+    close(fds[1]);
+    absl::MutexLock lock(&mu_);
+    eof_ = true;  // no lines will come: WaitForLine answers at once
+    return absl::OkStatus();
+  }
   reader_ = std::thread([this, fd = fds[0]] { ReadLoop(fd); });
   return absl::OkStatus();
 }
@@ -158,6 +176,14 @@ std::optional<std::string> ChildProcess::WaitForLine(
 }
 
 bool ChildProcess::WaitForExit(std::chrono::milliseconds timeout) {
+  if (output_to_file_) {
+    // No output to watch: wait on the exit itself, without reaping (Running/Reap say how).
+    if (pid_ <= 0) return true;
+    AwaitExit(pid_, timeout);
+    siginfo_t info{};
+    return waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+           info.si_pid != 0;
+  }
   absl::MutexLock lock(&mu_);
   return mu_.AwaitWithTimeout(absl::Condition(&eof_), absl::FromChrono(timeout));
 }

@@ -34,6 +34,13 @@ struct ChildOptions {
   // What the child gets when the parent dies: SIGTERM lets it clean up; SIGKILL for a test
   // binary that crashed, so no orphan keeps ctest's pipes open.
   int parent_death_signal = SIGTERM;
+  // false: the child's environment is exactly `env` (a container's, not the parent's).
+  bool inherit_env = true;
+  // Set: stdout and stderr are appended to this file (created if missing) instead of being read
+  // into Lines(): a long-running child (a sandbox pod) whose output must not grow in memory.
+  std::string output_path;
+  // Set: the child's working directory.
+  std::string working_dir;
 };
 
 class ChildProcess {
@@ -73,6 +80,7 @@ class ChildProcess {
 
   pid_t pid_ = -1;
   bool own_process_group_ = false;
+  bool output_to_file_ = false;  // ChildOptions::output_path: no reader thread
   int wait_status_ = -1;
   std::thread reader_;
   mutable absl::Mutex mu_;

@@ -15,6 +15,7 @@
 
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "nlohmann/json.hpp"
 #include "sandbox/pods/backend_pod.h"
 #include "sandbox/pods/pod_fault.h"
 
@@ -22,9 +23,13 @@ namespace podlb::sandbox {
 
 struct PodLaunch {
   std::string name;
+  std::string ns;
   std::string ip;
+  std::string node;
   uint16_t port = 0;
   PodFault fault;  // from the pod's podlb.io/fault-* annotations at creation
+  nlohmann::json pod;
+  std::chrono::milliseconds termination_grace{30000};
 };
 
 class PodRuntime {
@@ -38,6 +43,8 @@ class PodRuntime {
   virtual void SetFault(const std::string& name, const PodFault& fault) = 0;
   // GOAWAY and wait for in-flight calls up to `deadline`; blocks, so callers use a helper thread.
   virtual void StopPod(const std::string& name, std::chrono::milliseconds deadline) = 0;
+  virtual absl::Status CanRun(const nlohmann::json& pod) const { return absl::OkStatus(); }
+  virtual bool DrainsItself(const std::string& name) const { return false; }
 };
 
 class NullPodRuntime : public PodRuntime {
