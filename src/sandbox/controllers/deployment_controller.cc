@@ -426,7 +426,10 @@ void DeploymentController::CreatePod(const json& deployment, const std::string& 
   }
   // The template's annotations, validated by the API server when the Deployment was written.
   PodFault fault = ParsePodFault(AnnotationsOf(pod["metadata"])).value_or(PodFault{});
-  if (created.ok()) created = runtime_.StartPod({name, ip, port, fault});
+  if (created.ok()) {
+    created = runtime_.StartPod(
+        {.name = name, .ns = ns, .ip = ip, .node = node.name, .port = port, .fault = fault, .pod = pod});
+  }
   if (!created.ok()) {
     start_errors_.Log(absl::StrCat("deployment ", key, ": cannot start pod ", name, ": ",
                                    std::string(created.message())));

@@ -264,7 +264,8 @@ absl::StatusOr<ContainerPlan> PlanContainer(const json& pod, const json& contain
       return absl::NotFoundError(absl::StrCat(where, ".envFrom: configmap \"",
                                               StringAt(ref, "name"), "\" not found"));
     }
-    for (const auto& [key, value] : map->value("data", json::object()).items()) {
+    const json data = map->value("data", json::object());  // items() refers into it
+    for (const auto& [key, value] : data.items()) {
       if (value.is_string()) define(source.value("prefix", "") + key, value.get<std::string>());
     }
   }
@@ -303,7 +304,13 @@ absl::StatusOr<ContainerPlan> PlanContainer(const json& pod, const json& contain
           where, ".command: \"", entrypoint,
           "\" is not in podlb's image, whose only program is /podlb (leave command unset)"));
     }
-    for (size_t i = 1; i < command.size(); ++i) words.push_back(command[i].get<std::string>());
+    for (size_t i = 1; i < command.size(); ++i) {
+      if (!command[i].is_string()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ".command: every argument is a string"));
+      }
+      words.push_back(command[i].get<std::string>());
+    }
   }
   for (const auto& arg : container.value("args", json::array())) {
     if (!arg.is_string()) {

@@ -43,8 +43,8 @@ class PodRuntime {
   virtual void SetFault(const std::string& name, const PodFault& fault) = 0;
   // GOAWAY and wait for in-flight calls up to `deadline`; blocks, so callers use a helper thread.
   virtual void StopPod(const std::string& name, std::chrono::milliseconds deadline) = 0;
-  virtual absl::Status CanRun(const nlohmann::json& pod) const { return absl::OkStatus(); }
-  virtual bool DrainsItself(const std::string& name) const { return false; }
+  virtual absl::Status CanRun(const nlohmann::json& /*pod*/) const { return absl::OkStatus(); }
+  virtual bool DrainsItself(const std::string& /*name*/) const { return false; }
 };
 
 class NullPodRuntime : public PodRuntime {
