@@ -115,6 +115,10 @@ int RunSandbox(const SandboxFlags& flags) {
     options.max_connection_age =
         std::chrono::milliseconds(static_cast<int64_t>(flags.max_connection_age_s * 1000));
   }
+  // Pods of podlb's own image (deploy/*.yaml applied with kubectl) run as this binary, in
+  // directories under the state dir.
+  options.state_dir = std::filesystem::absolute(flags.state_dir).string();
+  options.podlb_binary = std::filesystem::read_symlink("/proc/self/exe", ec).string();
   sandbox::Sandbox sandbox(options);
   if (auto status = sandbox.Start(); !status.ok()) {
     LogError("podlb sandbox: {}", InFlagTerms(status));

@@ -36,9 +36,30 @@ absl::Status Sandbox::Start() {
   api.port = options_.api_port;
   api.tls = options_.tls;
   api.tokens = {token_};
+  // `kubectl logs`: what a podlb pod wrote; the test backends write nothing.
+  api.pod_logs = [this](const std::string& ns, const std::string& pod,
+                        const std::string& container) -> absl::StatusOr<std::string> {
+    if (!process_runtime_) return std::string();
+    auto logs = process_runtime_->Logs(ns, pod, container);
+    if (logs.status().code() == absl::StatusCode::kNotFound) return std::string();
+    return logs;
+  };
   api_server_ = std::make_unique<ApiServer>(api, store_);
   RETURN_IF_ERROR(api_server_->Start());
   started_ = true;
+  if (options_.run_pods && !options_.state_dir.empty() && !options_.podlb_binary.empty()) {
+    ProcessPodRuntimeOptions process;
+    process.podlb_binary = options_.podlb_binary;
+    process.state_dir = options_.state_dir;
+    process.api_port = api_server_->port();
+    process.ca_pem = api_server_->ca_pem();
+    process.issue_token = [this](const std::string& ns, const std::string& account) {
+      // Bound tokens, as the kubelet mounts them; an hour outlives any sandbox session's pod
+      // restarts, which mount a fresh one.
+      return api_server_->IssueServiceAccountToken(ns, account, std::chrono::hours(1));
+    };
+    process_runtime_ = std::make_unique<ProcessPodRuntime>(*store_, process);
+  }
 
   if (options_.run_pods) {
     GrpcPodRuntimeOptions runtime_options;
@@ -91,6 +112,7 @@ void Sandbox::Stop() {
   if (namespaces_) namespaces_->Stop();
   // All pods at once, each with GOAWAY and a moment for in-flight calls.
   if (grpc_runtime_) grpc_runtime_->StopAll(std::chrono::milliseconds(1000));
+  if (process_runtime_) process_runtime_->StopAll();
   api_server_->Stop();
 }
 

@@ -17,6 +17,7 @@
 #include "sandbox/controllers/endpointslice_controller.h"
 #include "sandbox/controllers/namespace_controller.h"
 #include "sandbox/pods/pod_runtime.h"
+#include "sandbox/pods/process_pod_runtime.h"
 #include "sandbox/seed_objects.h"
 
 namespace podlb::sandbox {
@@ -33,6 +34,11 @@ struct SandboxOptions {
   bool create_greeter = true;
   bool tls = true;
   uint16_t api_port = 0;
+  // Both set (`podlb sandbox` sets them): pods of podlb's own image run as processes of
+  // `podlb_binary` (ProcessPodRuntime), each in a directory under `state_dir`. Unset: such pods
+  // stay Pending with an event saying so.
+  std::string state_dir;
+  std::string podlb_binary;
 };
 
 class Sandbox {
@@ -68,6 +74,7 @@ class Sandbox {
   std::unique_ptr<ApiServer> api_server_;
   std::unique_ptr<PodRuntime> runtime_;
   GrpcPodRuntime* grpc_runtime_ = nullptr;  // runtime_ when it runs real pods
+  std::unique_ptr<ProcessPodRuntime> process_runtime_;  // pods of podlb's image
   std::unique_ptr<PodIpAllocator> ips_;
   std::unique_ptr<DeploymentController> deployments_;
   std::unique_ptr<EndpointSliceController> endpointslices_;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <thread>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -59,6 +60,7 @@ class ProcessPodRuntimeTest : public ::testing::Test {
       return server_->IssueServiceAccountToken(ns, account, std::chrono::hours(1));
     };
     runtime.restart_backoff = 200ms;
+    runtime.token_refresh = token_refresh_;
     runtime_ = std::make_unique<ProcessPodRuntime>(*store_, runtime);
   }
 
@@ -120,6 +122,7 @@ class ProcessPodRuntimeTest : public ::testing::Test {
 
   static const json& Container(const json& pod) { return pod["status"]["containerStatuses"][0]; }
 
+  std::chrono::milliseconds token_refresh_ = std::chrono::minutes(48);
   testing::TempDir dir_;
   std::shared_ptr<ResourceStore> store_ = std::make_shared<ResourceStore>();
   std::unique_ptr<ApiServer> server_;
@@ -197,6 +200,30 @@ TEST_F(ProcessPodRuntimeTest, ContainerThatExitsIsInCrashLoopBackOffWithItsExitC
   EXPECT_TRUE(WaitForPod("cp-4", [](const json& pod) {
     return Container(pod).value("restartCount", 0) >= 2;
   }));
+}
+
+class ProcessPodRuntimeRefreshTest : public ProcessPodRuntimeTest {
+ protected:
+  void SetUp() override {
+    token_refresh_ = 300ms;
+    ProcessPodRuntimeTest::SetUp();
+  }
+};
+
+TEST_F(ProcessPodRuntimeRefreshTest, MountedTokenIsRefreshedAndStaysValid) {
+  ASSERT_TRUE(runtime_->StartPod(Launch("cp-8", ControlPlane())).ok());
+  const std::string token_path = dir_.path() + "/pods/default/cp-8/serviceaccount/token";
+  const std::string first = testing::ReadFile(token_path);
+  ASSERT_FALSE(first.empty());
+  // The prober rewrites it within a period or two; the file is what is waited on.
+  std::string now = first;
+  for (auto deadline = std::chrono::steady_clock::now() + 10s;
+       now == first && std::chrono::steady_clock::now() < deadline;
+       std::this_thread::sleep_for(50ms)) {
+    now = testing::ReadFile(token_path);
+  }
+  EXPECT_NE(now, first);
+  EXPECT_TRUE(WaitForPod("cp-8", [](const json& pod) { return Container(pod).value("ready", false); }));
 }
 
 TEST_F(ProcessPodRuntimeTest, WhatCannotStartSaysWhy) {

@@ -124,6 +124,7 @@ absl::Status ProcessPodRuntime::StartPod(const PodLaunch& launch) {
     std::string mount = pod->dir + "/serviceaccount";
     RETURN_IF_ERROR(MountServiceAccount(launch, mount));
     pod->env.push_back("PODLB_SERVICEACCOUNT_DIR=" + mount);
+    pod->token_refresh_at = Clock::now() + options_.token_refresh;
   }
   pod->env.insert(pod->env.end(), plan->env.begin(), plan->env.end());
   pod->argv = {options_.podlb_binary};
@@ -272,6 +273,15 @@ ProcessPodRuntime::Clock::time_point ProcessPodRuntime::TendLocked(Pod& pod,
                                                                    Clock::time_point now) {
   Clock::time_point next = now + std::chrono::seconds(1);
 
+  if (pod.token_refresh_at && now >= *pod.token_refresh_at) {
+    // podlb re-reads the file when it changes (and at once after a 401).
+    absl::Status mounted = MountServiceAccount(pod.launch, pod.dir + "/serviceaccount");
+    if (!mounted.ok()) {
+      LogWarn("kubelet: pod {}/{}: {}", pod.launch.ns, pod.launch.name,
+              std::string(mounted.message()));
+    }
+    pod.token_refresh_at = now + (mounted.ok() ? options_.token_refresh : std::chrono::seconds(10));
+  }
   if (pod.restart_at) {
     if (now < *pod.restart_at) return *pod.restart_at;
     pod.restart_at.reset();

@@ -50,6 +50,9 @@ struct ProcessPodRuntimeOptions {
   // shorter here so a test sees a crash loop in seconds).
   std::chrono::milliseconds restart_backoff{1000};
   std::chrono::milliseconds max_restart_backoff{30000};
+  // The mounted token is re-issued this often, as the kubelet refreshes a bound token at 80 % of
+  // its lifetime (`issue_token` should issue tokens that live longer than this).
+  std::chrono::milliseconds token_refresh{std::chrono::minutes(48)};
 };
 
 class ProcessPodRuntime : public PodRuntime {
@@ -92,6 +95,7 @@ class ProcessPodRuntime : public PodRuntime {
     Clock::time_point next_readiness;
     Clock::time_point next_liveness;
     std::optional<Clock::time_point> restart_at;  // set while crashed
+    std::optional<Clock::time_point> token_refresh_at;  // set when the account is mounted
     int readiness_successes = 0;
     int readiness_failures = 0;
     int liveness_failures = 0;
