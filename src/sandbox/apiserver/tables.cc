@@ -96,18 +96,30 @@ Printer PrinterFor(const std::string& resource) {
             }};
   }
   if (resource == "pods") {
-    return {{Column("Ready", "string"), Column("Status", "string"), Column("IP", "string")},
+    return {{Column("Ready", "string"), Column("Status", "string"), Column("Restarts", "string"),
+             Column("IP", "string"), Column("Node", "string")},
             [](const json& o) {
               const json& containers = At(o, {"spec", "containers"});
               const json& statuses = At(o, {"status", "containerStatuses"});
-              int64_t ready = 0;
+              int64_t ready = 0, restarts = 0;
+              // The STATUS kubectl shows: a container's waiting or terminated reason
+              // (CrashLoopBackOff, ErrImageNeverPull) over the phase, and Terminating once
+              // deleted, as the real server's printer does.
+              std::string status = Str(At(o, {"status", "phase"}), "Pending");
               if (statuses.is_array()) {
-                for (const auto& s : statuses) ready += At(s, {"ready"}) == true ? 1 : 0;
+                for (const auto& s : statuses) {
+                  ready += At(s, {"ready"}) == true ? 1 : 0;
+                  restarts += Int(At(s, {"restartCount"}));
+                  std::string reason = Str(At(s, {"state", "waiting", "reason"}), "");
+                  if (reason.empty()) reason = Str(At(s, {"state", "terminated", "reason"}), "");
+                  if (!reason.empty()) status = reason;
+                }
               }
+              if (!At(o, {"metadata", "deletionTimestamp"}).is_null()) status = "Terminating";
               return std::vector<json>{
                   fmt::format("{}/{}", ready, containers.is_array() ? containers.size() : 0),
-                  Str(At(o, {"status", "phase"}), "Pending"),
-                  Str(At(o, {"status", "podIP"}), "<none>")};
+                  status, restarts, Str(At(o, {"status", "podIP"}), "<none>"),
+                  Str(At(o, {"spec", "nodeName"}), "<none>")};
             }};
   }
   if (resource == "namespaces") {
