@@ -49,12 +49,19 @@ absl::Status Sandbox::Start() {
   } else {
     runtime_ = std::make_unique<NullPodRuntime>();
   }
+  // No runtime for podlb's own image yet: its pods stay Pending with a message saying so.
+  routing_runtime_ = std::make_unique<RoutingPodRuntime>(*runtime_, nullptr);
   ips_ = std::make_unique<PodIpAllocator>(options_.first_pod_ip);
   DeploymentControllerOptions deployment_options;
   deployment_options.default_pod_port = options_.pod_port;
   deployment_options.grace_period = options_.grace_period;
-  deployments_ =
-      std::make_unique<DeploymentController>(*store_, *runtime_, *ips_, deployment_options);
+  deployments_ = std::make_unique<DeploymentController>(*store_, *routing_runtime_, *ips_,
+                                                        deployment_options);
+  DaemonSetControllerOptions daemonset_options;
+  daemonset_options.lifecycle = deployment_options.lifecycle();
+  daemonset_options.nodes = deployment_options.nodes;
+  daemonsets_ = std::make_unique<DaemonSetController>(*store_, *routing_runtime_, *ips_,
+                                                      daemonset_options);
   EndpointSliceControllerOptions slice_options;
   slice_options.max_endpoints_per_slice = options_.max_slice_endpoints;
   endpointslices_ = std::make_unique<EndpointSliceController>(*store_, slice_options);
@@ -62,6 +69,7 @@ absl::Status Sandbox::Start() {
   RETURN_IF_ERROR(namespaces_->Start());
   RETURN_IF_ERROR(endpointslices_->Start());
   RETURN_IF_ERROR(deployments_->Start());
+  RETURN_IF_ERROR(daemonsets_->Start());
   RETURN_IF_ERROR(SeedObjects());
   LogInfo("sandbox: API server at {}, {} greeter pods on port {}", api_server_->url(),
           options_.create_greeter ? options_.replicas : 0, options_.pod_port);
@@ -87,6 +95,7 @@ void Sandbox::Stop() {
   if (!started_) return;
   started_ = false;
   if (deployments_) deployments_->Stop();
+  if (daemonsets_) daemonsets_->Stop();
   if (endpointslices_) endpointslices_->Stop();
   if (namespaces_) namespaces_->Stop();
   // All pods at once, each with GOAWAY and a moment for in-flight calls.

@@ -67,6 +67,12 @@ std::string ObjectKey(const nlohmann::json& object) {
   return meta.value("namespace", std::string()) + "/" + meta.value("name", std::string());
 }
 
+std::pair<std::string, std::string> SplitObjectKey(const std::string& key) {
+  auto slash = key.find('/');
+  if (slash == std::string::npos) return {"", key};
+  return {key.substr(0, slash), key.substr(slash + 1)};
+}
+
 uint64_t ObjectVersion(const nlohmann::json& object) {
   try {
     return std::stoull(object.at("metadata").at("resourceVersion").get<std::string>());

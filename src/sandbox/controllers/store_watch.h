@@ -8,6 +8,7 @@
 #include <functional>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "sandbox/apiserver/resource_store.h"
 
@@ -38,6 +39,8 @@ class StoreWatch {
 
 // Helpers shared by the controllers.
 std::string ObjectKey(const nlohmann::json& object);   // "namespace/name"
+// "namespace/name" → {namespace, name}.
+std::pair<std::string, std::string> SplitObjectKey(const std::string& key);
 uint64_t ObjectVersion(const nlohmann::json& object);  // metadata.resourceVersion as a number
 std::string NowRfc3339();
 
