@@ -1,5 +1,6 @@
 #include "sandbox/apiserver/tables.h"
 
+#include <cctype>
 #include <ctime>
 
 #include "absl/strings/str_join.h"
@@ -19,8 +20,9 @@ std::string Str(const json& value, const std::string& fallback) {
 
 int64_t Int(const json& value) { return value.is_number_integer() ? value.get<int64_t>() : 0; }
 
-std::string Age(const json& object) {
-  std::string created = Str(At(object, {"metadata", "creationTimestamp"}), "");
+// How long ago an RFC 3339 timestamp was, as kubectl prints ages.
+std::string Since(const json& timestamp) {
+  std::string created = Str(timestamp, "");
   std::tm tm{};
   if (created.empty() || strptime(created.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm) == nullptr) {
     return "<unknown>";
@@ -31,6 +33,8 @@ std::string Age(const json& object) {
   if (seconds < 48 * 3600) return fmt::format("{}h", seconds / 3600);
   return fmt::format("{}d", seconds / 86400);
 }
+
+std::string Age(const json& object) { return Since(At(object, {"metadata", "creationTimestamp"})); }
 
 json Column(const char* name, const char* type, const char* format = "") {
   return {{"name", name}, {"type", type}, {"format", format}, {"description", ""}, {"priority", 0}};
@@ -95,19 +99,59 @@ Printer PrinterFor(const std::string& resource) {
                   Int(At(o, {"status", "availableReplicas"}))};
             }};
   }
+  if (resource == "daemonsets") {
+    return {{Column("Desired", "integer"), Column("Current", "integer"), Column("Ready", "integer"),
+             Column("Up-to-date", "integer"), Column("Available", "integer"),
+             Column("Node Selector", "string")},
+            [](const json& o) {
+              std::vector<std::string> selector;
+              const json& terms = At(o, {"spec", "template", "spec", "nodeSelector"});
+              if (terms.is_object()) {
+                for (const auto& [key, value] : terms.items()) {
+                  selector.push_back(key + "=" + Str(value, ""));
+                }
+              }
+              return std::vector<json>{
+                  Int(At(o, {"status", "desiredNumberScheduled"})),
+                  Int(At(o, {"status", "currentNumberScheduled"})),
+                  Int(At(o, {"status", "numberReady"})),
+                  Int(At(o, {"status", "updatedNumberScheduled"})),
+                  Int(At(o, {"status", "numberAvailable"})),
+                  selector.empty() ? "<none>" : absl::StrJoin(selector, ",")};
+            }};
+  }
+  if (resource == "events") {
+    return {{Column("Last Seen", "string"), Column("Type", "string"), Column("Reason", "string"),
+             Column("Object", "string"), Column("Message", "string")},
+            [](const json& o) {
+              std::string kind = Str(At(o, {"involvedObject", "kind"}), "");
+              for (auto& c : kind) c = static_cast<char>(std::tolower(c));
+              return std::vector<json>{
+                  Since(At(o, {"lastTimestamp"})), Str(At(o, {"type"}), ""),
+                  Str(At(o, {"reason"}), ""),
+                  kind + "/" + Str(At(o, {"involvedObject", "name"}), ""),
+                  Str(At(o, {"message"}), "")};
+            }};
+  }
   if (resource == "pods") {
     return {{Column("Ready", "string"), Column("Status", "string"), Column("IP", "string")},
             [](const json& o) {
               const json& containers = At(o, {"spec", "containers"});
               const json& statuses = At(o, {"status", "containerStatuses"});
               int64_t ready = 0;
+              // As kubectl's printer: a waiting container's reason (ErrImageNeverPull) stands
+              // in for the phase.
+              std::string shown = Str(At(o, {"status", "phase"}), "Pending");
               if (statuses.is_array()) {
-                for (const auto& s : statuses) ready += At(s, {"ready"}) == true ? 1 : 0;
+                for (const auto& s : statuses) {
+                  ready += At(s, {"ready"}) == true ? 1 : 0;
+                  std::string waiting = Str(At(s, {"state", "waiting", "reason"}), "");
+                  if (!waiting.empty() && waiting != "ContainerCreating") shown = waiting;
+                }
               }
               return std::vector<json>{
                   fmt::format("{}/{}", ready, containers.is_array() ? containers.size() : 0),
-                  Str(At(o, {"status", "phase"}), "Pending"),
-                  Str(At(o, {"status", "podIP"}), "<none>")};
+                  shown, Str(At(o, {"status", "podIP"}), "<none>")};
             }};
   }
   if (resource == "namespaces") {
