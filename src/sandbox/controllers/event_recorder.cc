@@ -42,8 +42,8 @@ void RecordEvent(ResourceStore& store, const EventSource& source, const json& in
                           {"apiVersion", involved.value("apiVersion", "")},
                           {"namespace", ns},
                           {"name", name},
-                          {"uid", uid},
-                          {"resourceVersion", meta.value("resourceVersion", "")}};
+                          {"uid", uid}};
+  if (meta.contains("resourceVersion")) involved_object["resourceVersion"] = meta["resourceVersion"];
   if (!field_path.empty()) involved_object["fieldPath"] = field_path;
   json source_json = {{"component", source.component}};
   if (!source.host.empty()) source_json["host"] = source.host;

@@ -327,6 +327,8 @@ ManagedPod* PodLifecycle::CreatePod(const json& owner, const std::string& name_p
     // containers and a Warning event, as a pod whose image cannot be pulled does.
     if (absl::Status can_run = runtime_.CanRun(*created); !can_run.ok()) {
       std::string message(can_run.message());
+      // The event first: whoever sees the pod's waiting reason finds the event too.
+      Event(managed, kEventWarning, "Failed", message);
       auto marked = MutateObject(store_, "pods", ns, name, [&](json& object) {
         json& s = object["status"];
         s["containerStatuses"] =
@@ -337,7 +339,6 @@ ManagedPod* PodLifecycle::CreatePod(const json& owner, const std::string& name_p
         LogWarn("{} controller: cannot mark pod {}/{} pending: {}", owner_kind_, ns, name,
                 std::string(marked.message()));
       }
-      Event(managed, kEventWarning, "Failed", message);
       LogWarn("{} {}: pod {} stays Pending: {}", owner_kind_, key, name, message);
       managed.phase = PodPhase::kPending;
       managed.seq = next_seq_++;
