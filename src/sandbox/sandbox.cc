@@ -55,13 +55,13 @@ absl::Status Sandbox::Start() {
   DeploymentControllerOptions deployment_options;
   deployment_options.default_pod_port = options_.pod_port;
   deployment_options.grace_period = options_.grace_period;
-  deployments_ = std::make_unique<DeploymentController>(*store_, *routing_runtime_, *ips_,
-                                                        deployment_options);
+  deployments_ =
+      std::make_unique<DeploymentController>(*store_, *routing_runtime_, *ips_, deployment_options);
   DaemonSetControllerOptions daemonset_options;
-  daemonset_options.lifecycle = deployment_options.lifecycle();
+  static_cast<PodLifecycleOptions&>(daemonset_options) = deployment_options;
   daemonset_options.nodes = deployment_options.nodes;
-  daemonsets_ = std::make_unique<DaemonSetController>(*store_, *routing_runtime_, *ips_,
-                                                      daemonset_options);
+  daemonsets_ =
+      std::make_unique<DaemonSetController>(*store_, *routing_runtime_, *ips_, daemonset_options);
   EndpointSliceControllerOptions slice_options;
   slice_options.max_endpoints_per_slice = options_.max_slice_endpoints;
   endpointslices_ = std::make_unique<EndpointSliceController>(*store_, slice_options);

@@ -46,9 +46,7 @@ json NodeObject(const NodeInfo& node) {
   json capacity = {{"cpu", "2"}, {"memory", "4Gi"}, {"pods", "110"}};
   return {{"apiVersion", "v1"},
           {"kind", "Node"},
-          {"metadata",
-           {{"name", node.name},
-            {"labels", NodeLabels(node)}}},
+          {"metadata", {{"name", node.name}, {"labels", NodeLabels(node)}}},
           {"spec", json::object()},
           {"status",
            {{"capacity", capacity},

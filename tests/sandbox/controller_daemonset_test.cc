@@ -21,9 +21,10 @@ constexpr auto kTimeout = std::chrono::seconds(20);
 
 json ProxyDaemonSet(const json& max_unavailable = 1, const json& node_selector = nullptr) {
   json labels = {{"app", "proxy"}};
-  json pod_spec = {{"containers", json::array({{{"name", "proxy"},
-                                                {"image", kBackendPodImage},
-                                                {"ports", json::array({{{"containerPort", 7100}}})}}})}};
+  json pod_spec = {
+      {"containers", json::array({{{"name", "proxy"},
+                                   {"image", kBackendPodImage},
+                                   {"ports", json::array({{{"containerPort", 7100}}})}}})}};
   if (!node_selector.is_null()) pod_spec["nodeSelector"] = node_selector;
   return {{"apiVersion", "apps/v1"},
           {"kind", "DaemonSet"},
@@ -31,8 +32,7 @@ json ProxyDaemonSet(const json& max_unavailable = 1, const json& node_selector =
           {"spec",
            {{"selector", {{"matchLabels", labels}}},
             {"updateStrategy",
-             {{"type", "RollingUpdate"},
-              {"rollingUpdate", {{"maxUnavailable", max_unavailable}}}}},
+             {{"type", "RollingUpdate"}, {"rollingUpdate", {{"maxUnavailable", max_unavailable}}}}},
             {"template", {{"metadata", {{"labels", labels}}}, {"spec", pod_spec}}}}}};
 }
 
@@ -50,15 +50,15 @@ class DaemonSetControllerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     DaemonSetControllerOptions options;
-    options.lifecycle.grace_period = std::chrono::milliseconds(50);
-    options.lifecycle.readiness_delay = std::chrono::milliseconds(20);
+    options.grace_period = std::chrono::milliseconds(50);
+    options.readiness_delay = std::chrono::milliseconds(20);
     controller_ = std::make_unique<DaemonSetController>(store_, runtime_, ips_, options);
     ASSERT_TRUE(controller_->Start().ok());
   }
   void TearDown() override { controller_->Stop(); }
 
-  [[nodiscard]] ::testing::AssertionResult WaitPods(
-      const std::function<bool(const Objects&)>& done, const std::string& what) {
+  [[nodiscard]] ::testing::AssertionResult WaitPods(const std::function<bool(const Objects&)>& done,
+                                                    const std::string& what) {
     return WaitForObjects(store_, "pods", "default", done, kTimeout, what);
   }
   // One ready pod on each of `nodes` and no other pod.
@@ -126,11 +126,11 @@ TEST_F(DaemonSetControllerTest, NodeSelectorPicksNodesAndMovesPodsWhenItChanges)
   ASSERT_TRUE(WaitStatus("numberAvailable", 1));
   EXPECT_EQ(Status()["desiredNumberScheduled"], 1);
 
-  ASSERT_TRUE(MutateObject(store_, "daemonsets", "default", "proxy", [](json& d) {
-                d["spec"]["template"]["spec"]["nodeSelector"] = {
-                    {"kubernetes.io/hostname", "node-c"}};
-                return true;
-              }).ok());
+  ASSERT_TRUE(
+      MutateObject(store_, "daemonsets", "default", "proxy", [](json& d) {
+        d["spec"]["template"]["spec"]["nodeSelector"] = {{"kubernetes.io/hostname", "node-c"}};
+        return true;
+      }).ok());
   ASSERT_TRUE(WaitPods(ReadyOn({"node-c"}), "the pod moved to node-c"));
   ASSERT_TRUE(WaitStatus("observedGeneration", 2));
 
@@ -177,11 +177,12 @@ void ExpectNodeByNodeRollout(ResourceStore& store, int max_down) {
   auto watcher = store.Watch("pods", "default", LabelSelector{}, listed.resource_version);
   ASSERT_TRUE(watcher.ok());
   // What `kubectl rollout restart daemonset/proxy` patches.
-  ASSERT_TRUE(MutateObject(store, "daemonsets", "default", "proxy", [](json& d) {
-                d["spec"]["template"]["metadata"]["annotations"]
-                 ["kubectl.kubernetes.io/restartedAt"] = "2024-05-01T10:00:00Z";
-                return true;
-              }).ok());
+  ASSERT_TRUE(
+      MutateObject(store, "daemonsets", "default", "proxy", [](json& d) {
+        d["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"] =
+            "2024-05-01T10:00:00Z";
+        return true;
+      }).ok());
 
   auto deadline = std::chrono::steady_clock::now() + kTimeout;
   int most_down = 0, most_pods_on_a_node = 1;
@@ -201,7 +202,8 @@ void ExpectNodeByNodeRollout(ResourceStore& store, int max_down) {
       ++on_node[NodeOf(pod)];
       if (PodReady(pod)) up.insert(NodeOf(pod));
     }
-    for (const auto& [node, count] : on_node) most_pods_on_a_node = std::max(most_pods_on_a_node, count);
+    for (const auto& [node, count] : on_node)
+      most_pods_on_a_node = std::max(most_pods_on_a_node, count);
     most_down = std::max(most_down, 3 - static_cast<int>(up.size()));
     done = pods.size() == 3 && up.size() == 3;
     for (const auto& [n, pod] : pods) done = done && !old_pods.count(n);

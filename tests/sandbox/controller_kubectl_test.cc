@@ -68,9 +68,10 @@ class WorkloadKubectlTest : public ::testing::Test {
     server_ = std::make_unique<ApiServer>(options, store_);
     ASSERT_TRUE(server_->Start().ok());
     kubeconfig_ = dir_.path() + "/kubeconfig";
-    podlb::testing::WriteFile(kubeconfig_, MakeKubeconfig(server_->url(), server_->ca_pem(), "good-token"));
+    podlb::testing::WriteFile(kubeconfig_,
+                              MakeKubeconfig(server_->url(), server_->ca_pem(), "good-token"));
     DaemonSetControllerOptions ds_options;
-    ds_options.lifecycle.grace_period = 50ms;
+    ds_options.grace_period = 50ms;
     daemonsets_ = std::make_unique<DaemonSetController>(*store_, routing_, ips_, ds_options);
     DeploymentControllerOptions deployment_options;
     deployment_options.grace_period = 50ms;
@@ -142,7 +143,7 @@ TEST_F(WorkloadKubectlTest, DaemonSetRollsOutAndRestartsNodeByNode) {
   // rollout status returns once every node runs an available pod of the new template; the
   // old pods may still be going.
   ASSERT_TRUE(podlb::testing::WaitFor([&] { return PodNames().size() == 3; }, 30s,
-                               "the old pods to be gone"));
+                                      "the old pods to be gone"));
   for (const auto& name : PodNames()) EXPECT_FALSE(before.count(name)) << name;
 
   ASSERT_EQ(Run({"delete", "ds", "proxy"}, &output), 0) << output;
@@ -158,7 +159,8 @@ TEST_F(WorkloadKubectlTest, PodOfAnImageTheSandboxCannotRunIsPendingWithAnEvent)
         return output.find("ErrImageNeverPull") != std::string::npos;
       },
       30s, "kubectl get pods to show ErrImageNeverPull"));
-  EXPECT_TRUE(std::regex_search(output, std::regex("web-[a-z0-9]{10}-[a-z0-9]{5} +0/1 +ErrImageNeverPull")))
+  EXPECT_TRUE(
+      std::regex_search(output, std::regex("web-[a-z0-9]{10}-[a-z0-9]{5} +0/1 +ErrImageNeverPull")))
       << output;
   std::string pod = *PodNames().begin();
   const std::string message =
@@ -172,7 +174,8 @@ TEST_F(WorkloadKubectlTest, PodOfAnImageTheSandboxCannotRunIsPendingWithAnEvent)
       << output;
   EXPECT_THAT(output, HasSubstr(message));
   EXPECT_TRUE(std::regex_search(output, std::regex("Normal +Scheduled +[0-9]+s +default-scheduler "
-                                                   "+Successfully assigned default/" + pod)))
+                                                   "+Successfully assigned default/" +
+                                                   pod)))
       << output;
 
   ASSERT_EQ(Run({"get", "events"}, &output), 0) << output;

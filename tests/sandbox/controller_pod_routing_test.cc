@@ -26,9 +26,10 @@ constexpr auto kTimeout = std::chrono::seconds(20);
 json Deployment(const std::string& name, const std::string& image, int replicas, int port,
                 std::optional<int> termination_grace_seconds = std::nullopt) {
   json labels = {{"app", name}};
-  json spec = {{"containers", json::array({{{"name", "main"},
-                                            {"image", image},
-                                            {"ports", json::array({{{"containerPort", port}}})}}})}};
+  json spec = {
+      {"containers", json::array({{{"name", "main"},
+                                   {"image", image},
+                                   {"ports", json::array({{{"containerPort", port}}})}}})}};
   if (termination_grace_seconds) spec["terminationGracePeriodSeconds"] = *termination_grace_seconds;
   return {{"apiVersion", "apps/v1"},
           {"kind", "Deployment"},
@@ -124,9 +125,8 @@ class PodRoutingTest : public ::testing::Test {
         [&](const Objects&) {
           auto pods = PodsOf(app);
           return pods.size() == 1 &&
-                 pods[0]["status"]["containerStatuses"][0]["state"]["waiting"].value("reason",
-                                                                                     "") ==
-                     "ErrImageNeverPull";
+                 pods[0]["status"]["containerStatuses"][0]["state"]["waiting"].value(
+                     "reason", "") == "ErrImageNeverPull";
         },
         kTimeout, "a pod of " + app + " waiting with ErrImageNeverPull");
   }
@@ -154,7 +154,9 @@ class PodRoutingTest : public ::testing::Test {
 TEST_F(PodRoutingTest, BackendImageRunsAsARealGrpcPod) {
   Start(nullptr);
   int port = podlb::testing::PickFreePort();
-  ASSERT_TRUE(store_.Create("deployments", "default", Deployment("greeter", kBackendPodImage, 1, port)).ok());
+  ASSERT_TRUE(
+      store_.Create("deployments", "default", Deployment("greeter", kBackendPodImage, 1, port))
+          .ok());
   ASSERT_TRUE(WaitRunning("greeter", 1));
   std::string name = PodsOf("greeter")[0]["metadata"]["name"];
   ASSERT_NE(backends_.Find(name), nullptr);
@@ -202,12 +204,16 @@ TEST_F(PodRoutingTest, OtherImageStaysPendingWithAWarningEventAndIsNotRetried) {
   // Not retried: by the time the controller has run another Deployment's pod to Ready, the
   // refused pod is the same one and its event was recorded once.
   int port = podlb::testing::PickFreePort();
-  ASSERT_TRUE(store_.Create("deployments", "default", Deployment("greeter", kBackendPodImage, 1, port)).ok());
+  ASSERT_TRUE(
+      store_.Create("deployments", "default", Deployment("greeter", kBackendPodImage, 1, port))
+          .ok());
   ASSERT_TRUE(WaitRunning("greeter", 1));
   ASSERT_EQ(PodsOf("web").size(), 1u);
   EXPECT_EQ(PodsOf("web")[0]["metadata"]["name"], name);
   for (const auto& e : EventsAbout(name)) {
-    if (e["reason"] == "Failed") EXPECT_EQ(e["count"], 1);
+    if (e["reason"] == "Failed") {
+      EXPECT_EQ(e["count"], 1);
+    }
   }
 
   // Scaling down removes the pending pod at once: nothing runs to drain.

@@ -111,13 +111,12 @@ Printer PrinterFor(const std::string& resource) {
                   selector.push_back(key + "=" + Str(value, ""));
                 }
               }
-              return std::vector<json>{
-                  Int(At(o, {"status", "desiredNumberScheduled"})),
-                  Int(At(o, {"status", "currentNumberScheduled"})),
-                  Int(At(o, {"status", "numberReady"})),
-                  Int(At(o, {"status", "updatedNumberScheduled"})),
-                  Int(At(o, {"status", "numberAvailable"})),
-                  selector.empty() ? "<none>" : absl::StrJoin(selector, ",")};
+              return std::vector<json>{Int(At(o, {"status", "desiredNumberScheduled"})),
+                                       Int(At(o, {"status", "currentNumberScheduled"})),
+                                       Int(At(o, {"status", "numberReady"})),
+                                       Int(At(o, {"status", "updatedNumberScheduled"})),
+                                       Int(At(o, {"status", "numberAvailable"})),
+                                       selector.empty() ? "<none>" : absl::StrJoin(selector, ",")};
             }};
   }
   if (resource == "events") {
@@ -126,11 +125,10 @@ Printer PrinterFor(const std::string& resource) {
             [](const json& o) {
               std::string kind = Str(At(o, {"involvedObject", "kind"}), "");
               for (auto& c : kind) c = static_cast<char>(std::tolower(c));
-              return std::vector<json>{
-                  Since(At(o, {"lastTimestamp"})), Str(At(o, {"type"}), ""),
-                  Str(At(o, {"reason"}), ""),
-                  kind + "/" + Str(At(o, {"involvedObject", "name"}), ""),
-                  Str(At(o, {"message"}), "")};
+              return std::vector<json>{Since(At(o, {"lastTimestamp"})), Str(At(o, {"type"}), ""),
+                                       Str(At(o, {"reason"}), ""),
+                                       kind + "/" + Str(At(o, {"involvedObject", "name"}), ""),
+                                       Str(At(o, {"message"}), "")};
             }};
   }
   if (resource == "pods") {
@@ -150,8 +148,8 @@ Printer PrinterFor(const std::string& resource) {
                 }
               }
               return std::vector<json>{
-                  fmt::format("{}/{}", ready, containers.is_array() ? containers.size() : 0),
-                  shown, Str(At(o, {"status", "podIP"}), "<none>")};
+                  fmt::format("{}/{}", ready, containers.is_array() ? containers.size() : 0), shown,
+                  Str(At(o, {"status", "podIP"}), "<none>")};
             }};
   }
   if (resource == "namespaces") {

@@ -43,7 +43,7 @@ DaemonSetController::DaemonSetController(ResourceStore& store, PodRuntime& runti
                                          PodIpAllocator& ips, DaemonSetControllerOptions options)
     : store_(store),
       options_(std::move(options)),
-      lifecycle_(store, runtime, ips, queue_, "DaemonSet", options_.lifecycle) {}
+      lifecycle_(store, runtime, ips, queue_, "DaemonSet", options_) {}
 
 DaemonSetController::~DaemonSetController() { Stop(); }
 
@@ -65,40 +65,21 @@ void DaemonSetController::Stop() {
   if (pod_watch_) pod_watch_->Stop();
   queue_.ShutDown();
   if (thread_.joinable()) thread_.join();
-  for (auto& [key, pods] : pods_) PodLifecycle::JoinStoppers(pods);
+  lifecycle_.JoinStoppers();
 }
 
 void DaemonSetController::Run() {
   while (auto key = queue_.Get()) {
     try {
-      Reconcile(*key);
+      lifecycle_.Reconcile(
+          "daemonsets", *key,
+          [this](const json& daemonset, PodMap& pods) { return ManageNodes(daemonset, pods); },
+          [this](const json& daemonset, const PodMap& pods) { UpdateStatus(daemonset, pods); });
     } catch (const std::exception& e) {
       // Malformed objects are bad input, not a reason to stop the controller.
       LogError("daemonset controller: cannot reconcile {}: {}", *key, e.what());
     }
   }
-}
-
-void DaemonSetController::Reconcile(const std::string& key) {
-  auto [ns, name] = SplitObjectKey(key);
-  PodMap& pods = pods_[key];
-  bool changed = lifecycle_.Sync(key, pods);
-  auto daemonset = store_.Get("daemonsets", ns, name);
-  if (!daemonset.ok()) {
-    // Deleted: its pods go (the garbage collector's cascade, done here).
-    for (auto& [pod_name, pod] : pods) {
-      if (pod.live()) {
-        lifecycle_.TerminatePod(pod);
-        changed = true;
-      }
-    }
-  } else {
-    changed |= ManageNodes(*daemonset, pods);
-    UpdateStatus(*daemonset, pods);
-  }
-  if (changed) queue_.Add(key);
-  if (auto next = lifecycle_.NextDue(pods)) queue_.AddAt(key, *next);
-  if (pods.empty() && !daemonset.ok()) pods_.erase(key);
 }
 
 std::vector<const NodeInfo*> DaemonSetController::EligibleNodes(const json& daemonset) const {
@@ -164,17 +145,17 @@ bool DaemonSetController::ManageNodes(const json& daemonset, PodMap& pods) {
   int unavailable = 0;
   std::vector<ManagedPod*> kept;  // one per eligible node that has a live pod
   const std::string prefix = meta.value("name", "") + "-";
-  json extra_labels = {{"controller-revision-hash", hash},
-                       {"pod-template-generation",
-                        std::to_string(meta.value("generation", int64_t{1}))}};
+  json extra_labels = {
+      {"controller-revision-hash", hash},
+      {"pod-template-generation", std::to_string(meta.value("generation", int64_t{1}))}};
   for (const NodeInfo* node : eligible) {
     auto& live = live_by_node[node->name];
     if (live.empty()) {
       ++unavailable;
       // maxSurge 0: the new pod waits until the old one on this node is gone.
       if (leaving_nodes.count(node->name)) continue;
-      if (ManagedPod* pod = lifecycle_.CreatePod(daemonset, prefix, hash, extra_labels,
-                                                 node->name, pods)) {
+      if (ManagedPod* pod =
+              lifecycle_.CreatePod(daemonset, prefix, hash, extra_labels, node->name, pods)) {
         Event(daemonset, kEventNormal, "SuccessfulCreate", "Created pod: " + pod->name);
       }
       changed = true;

@@ -31,8 +31,7 @@
 
 namespace podlb::sandbox {
 
-struct DaemonSetControllerOptions {
-  PodLifecycleOptions lifecycle;
+struct DaemonSetControllerOptions : PodLifecycleOptions {
   std::vector<NodeInfo> nodes = DefaultNodes();
 };
 
@@ -53,7 +52,6 @@ class DaemonSetController {
 
  private:
   void Run();
-  void Reconcile(const std::string& key);
   // The nodes this DaemonSet's pods belong on.
   std::vector<const NodeInfo*> EligibleNodes(const nlohmann::json& daemonset) const;
   bool ManageNodes(const nlohmann::json& daemonset, PodMap& pods);
@@ -71,7 +69,6 @@ class DaemonSetController {
   std::thread thread_;
 
   // Controller thread only.
-  std::map<std::string, PodMap> pods_;  // by daemonset key "ns/name"
   LogOnChange strategy_errors_{LogLevel::kWarn};
 };
 

@@ -14,7 +14,7 @@ DeploymentController::DeploymentController(ResourceStore& store, PodRuntime& run
                                            PodIpAllocator& ips, DeploymentControllerOptions options)
     : store_(store),
       options_(std::move(options)),
-      lifecycle_(store, runtime, ips, queue_, "Deployment", options_.lifecycle()) {}
+      lifecycle_(store, runtime, ips, queue_, "Deployment", options_) {}
 
 DeploymentController::~DeploymentController() { Stop(); }
 
@@ -36,39 +36,23 @@ void DeploymentController::Stop() {
   if (pod_watch_) pod_watch_->Stop();
   queue_.ShutDown();
   if (thread_.joinable()) thread_.join();
-  for (auto& [key, pods] : pods_) PodLifecycle::JoinStoppers(pods);
+  lifecycle_.JoinStoppers();
 }
 
 void DeploymentController::Run() {
   while (auto key = queue_.Get()) {
     try {
-      Reconcile(*key);
+      lifecycle_.Reconcile(
+          "deployments", *key,
+          [this](const json& deployment, PodMap& pods) { return ScalePods(deployment, pods); },
+          [this](const json& deployment, const PodMap& pods) {
+            UpdateDeploymentStatus(deployment, pods);
+          });
     } catch (const std::exception& e) {
       // Malformed objects are bad input, not a reason to stop the controller.
       LogError("deployment controller: cannot reconcile {}: {}", *key, e.what());
     }
   }
-}
-
-void DeploymentController::Reconcile(const std::string& key) {
-  auto [ns, name] = SplitObjectKey(key);
-  PodMap& pods = pods_[key];
-  bool changed = lifecycle_.Sync(key, pods);
-  auto deployment = store_.Get("deployments", ns, name);
-  if (!deployment.ok()) {
-    for (auto& [pod_name, pod] : pods) {
-      if (pod.live()) {
-        lifecycle_.TerminatePod(pod);
-        changed = true;
-      }
-    }
-  } else {
-    changed |= ScalePods(*deployment, pods);
-    UpdateDeploymentStatus(*deployment, pods);
-  }
-  if (changed) queue_.Add(key);
-  if (auto next = lifecycle_.NextDue(pods)) queue_.AddAt(key, *next);
-  if (pods.empty() && !deployment.ok()) pods_.erase(key);
 }
 
 bool DeploymentController::ScalePods(const json& deployment, PodMap& pods) {
@@ -102,8 +86,7 @@ bool DeploymentController::ScalePods(const json& deployment, PodMap& pods) {
   int max_total = old.empty() ? desired : desired + 1;
   int total = static_cast<int>(current.size() + old.size());
   int to_create = std::min(max_total - total, desired - static_cast<int>(current.size()));
-  const std::string prefix =
-      absl::StrCat(deployment["metadata"].value("name", ""), "-", hash, "-");
+  const std::string prefix = absl::StrCat(deployment["metadata"].value("name", ""), "-", hash, "-");
   for (int i = 0; i < to_create; ++i) {
     const NodeInfo& node = options_.nodes[next_node_++ % options_.nodes.size()];
     if (ManagedPod* pod = lifecycle_.CreatePod(deployment, prefix, hash,

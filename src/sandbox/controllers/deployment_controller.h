@@ -24,21 +24,8 @@
 
 namespace podlb::sandbox {
 
-struct DeploymentControllerOptions {
-  // Port the pods listen on when the template declares no containerPort.
-  uint16_t default_pod_port = 50051;
-  // How long a deleted pod stays Terminating (serving, not ready) before it gets GOAWAY.
-  std::chrono::milliseconds grace_period{2000};
-  // After the grace period, how long in-flight calls may still finish before they are cancelled.
-  std::chrono::milliseconds shutdown_deadline{1000};
-  // Delay before the first readiness probe (initialDelaySeconds), and between failed probes.
-  std::chrono::milliseconds readiness_delay{0};
-  std::chrono::milliseconds probe_period{200};
+struct DeploymentControllerOptions : PodLifecycleOptions {
   std::vector<NodeInfo> nodes = DefaultNodes();
-
-  PodLifecycleOptions lifecycle() const {
-    return {default_pod_port, grace_period, shutdown_deadline, readiness_delay, probe_period};
-  }
 };
 
 class DeploymentController {
@@ -54,7 +41,6 @@ class DeploymentController {
 
  private:
   void Run();
-  void Reconcile(const std::string& key);
   bool ScalePods(const nlohmann::json& deployment, PodMap& pods);
   void UpdateDeploymentStatus(const nlohmann::json& deployment, const PodMap& pods);
 
@@ -68,7 +54,6 @@ class DeploymentController {
   std::thread thread_;
 
   // Controller thread only.
-  std::map<std::string, PodMap> pods_;  // by deployment key "ns/name"
   size_t next_node_ = 0;
 };
 

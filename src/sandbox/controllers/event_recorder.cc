@@ -34,8 +34,7 @@ void RecordEvent(ResourceStore& store, const EventSource& source, const json& in
   });
   if (bumped.ok()) return;
   if (bumped.code() != absl::StatusCode::kNotFound) {
-    LogWarn("events: cannot update event {}/{}: {}", ns, event_name,
-            std::string(bumped.message()));
+    LogWarn("events: cannot update event {}/{}: {}", ns, event_name, std::string(bumped.message()));
     return;
   }
   json involved_object = {{"kind", involved.value("kind", "")},
@@ -43,7 +42,8 @@ void RecordEvent(ResourceStore& store, const EventSource& source, const json& in
                           {"namespace", ns},
                           {"name", name},
                           {"uid", uid}};
-  if (meta.contains("resourceVersion")) involved_object["resourceVersion"] = meta["resourceVersion"];
+  if (meta.contains("resourceVersion"))
+    involved_object["resourceVersion"] = meta["resourceVersion"];
   if (!field_path.empty()) involved_object["fieldPath"] = field_path;
   json source_json = {{"component", source.component}};
   if (!source.host.empty()) source_json["host"] = source.host;

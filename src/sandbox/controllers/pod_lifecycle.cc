@@ -55,8 +55,8 @@ json ContainerStatuses(const json& pod_spec, bool ready,
   for (const auto& c : pod_spec.value("containers", json::array())) {
     json waiting = {{"reason", reason}};
     if (!message.empty()) waiting["message"] = message;
-    json state = ready ? json{{"running", {{"startedAt", NowRfc3339()}}}}
-                       : json{{"waiting", waiting}};
+    json state =
+        ready ? json{{"running", {{"startedAt", NowRfc3339()}}}} : json{{"waiting", waiting}};
     statuses.push_back({{"name", c.value("name", "")},
                         {"image", c.value("image", "")},
                         {"imageID", ""},
@@ -151,10 +151,29 @@ void PodLifecycle::OnPodEvent(const WatchEvent& event) {
   }
 }
 
-bool PodLifecycle::Sync(const std::string& owner_key, PodMap& pods) {
+void PodLifecycle::Reconcile(const std::string& resource, const std::string& owner_key,
+                             const ManagePods& manage, const WriteStatus& write_status) {
+  auto [ns, name] = SplitObjectKey(owner_key);
+  PodMap& pods = pods_[owner_key];
   HarvestStopped(owner_key, pods);
   ApplyFaults(owner_key, pods);
-  return ProbeAndExpire(pods);
+  bool changed = ProbeAndExpire(pods);
+  auto owner = store_.Get(resource, ns, name);
+  if (!owner.ok()) {
+    // Deleted: its pods go (the garbage collector's cascade, done here).
+    for (auto& [pod_name, pod] : pods) {
+      if (pod.live()) {
+        TerminatePod(pod);
+        changed = true;
+      }
+    }
+  } else {
+    changed |= manage(*owner, pods);
+    write_status(*owner, pods);
+  }
+  if (changed) queue_.Add(owner_key);
+  if (auto next = NextDue(pods)) queue_.AddAt(owner_key, *next);
+  if (pods.empty() && !owner.ok()) pods_.erase(owner_key);
 }
 
 void PodLifecycle::HarvestStopped(const std::string& key, PodMap& pods) {
@@ -438,15 +457,17 @@ std::optional<WorkQueue::Clock::time_point> PodLifecycle::NextDue(const PodMap& 
   return next;
 }
 
-void PodLifecycle::JoinStoppers(PodMap& pods) {
-  for (auto& [name, pod] : pods) {
-    if (pod.stopper && pod.stopper->joinable()) pod.stopper->join();
+void PodLifecycle::JoinStoppers() {
+  for (auto& [key, pods] : pods_) {
+    for (auto& [name, pod] : pods) {
+      if (pod.stopper && pod.stopper->joinable()) pod.stopper->join();
+    }
   }
 }
 
-void PodLifecycle::Event(const ManagedPod& pod, const std::string& type,
-                         const std::string& reason, const std::string& message,
-                         const std::string& field_path, const std::string& component) {
+void PodLifecycle::Event(const ManagedPod& pod, const std::string& type, const std::string& reason,
+                         const std::string& message, const std::string& field_path,
+                         const std::string& component) {
   json involved = {{"kind", "Pod"},
                    {"apiVersion", "v1"},
                    {"metadata", {{"namespace", pod.ns}, {"name", pod.name}, {"uid", pod.uid}}}};

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -87,9 +88,15 @@ class PodLifecycle {
   // Pod watch thread: queues the owner of a pod deleted from outside or whose faults changed.
   void OnPodEvent(const WatchEvent& event);
 
-  // Harvests stopped pods, applies changed faults, probes starting pods and stops pods whose
-  // grace period ended. True if a pod changed phase (the owner's status needs writing).
-  bool Sync(const std::string& owner_key, PodMap& pods);
+  // One reconcile of the workload `owner_key` ("ns/name") of `resource` ("deployments"): harvests
+  // stopped pods, applies changed faults, probes starting pods and stops pods whose grace period
+  // ended; then, if the workload exists, `manage` creates and terminates its pods (true if it
+  // did) and `write_status` writes its status; if it is gone, its pods terminate. Queues the
+  // owner again when its pods need it (probes, grace periods, changes).
+  using ManagePods = std::function<bool(const nlohmann::json& owner, PodMap& pods)>;
+  using WriteStatus = std::function<void(const nlohmann::json& owner, const PodMap& pods)>;
+  void Reconcile(const std::string& resource, const std::string& owner_key,
+                 const ManagePods& manage, const WriteStatus& write_status);
 
   // Creates a pod from `owner`'s spec.template on `node`, named `name_prefix` + 5 random
   // characters, with `extra_labels` added to the template's. Returns the pod, or nullptr when
@@ -101,13 +108,12 @@ class PodLifecycle {
   // What the API server and kubelet do on DELETE: marks the object, then stops the pod.
   void TerminatePod(ManagedPod& pod);
 
-  // When the owner wants reconciling next for its pods' probes and grace periods.
-  std::optional<WorkQueue::Clock::time_point> NextDue(const PodMap& pods) const;
-
-  // Waits for stops under way (controller shutdown).
-  static void JoinStoppers(PodMap& pods);
+  // Waits for stops under way (controller shutdown, after the controller thread ended).
+  void JoinStoppers();
 
  private:
+  // When the owner wants reconciling next for its pods' probes and grace periods.
+  std::optional<WorkQueue::Clock::time_point> NextDue(const PodMap& pods) const;
   void HarvestStopped(const std::string& key, PodMap& pods);
   void ApplyFaults(const std::string& key, PodMap& pods);
   bool ProbeAndExpire(PodMap& pods);
@@ -126,6 +132,7 @@ class PodLifecycle {
   const PodLifecycleOptions options_;
 
   // Controller thread only.
+  std::map<std::string, PodMap> pods_;  // by owner key "ns/name"
   uint64_t next_seq_ = 0;
   std::mt19937 random_{std::random_device{}()};
   LogOnChange start_errors_{LogLevel::kError};

@@ -38,7 +38,7 @@ class StoreWatch {
 };
 
 // Helpers shared by the controllers.
-std::string ObjectKey(const nlohmann::json& object);   // "namespace/name"
+std::string ObjectKey(const nlohmann::json& object);  // "namespace/name"
 // "namespace/name" → {namespace, name}.
 std::pair<std::string, std::string> SplitObjectKey(const std::string& key);
 uint64_t ObjectVersion(const nlohmann::json& object);  // metadata.resourceVersion as a number
