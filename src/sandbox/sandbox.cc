@@ -70,12 +70,20 @@ absl::Status Sandbox::Start() {
   } else {
     runtime_ = std::make_unique<NullPodRuntime>();
   }
+  // podlb's own image runs as processes under `podlb sandbox`; elsewhere (tests of the class, the
+  // demo) its pods stay Pending with a message saying so.
+  routing_runtime_ = std::make_unique<RoutingPodRuntime>(*runtime_, process_runtime_.get());
   ips_ = std::make_unique<PodIpAllocator>(options_.first_pod_ip);
   DeploymentControllerOptions deployment_options;
   deployment_options.default_pod_port = options_.pod_port;
   deployment_options.grace_period = options_.grace_period;
   deployments_ =
-      std::make_unique<DeploymentController>(*store_, *runtime_, *ips_, deployment_options);
+      std::make_unique<DeploymentController>(*store_, *routing_runtime_, *ips_, deployment_options);
+  DaemonSetControllerOptions daemonset_options;
+  static_cast<PodLifecycleOptions&>(daemonset_options) = deployment_options;
+  daemonset_options.nodes = deployment_options.nodes;
+  daemonsets_ =
+      std::make_unique<DaemonSetController>(*store_, *routing_runtime_, *ips_, daemonset_options);
   EndpointSliceControllerOptions slice_options;
   slice_options.max_endpoints_per_slice = options_.max_slice_endpoints;
   endpointslices_ = std::make_unique<EndpointSliceController>(*store_, slice_options);
@@ -83,6 +91,7 @@ absl::Status Sandbox::Start() {
   RETURN_IF_ERROR(namespaces_->Start());
   RETURN_IF_ERROR(endpointslices_->Start());
   RETURN_IF_ERROR(deployments_->Start());
+  RETURN_IF_ERROR(daemonsets_->Start());
   RETURN_IF_ERROR(SeedObjects());
   LogInfo("sandbox: API server at {}, {} greeter pods on port {}", api_server_->url(),
           options_.create_greeter ? options_.replicas : 0, options_.pod_port);
@@ -108,6 +117,7 @@ void Sandbox::Stop() {
   if (!started_) return;
   started_ = false;
   if (deployments_) deployments_->Stop();
+  if (daemonsets_) daemonsets_->Stop();
   if (endpointslices_) endpointslices_->Stop();
   if (namespaces_) namespaces_->Stop();
   // All pods at once, each with GOAWAY and a moment for in-flight calls.

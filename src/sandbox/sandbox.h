@@ -1,6 +1,7 @@
 // Sandbox: the whole Kubernetes stand-in on one machine: the ResourceStore, the ApiServer (TLS,
-// a random bearer token), the deployment and endpointslice controllers and real gRPC backend
-// pods on their own loopback IPs, seeded with Namespace default, Deployment default/greeter and
+// a random bearer token), the deployment, daemonset and endpointslice controllers and real gRPC
+// backend pods on their own loopback IPs (pods of other images are routed by image,
+// RoutingPodRuntime), seeded with Namespace default, Deployment default/greeter and
 // Service greeter. Start/Stop from one control thread; accessors are thread-safe.
 #pragma once
 
@@ -13,11 +14,13 @@
 #include "absl/status/status.h"
 #include "sandbox/apiserver/api_server.h"
 #include "sandbox/apiserver/resource_store.h"
+#include "sandbox/controllers/daemonset_controller.h"
 #include "sandbox/controllers/deployment_controller.h"
 #include "sandbox/controllers/endpointslice_controller.h"
 #include "sandbox/controllers/namespace_controller.h"
 #include "sandbox/pods/pod_runtime.h"
 #include "sandbox/pods/process_pod_runtime.h"
+#include "sandbox/pods/routing_pod_runtime.h"
 #include "sandbox/seed_objects.h"
 
 namespace podlb::sandbox {
@@ -75,8 +78,11 @@ class Sandbox {
   std::unique_ptr<PodRuntime> runtime_;
   GrpcPodRuntime* grpc_runtime_ = nullptr;  // runtime_ when it runs real pods
   std::unique_ptr<ProcessPodRuntime> process_runtime_;  // pods of podlb's image
+  // Routes each pod to runtime_ or to podlb's runtime by image; the controllers' runtime.
+  std::unique_ptr<RoutingPodRuntime> routing_runtime_;
   std::unique_ptr<PodIpAllocator> ips_;
   std::unique_ptr<DeploymentController> deployments_;
+  std::unique_ptr<DaemonSetController> daemonsets_;
   std::unique_ptr<EndpointSliceController> endpointslices_;
   std::unique_ptr<NamespaceController> namespaces_;
   bool started_ = false;

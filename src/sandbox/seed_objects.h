@@ -5,7 +5,6 @@
 #pragma once
 
 #include <cstdint>
-
 #include <string>
 
 #include "nlohmann/json.hpp"
@@ -16,7 +15,7 @@ namespace podlb::sandbox {
 nlohmann::json GreeterDeployment(int replicas, uint16_t port);
 nlohmann::json GreeterService(uint16_t port);
 
-// The image of the sandbox's own gRPC backend pods, the only one the DeploymentController runs.
+// The image of the sandbox's own gRPC backend pods: RoutingPodRuntime runs it in-process.
 inline constexpr char kBackendPodImage[] = "podlb/backend-pod";
 
 // A Ready core/v1 Node with the well-known labels (kubernetes.io/hostname, kubernetes.io/os,

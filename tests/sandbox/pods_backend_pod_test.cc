@@ -189,7 +189,8 @@ TEST(BackendPodTest, SecondPodOnSameAddressFailsClearly) {
 TEST(GrpcPodRuntimeTest, ProbeSucceedsForRunningPodOnly) {
   GrpcPodRuntime runtime;
   int port = testing::PickFreePort();
-  ASSERT_TRUE(runtime.StartPod({"a", "127.0.0.1", static_cast<uint16_t>(port)}).ok());
+  ASSERT_TRUE(
+      runtime.StartPod({.name = "a", .ip = "127.0.0.1", .port = static_cast<uint16_t>(port)}).ok());
   EXPECT_TRUE(runtime.ProbeReadiness("a").ok());
   runtime.BeginTermination("a");
   EXPECT_FALSE(runtime.ProbeReadiness("a").ok());

@@ -1,5 +1,6 @@
 #include "sandbox/apiserver/tables.h"
 
+#include <cctype>
 #include <ctime>
 
 #include "absl/strings/str_join.h"
@@ -19,8 +20,9 @@ std::string Str(const json& value, const std::string& fallback) {
 
 int64_t Int(const json& value) { return value.is_number_integer() ? value.get<int64_t>() : 0; }
 
-std::string Age(const json& object) {
-  std::string created = Str(At(object, {"metadata", "creationTimestamp"}), "");
+// How long ago an RFC 3339 timestamp was, as kubectl prints ages.
+std::string Since(const json& timestamp) {
+  std::string created = Str(timestamp, "");
   std::tm tm{};
   if (created.empty() || strptime(created.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm) == nullptr) {
     return "<unknown>";
@@ -31,6 +33,8 @@ std::string Age(const json& object) {
   if (seconds < 48 * 3600) return fmt::format("{}h", seconds / 3600);
   return fmt::format("{}d", seconds / 86400);
 }
+
+std::string Age(const json& object) { return Since(At(object, {"metadata", "creationTimestamp"})); }
 
 json Column(const char* name, const char* type, const char* format = "") {
   return {{"name", name}, {"type", type}, {"format", format}, {"description", ""}, {"priority", 0}};
@@ -95,6 +99,38 @@ Printer PrinterFor(const std::string& resource) {
                   Int(At(o, {"status", "availableReplicas"}))};
             }};
   }
+  if (resource == "daemonsets") {
+    return {{Column("Desired", "integer"), Column("Current", "integer"), Column("Ready", "integer"),
+             Column("Up-to-date", "integer"), Column("Available", "integer"),
+             Column("Node Selector", "string")},
+            [](const json& o) {
+              std::vector<std::string> selector;
+              const json& terms = At(o, {"spec", "template", "spec", "nodeSelector"});
+              if (terms.is_object()) {
+                for (const auto& [key, value] : terms.items()) {
+                  selector.push_back(key + "=" + Str(value, ""));
+                }
+              }
+              return std::vector<json>{Int(At(o, {"status", "desiredNumberScheduled"})),
+                                       Int(At(o, {"status", "currentNumberScheduled"})),
+                                       Int(At(o, {"status", "numberReady"})),
+                                       Int(At(o, {"status", "updatedNumberScheduled"})),
+                                       Int(At(o, {"status", "numberAvailable"})),
+                                       selector.empty() ? "<none>" : absl::StrJoin(selector, ",")};
+            }};
+  }
+  if (resource == "events") {
+    return {{Column("Last Seen", "string"), Column("Type", "string"), Column("Reason", "string"),
+             Column("Object", "string"), Column("Message", "string")},
+            [](const json& o) {
+              std::string kind = Str(At(o, {"involvedObject", "kind"}), "");
+              for (auto& c : kind) c = static_cast<char>(std::tolower(c));
+              return std::vector<json>{Since(At(o, {"lastTimestamp"})), Str(At(o, {"type"}), ""),
+                                       Str(At(o, {"reason"}), ""),
+                                       kind + "/" + Str(At(o, {"involvedObject", "name"}), ""),
+                                       Str(At(o, {"message"}), "")};
+            }};
+  }
   if (resource == "pods") {
     return {{Column("Ready", "string"), Column("Status", "string"), Column("Restarts", "string"),
              Column("IP", "string"), Column("Node", "string")},
@@ -112,7 +148,8 @@ Printer PrinterFor(const std::string& resource) {
                   restarts += Int(At(s, {"restartCount"}));
                   std::string reason = Str(At(s, {"state", "waiting", "reason"}), "");
                   if (reason.empty()) reason = Str(At(s, {"state", "terminated", "reason"}), "");
-                  if (!reason.empty()) status = reason;
+                  // ContainerCreating: the phase (Pending) says as much.
+                  if (!reason.empty() && reason != "ContainerCreating") status = reason;
                 }
               }
               if (!At(o, {"metadata", "deletionTimestamp"}).is_null()) status = "Terminating";

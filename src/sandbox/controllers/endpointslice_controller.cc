@@ -11,11 +11,6 @@ namespace {
 
 using json = nlohmann::json;
 
-std::pair<std::string, std::string> SplitKey(const std::string& key) {
-  auto slash = key.find('/');
-  return {key.substr(0, slash), key.substr(slash + 1)};
-}
-
 bool PodReady(const json& pod) {
   for (const auto& c : pod.value("status", json::object()).value("conditions", json::array())) {
     if (c.value("type", "") == "Ready") return c.value("status", "") == "True";
@@ -94,7 +89,7 @@ void EndpointSliceController::Stop() {
 
 void EndpointSliceController::Run() {
   while (auto key = queue_.Get()) {
-    auto [ns, name] = SplitKey(*key);
+    auto [ns, name] = SplitObjectKey(*key);
     std::vector<std::string> names;
     if (name == "*") {
       for (const auto& svc : store_.List("services", ns, LabelSelector{}).items) {

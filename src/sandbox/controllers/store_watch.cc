@@ -67,6 +67,12 @@ std::string ObjectKey(const nlohmann::json& object) {
   return meta.value("namespace", std::string()) + "/" + meta.value("name", std::string());
 }
 
+std::pair<std::string, std::string> SplitObjectKey(const std::string& key) {
+  auto slash = key.find('/');
+  if (slash == std::string::npos) return {"", key};
+  return {key.substr(0, slash), key.substr(slash + 1)};
+}
+
 uint64_t ObjectVersion(const nlohmann::json& object) {
   try {
     return std::stoull(object.at("metadata").at("resourceVersion").get<std::string>());
@@ -98,6 +104,21 @@ absl::Status MutateObject(ResourceStore& store, const std::string& resource, con
     if (last.code() != absl::StatusCode::kAborted) return last;
   }
   return last;
+}
+
+void SetCondition(nlohmann::json& status, const std::string& type, bool value) {
+  nlohmann::json& conditions = status["conditions"];
+  if (!conditions.is_array()) conditions = nlohmann::json::array();
+  const std::string text = value ? "True" : "False";
+  for (auto& condition : conditions) {
+    if (condition.value("type", "") != type) continue;
+    if (condition.value("status", "") != text) {
+      condition["status"] = text;
+      condition["lastTransitionTime"] = NowRfc3339();
+    }
+    return;
+  }
+  conditions.push_back({{"type", type}, {"status", text}, {"lastTransitionTime", NowRfc3339()}});
 }
 
 }  // namespace podlb::sandbox

@@ -8,6 +8,7 @@
 #include <functional>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "sandbox/apiserver/resource_store.h"
 
@@ -37,9 +38,14 @@ class StoreWatch {
 };
 
 // Helpers shared by the controllers.
-std::string ObjectKey(const nlohmann::json& object);   // "namespace/name"
+std::string ObjectKey(const nlohmann::json& object);  // "namespace/name"
+// "namespace/name" → {namespace, name}.
+std::pair<std::string, std::string> SplitObjectKey(const std::string& key);
 uint64_t ObjectVersion(const nlohmann::json& object);  // metadata.resourceVersion as a number
 std::string NowRfc3339();
+// Sets condition `type` of an object's status to True/False, moving lastTransitionTime only when
+// the value changes (a Pod's Ready, ContainersReady, ...).
+void SetCondition(nlohmann::json& status, const std::string& type, bool value);
 
 // Get, apply `mutate`, Update; retries when another writer got there first (409 Conflict).
 // `mutate` returns false when nothing needs writing.

@@ -1,7 +1,8 @@
-// PodRuntime: what the DeploymentController asks a "kubelet" to do with a pod's containers:
-// start, probe readiness, begin termination, stop, and apply the pod's fault annotations
-// (PodFault). GrpcPodRuntime runs real BackendPods;
-// NullPodRuntime runs nothing (pods are instantly ready), for controller tests with many pods.
+// PodRuntime: what the workload controllers (PodLifecycle) ask a "kubelet" to do with a pod's
+// containers: say whether it can run them, start, probe readiness, begin termination, stop, and
+// apply the pod's fault annotations (PodFault). GrpcPodRuntime runs real BackendPods;
+// NullPodRuntime runs nothing (pods are instantly ready), for controller tests with many pods;
+// RoutingPodRuntime (routing_pod_runtime.h) picks one of them by the pod's image.
 // Thread-safe: the controller thread starts and probes, helper threads stop.
 #pragma once
 
@@ -25,10 +26,12 @@ struct PodLaunch {
   std::string name;
   std::string ns;
   std::string ip;
-  std::string node;
+  std::string node;  // spec.nodeName
   uint16_t port = 0;
   PodFault fault;  // from the pod's podlb.io/fault-* annotations at creation
+  // The Pod object as stored at creation (metadata, spec, status.podIP).
   nlohmann::json pod;
+  // spec.terminationGracePeriodSeconds (the API server's default is 30 s).
   std::chrono::milliseconds termination_grace{30000};
 };
 
@@ -43,7 +46,12 @@ class PodRuntime {
   virtual void SetFault(const std::string& name, const PodFault& fault) = 0;
   // GOAWAY and wait for in-flight calls up to `deadline`; blocks, so callers use a helper thread.
   virtual void StopPod(const std::string& name, std::chrono::milliseconds deadline) = 0;
+  // OK if this runtime can run the pod's containers; otherwise why not (the pod then stays
+  // Pending with a Warning event carrying this message, and is not retried).
   virtual absl::Status CanRun(const nlohmann::json& /*pod*/) const { return absl::OkStatus(); }
+  // True if the pod's own process drains on BeginTermination (SIGTERM) and StopPod waits for it
+  // up to launch.termination_grace; false (backend pods): the sandbox keeps the pod serving for
+  // its own grace period, then calls StopPod.
   virtual bool DrainsItself(const std::string& /*name*/) const { return false; }
 };
 

@@ -30,21 +30,6 @@ absl::Status WriteFile(const std::string& path, const std::string& content, mode
   return absl::OkStatus();
 }
 
-void SetCondition(json& status, const std::string& type, bool value) {
-  json& conditions = status["conditions"];
-  if (!conditions.is_array()) conditions = json::array();
-  const std::string text = value ? "True" : "False";
-  for (auto& condition : conditions) {
-    if (condition.value("type", "") != type) continue;
-    if (condition.value("status", "") != text) {
-      condition["status"] = text;
-      condition["lastTransitionTime"] = NowRfc3339();
-    }
-    return;
-  }
-  conditions.push_back({{"type", type}, {"status", text}, {"lastTransitionTime", NowRfc3339()}});
-}
-
 }  // namespace
 
 ProcessPodRuntime::ProcessPodRuntime(ResourceStore& store, ProcessPodRuntimeOptions options)
