@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Checks deploy/rbac.yaml: podlb's role grants exactly get/list/watch on what discovery reads."""
+"""Checks deploy/01-rbac.yaml: podlb's role grants exactly get/list/watch on what discovery reads."""
 import os
 import sys
 import unittest
@@ -11,7 +11,7 @@ ROOT = os.environ.get("PODLB_SOURCE_DIR", os.path.join(os.path.dirname(__file__)
 
 class RbacTest(unittest.TestCase):
     def setUp(self):
-        with open(os.path.join(ROOT, "deploy", "rbac.yaml")) as f:
+        with open(os.path.join(ROOT, "deploy", "01-rbac.yaml")) as f:
             self.docs = [d for d in yaml.safe_load_all(f) if d]
 
     def role(self):

@@ -185,14 +185,14 @@ TEST_F(DeployedPodlbTest, AppliedManifestsRunAndServeXdsAndProxyClients) {
 TEST_F(DeployedPodlbTest, RoleWithoutWatchIsNamedInTheControlPlanesLog) {
   // deploy/ with `watch` taken out of the endpointslices rule.
   TempDir deploy;
-  for (const char* file : {"00-namespace.yaml", "rbac.yaml", "control-plane.yaml"}) {
+  for (const char* file : {"00-namespace.yaml", "01-rbac.yaml", "control-plane.yaml"}) {
     std::string text = ReadFile(SourceDir() + "/deploy/" + file);
-    if (std::string(file) == "rbac.yaml") {
+    if (std::string(file) == "01-rbac.yaml") {
       std::string cut = std::regex_replace(
           text, std::regex(R"((resources: \["endpointslices"\]\s*\n\s*verbs: \[)"
                            R"("get", "list"), "watch"\])"),
           "$1]");
-      ASSERT_NE(cut, text) << "deploy/rbac.yaml changed shape; update this test";
+      ASSERT_NE(cut, text) << "deploy/01-rbac.yaml changed shape; update this test";
       text = cut;
     }
     WriteFile(deploy.path() + "/" + file, text);

@@ -133,8 +133,8 @@ TEST_F(RbacPodlbTest, ControlPlaneAndProxyWorkWithExactlyTheRulesDeployGrants) {
 }
 
 TEST_F(RbacPodlbTest, AMissingWatchVerbIsNamedAndRetriedUntilGranted) {
-  // The role of deploy/rbac.yaml without `watch` on endpointslices.
-  std::string rbac = ReadFile(SourceDir() + "/deploy/rbac.yaml");
+  // The role of deploy/01-rbac.yaml without `watch` on endpointslices.
+  std::string rbac = ReadFile(SourceDir() + "/deploy/01-rbac.yaml");
   std::string no_watch = std::regex_replace(
       rbac, std::regex("(resources: \\[\"endpointslices\"\\]\n +verbs: \\[\"get\", \"list\"), \"watch\"\\]"),
       "$1]");
@@ -165,7 +165,7 @@ TEST_F(RbacPodlbTest, AMissingWatchVerbIsNamedAndRetriedUntilGranted) {
       << "no 403 message naming the watch verb";
 
   // Granting the verb back is enough: the retried watch then carries the scale-up.
-  ASSERT_EQ(Kubectl({"apply", "-f", SourceDir() + "/deploy/rbac.yaml"}, &output), 0) << output;
+  ASSERT_EQ(Kubectl({"apply", "-f", SourceDir() + "/deploy/01-rbac.yaml"}, &output), 0) << output;
   cluster_->Settle(call_xds, 4);
 }
 

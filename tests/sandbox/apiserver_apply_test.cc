@@ -228,7 +228,7 @@ TEST_P(ApplyTest, GetDescribeAndDeleteWhatWasApplied) {
 
 TEST_P(ApplyTest, AnObjectWhoseNamespaceDoesNotExistIsNotFound) {
   std::string output;
-  EXPECT_NE(Run({"apply", "-f", deploy_ + "/rbac.yaml"}, &output), 0);
+  EXPECT_NE(Run({"apply", "-f", deploy_ + "/01-rbac.yaml"}, &output), 0);
   EXPECT_THAT(output, HasSubstr("namespaces \"podlb-system\" not found"));
   // The cluster-scoped objects of the same file went in.
   EXPECT_TRUE(store_->Get("clusterroles", "", "podlb-discovery").ok());

@@ -33,7 +33,7 @@ class ProcessPodRuntimeTest : public ::testing::Test {
     options.tokens = {"admin-token"};
     server_ = std::make_unique<ApiServer>(options, store_);
     ASSERT_TRUE(server_->Start().ok());
-    // What deploy/rbac.yaml grants, bound to default/podlb.
+    // What deploy/01-rbac.yaml grants, bound to default/podlb.
     ASSERT_TRUE(store_->Create("serviceaccounts", "default", {{"metadata", {{"name", "podlb"}}}}).ok());
     ASSERT_TRUE(store_
                     ->Create("clusterroles", "",
@@ -234,6 +234,7 @@ TEST_F(ProcessPodRuntimeTest, WhatCannotStartSaysWhy) {
   ASSERT_FALSE(started.ok());
   EXPECT_THAT(started.message(),
               HasSubstr("cannot mount the token of serviceaccount default/ghost"));
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/pods/default/cp-5"));
   // Two containers.
   launch = Launch("cp-6", ControlPlane());
   launch.pod["spec"]["containers"].push_back(ControlPlane());

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/status_macros.h"
@@ -97,6 +98,12 @@ absl::Status ProcessPodRuntime::StartPod(const PodLaunch& launch) {
   std::error_code ec;
   std::filesystem::create_directories(pod->dir, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot create ", pod->dir, ": ", ec.message()));
+  // A pod that does not start leaves nothing in the state dir (the controller retries with a
+  // new pod, which gets a directory of its own).
+  absl::Cleanup remove_dir = [dir = pod->dir] {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir, ignored);
+  };
 
   pod->env = {absl::StrCat("PATH=", kContainerPath), absl::StrCat("HOSTNAME=", launch.name),
               "HOME=/",
@@ -124,6 +131,7 @@ absl::Status ProcessPodRuntime::StartPod(const PodLaunch& launch) {
     LogInfo("kubelet: pod {}/{} runs `{}` (pid {}), logs in {}", launch.ns, launch.name,
             absl::StrJoin(plan->args, " "), pod->process->pid(), pod->log_path);
   }
+  std::move(remove_dir).Cancel();
   absl::MutexLock lock(&mu_);
   pods_[launch.name] = pod;
   wake_ = true;
