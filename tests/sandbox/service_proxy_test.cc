@@ -344,18 +344,30 @@ TEST_F(ServiceProxyTest, APortHeldElsewhereIsReportedAndTheRestServed) {
   net::TcpForwarder squatter("127.0.96.1", static_cast<uint16_t>(port_),
                              [](const std::string&) { return std::nullopt; });
   ASSERT_TRUE(squatter.Start().ok());
-  int other_port = OtherFreePort(port_);
-  Create("services", ServiceObject("web", "", {{"http", port_}, {"admin", other_port}}));
-  Create("endpointslices", Slice("web", "http", a, "node-a"));
+  int admin_port = OtherFreePort(port_);
+  std::string http = Address("127.0.96.1", port_);
+  std::string admin = Address("127.0.96.1", admin_port);
+  ::testing::internal::CaptureStderr();
+  Create("services", ServiceObject("web", "", {{"http", port_}, {"admin", admin_port}}));
+  Create("endpointslices", Slice("web", "admin", a, "node-a"));
   Create("services", ServiceObject("other", "", {{"http", port_}}));
-  ASSERT_TRUE(WaitForEndpoints(Address("127.0.96.1", other_port), 0));
-  ASSERT_TRUE(WaitForEndpoints(Address("127.0.96.2", port_), 0));
-  EXPECT_EQ(Dial(Address("127.0.96.1", port_)), "");  // the squatter's answer
+  ASSERT_TRUE(WaitForEndpoints(admin, 1));                         // the Service's other port
+  ASSERT_TRUE(WaitForEndpoints(Address("127.0.96.2", port_), 0));  // another Service
+  std::string log = ::testing::internal::GetCapturedStderr();
+  std::string line =
+      "service proxy: Service default/web port \"http\" is not reachable at its ClusterIP: tcp "
+      "forwarder: cannot listen on " +
+      http + ": Address already in use";
+  EXPECT_THAT(log, ::testing::HasSubstr(line));
+  EXPECT_EQ(log.find(line), log.rfind(line)) << "logged once, not at every reconcile: " << log;
+  EXPECT_EQ(Dial(admin), "a");
+  EXPECT_EQ(Dial(http), "");  // the squatter's answer
+
   // Once the address is free, the next change of the Service binds it.
   squatter.Stop();
-  auto slice = Create("endpointslices", Slice("web", "http", a, "node-b"));
-  ASSERT_TRUE(WaitForEndpoints(Address("127.0.96.1", port_), 2));
-  EXPECT_EQ(Dial(Address("127.0.96.1", port_)), "a");
+  Create("endpointslices", Slice("web", "http", a, "node-b"));
+  ASSERT_TRUE(WaitForEndpoints(http, 1));
+  EXPECT_EQ(Dial(http), "a");
 }
 
 }  // namespace

@@ -97,6 +97,36 @@ void ServiceProxy::RefreshPodNodes() {
   pod_nodes_.store(std::move(nodes), std::memory_order_release);
 }
 
+ServiceProxy::Backends ServiceProxy::ReadyEndpoints(const std::vector<json>& slices,
+                                                    const std::string& port_name, bool local) {
+  Backends backends;
+  backends.local = local;
+  for (const auto& slice : slices) {
+    // The slice controller resolved targetPort per pod into the slice port of this name.
+    std::optional<int> target;
+    const json& slice_ports = At(slice, {"ports"});
+    for (size_t p = 0; slice_ports.is_array() && p < slice_ports.size(); ++p) {
+      if (StringOr(At(slice_ports[p], {"name"}), "") == port_name &&
+          At(slice_ports[p], {"port"}).is_number_integer()) {
+        target = At(slice_ports[p], {"port"}).get<int>();
+      }
+    }
+    if (!target) continue;
+    const json& endpoints = At(slice, {"endpoints"});
+    for (size_t e = 0; endpoints.is_array() && e < endpoints.size(); ++e) {
+      const json& ready = At(endpoints[e], {"conditions", "ready"});
+      // A missing ready condition means ready (discovery.k8s.io/v1 EndpointConditions).
+      if (ready.is_boolean() && !ready.get<bool>()) continue;
+      // kube-proxy uses an endpoint's first address.
+      const json& addresses = At(endpoints[e], {"addresses"});
+      if (!addresses.is_array() || addresses.empty() || !addresses[0].is_string()) continue;
+      backends.ready.push_back({absl::StrCat(addresses[0].get<std::string>(), ":", *target),
+                                StringOr(At(endpoints[e], {"nodeName"}), "")});
+    }
+  }
+  return backends;
+}
+
 void ServiceProxy::ReconcileService(const std::string& key) {
   auto slash = key.find('/');
   std::string ns = key.substr(0, slash);
@@ -104,8 +134,13 @@ void ServiceProxy::ReconcileService(const std::string& key) {
   auto service = store_.Get("services", ns, name);
   std::string cluster_ip = service.ok() ? ProxiedClusterIp(*service) : "";
 
-  // The ports to serve: address → (port name, local policy, ready endpoints).
-  std::map<std::string, std::pair<ServedPort, Backends>> desired;
+  // The ports to serve, by "clusterIP:port".
+  struct Wanted {
+    uint16_t port = 0;
+    ServedPort served;
+    Backends backends;
+  };
+  std::map<std::string, Wanted> desired;
   if (!cluster_ip.empty()) {
     bool local = At(*service, {"spec", "internalTrafficPolicy"}) == "Local";
     auto selector = LabelSelector::Parse(std::string(kServiceNameLabel) + "=" + name);
@@ -117,40 +152,19 @@ void ServiceProxy::ReconcileService(const std::string& key) {
       if (StringOr(At(port, {"protocol"}), "TCP") != "TCP") continue;  // a TCP forwarder
       const json& number = At(port, {"port"});
       if (!number.is_number_integer()) continue;
-      ServedPort served;
-      served.service = key;
-      served.port_name = StringOr(At(port, {"name"}), "");
-      served.address = absl::StrCat(cluster_ip, ":", number.get<int>());
-      served.local = local;
-      Backends backends;
-      backends.local = local;
-      for (const auto& slice : slices) {
-        // The slice controller resolved targetPort per pod into the slice port of this name.
-        std::optional<int> target;
-        const json& slice_ports = At(slice, {"ports"});
-        for (size_t p = 0; slice_ports.is_array() && p < slice_ports.size(); ++p) {
-          if (StringOr(At(slice_ports[p], {"name"}), "") == served.port_name &&
-              At(slice_ports[p], {"port"}).is_number_integer()) {
-            target = At(slice_ports[p], {"port"}).get<int>();
-          }
-        }
-        if (!target) continue;
-        const json& endpoints = At(slice, {"endpoints"});
-        for (size_t e = 0; endpoints.is_array() && e < endpoints.size(); ++e) {
-          const json& ready = At(endpoints[e], {"conditions", "ready"});
-          // A missing ready condition means ready (discovery.k8s.io/v1 EndpointConditions).
-          if (ready.is_boolean() && !ready.get<bool>()) continue;
-          const json& addresses = At(endpoints[e], {"addresses"});
-          if (!addresses.is_array() || addresses.empty() || !addresses[0].is_string()) continue;
-          Backend backend{absl::StrCat(addresses[0].get<std::string>(), ":", *target),
-                          StringOr(At(endpoints[e], {"nodeName"}), "")};
-          served.endpoints.push_back(backend.address + "@" + backend.node);
-          backends.ready.push_back(std::move(backend));
-        }
+      Wanted wanted;
+      wanted.port = static_cast<uint16_t>(number.get<int>());
+      wanted.served.service = key;
+      wanted.served.port_name = StringOr(At(port, {"name"}), "");
+      wanted.served.address = absl::StrCat(cluster_ip, ":", wanted.port);
+      wanted.served.local = local;
+      wanted.backends = ReadyEndpoints(slices, wanted.served.port_name, local);
+      for (const auto& backend : wanted.backends.ready) {
+        wanted.served.endpoints.push_back(backend.address + "@" + backend.node);
       }
-      std::sort(served.endpoints.begin(), served.endpoints.end());
-      std::string address = served.address;
-      desired[address] = {std::move(served), std::move(backends)};
+      std::sort(wanted.served.endpoints.begin(), wanted.served.endpoints.end());
+      std::string address = wanted.served.address;
+      desired[address] = std::move(wanted);
     }
   }
 
@@ -169,18 +183,15 @@ void ServiceProxy::ReconcileService(const std::string& key) {
     if (waiting != bind_failed_.end()) queue_.Add(waiting->second);  // its turn to bind
   }
   for (auto& [address, wanted] : desired) {
-    auto snapshot = std::make_shared<const Backends>(std::move(wanted.second));
+    auto snapshot = std::make_shared<const Backends>(std::move(wanted.backends));
     auto existing = current.find(address);
     if (existing != current.end()) {
       existing->second.backends->store(std::move(snapshot), std::memory_order_release);
-      existing->second.served = std::move(wanted.first);
+      existing->second.served = std::move(wanted.served);
       continue;
     }
     auto slot = std::make_shared<std::atomic<std::shared_ptr<const Backends>>>(snapshot);
-    auto parsed = address.rfind(':');
-    auto forwarder =
-        MakeForwarder(address.substr(0, parsed),
-                      static_cast<uint16_t>(std::stoi(address.substr(parsed + 1))), slot);
+    auto forwarder = MakeForwarder(cluster_ip, wanted.port, slot);
     absl::Status started = forwarder->Start();
     if (!started.ok()) {
       auto [it, first_time] = bind_failed_.emplace(address, key);
@@ -190,7 +201,7 @@ void ServiceProxy::ReconcileService(const std::string& key) {
             "service proxy: Service {} port \"{}\" is not reachable at its ClusterIP: {} "
             "(another process, perhaps another sandbox, holds the address); its other ports "
             "and the other Services are served",
-            key, wanted.first.port_name, std::string(started.message()));
+            key, wanted.served.port_name, std::string(started.message()));
       }
       continue;
     }
@@ -199,7 +210,7 @@ void ServiceProxy::ReconcileService(const std::string& key) {
     } else {
       LogDebug("service proxy: Service {} listening on {}", key, address);
     }
-    current[address] = Listener{std::move(wanted.first), std::move(slot), std::move(forwarder)};
+    current[address] = Listener{std::move(wanted.served), std::move(slot), std::move(forwarder)};
   }
   // A Service no longer wanting an address it could not bind stops waiting for it.
   for (auto it = bind_failed_.begin(); it != bind_failed_.end();) {

@@ -93,6 +93,9 @@ class ServiceProxy {
 
   void Run();
   void ReconcileService(const std::string& key);
+  // The ready endpoints of the Service's `slices` for its port `port_name`.
+  static Backends ReadyEndpoints(const std::vector<nlohmann::json>& slices,
+                                 const std::string& port_name, bool local);
   void RefreshPodNodes();
   // Copies the reconcile thread's view into state_ and wakes WaitUntil.
   void PublishState();
