@@ -161,22 +161,30 @@ TEST(ClusterIpTest, DeleteFreesTheAddress) {
 TEST(ClusterIpTest, AllocationMovesOnSoAFreedAddressIsNotReusedAtOnce) {
   ClusterIpAllocator allocator;
   json a = Service("a"), b = Service("b"), c = Service("c");
-  ASSERT_TRUE(allocator.Allocate(a).empty());
-  ASSERT_TRUE(allocator.Allocate(b).empty());
+  ASSERT_TRUE(allocator.Allocate("a", a).ok());
+  ASSERT_TRUE(allocator.Allocate("b", b).ok());
   allocator.Release(a);
-  ASSERT_TRUE(allocator.Allocate(c).empty());
+  ASSERT_TRUE(allocator.Allocate("c", c).ok());
   EXPECT_EQ(c["spec"]["clusterIP"], "127.0.96.3");
   EXPECT_EQ(allocator.allocated(), 2u);
-  // The whole range: 1022 addresses, then a clear refusal.
-  for (int i = 0; i < 1020; ++i) {
-    json s = Service("s");
-    ASSERT_TRUE(allocator.Allocate(s).empty()) << i;
+}
+
+TEST(ClusterIpTest, AFullRangeIsAnInternalErrorAndHeadlessServicesStillFit) {
+  ResourceStore store;
+  // 1022 addresses: 127.0.96.1 to 127.0.99.254.
+  for (int i = 0; i < 1022; ++i) {
+    ASSERT_TRUE(store.Create("services", "default", Service("s" + std::to_string(i))).ok()) << i;
   }
-  json full = Service("full");
-  auto causes = allocator.Allocate(full);
-  ASSERT_EQ(causes.size(), 1u);
-  EXPECT_THAT(causes[0].message, HasSubstr("range is full"));
-  EXPECT_FALSE(full["spec"].contains("clusterIP"));
+  auto full = store.Create("services", "default", Service("full"));
+  ASSERT_EQ(full.status().code(), absl::StatusCode::kInternal);  // the real server's 500
+  EXPECT_THAT(std::string(full.status().message()),
+              ::testing::StartsWith("Internal error occurred: failed to allocate a serviceIP: "
+                                    "range is full"));
+  EXPECT_EQ(ClusterIpOf(store, "full"), "<missing>");
+  EXPECT_TRUE(store.Create("services", "default", Service("headless", "None")).ok());
+  ASSERT_TRUE(store.Delete("services", "default", "s7").ok());
+  EXPECT_TRUE(store.Create("services", "default", Service("full")).ok());
+  EXPECT_EQ(ClusterIpOf(store, "full"), "127.0.96.8");
 }
 
 // Through kubectl and the HTTP API: the shapes a user sees.

@@ -3,10 +3,12 @@
 #include <arpa/inet.h>
 
 #include <optional>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "sandbox/apiserver/json_path.h"
+#include "sandbox/apiserver/object_validation.h"
 
 namespace podlb::sandbox {
 namespace {
@@ -57,6 +59,10 @@ std::vector<std::string> ClusterIps(const json& service) {
 
 bool IsExternalName(const json& service) { return At(service, {"spec", "type"}) == "ExternalName"; }
 
+absl::Status Invalid(const std::string& name, std::vector<FieldCause> causes) {
+  return InvalidObjectError(*FindResourceType("", "services"), name, causes);
+}
+
 void WriteAddress(json& service, const std::string& ip) {
   json& spec = service["spec"];
   spec["clusterIP"] = ip;
@@ -76,36 +82,39 @@ void WriteAddress(json& service, const std::string& ip) {
 ClusterIpAllocator::ClusterIpAllocator()
     : first_(kRangeBase + 1), last_(kRangeBase + kRangeSize - 2), next_(kRangeBase + 1) {}
 
-std::vector<FieldCause> ClusterIpAllocator::Allocate(json& service) {
-  if (!service.is_object() || IsExternalName(service)) return {};
+absl::Status ClusterIpAllocator::Allocate(const std::string& name, json& service) {
+  if (!service.is_object() || IsExternalName(service)) return absl::OkStatus();
   if (!service.contains("spec") || !service["spec"].is_object()) service["spec"] = json::object();
   std::string requested = RequestedIp(service);
   if (requested == "None") {
     WriteAddress(service, "None");
-    return {};
+    return absl::OkStatus();
   }
   if (!requested.empty()) {
     std::vector<std::string> ips = ClusterIps(service);
     std::optional<uint32_t> ip = ParseIpv4(requested);
     if (!ip) {
-      return {{"spec.clusterIPs[0]",
-               absl::StrCat("Invalid value: ", json(requested).dump(),
-                            ": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")}};
+      return Invalid(name, {{"spec.clusterIPs[0]",
+                             absl::StrCat("Invalid value: ", json(requested).dump(),
+                                          ": must be a valid IP address, (e.g. 10.9.8.7 or "
+                                          "2001:db8::ffff)")}});
     }
     std::string prefix = absl::StrCat("Invalid value: ", GoStringSlice(ips),
                                       ": failed to allocate IP ", requested, ": ");
     if (*ip < first_ || *ip > last_) {
-      return {
-          {"spec.clusterIPs",
-           absl::StrCat(prefix, "the provided IP (", requested,
-                        ") is not in the valid range. The range of valid IPs is ", kServiceCidr)}};
+      return Invalid(name, {{"spec.clusterIPs",
+                             absl::StrCat(prefix, "the provided IP (", requested,
+                                          ") is not in the valid range. The range of valid IPs "
+                                          "is ",
+                                          kServiceCidr)}});
     }
     if (allocated_.count(*ip) > 0) {
-      return {{"spec.clusterIPs", absl::StrCat(prefix, "provided IP is already allocated")}};
+      return Invalid(
+          name, {{"spec.clusterIPs", absl::StrCat(prefix, "provided IP is already allocated")}});
     }
     allocated_.insert(*ip);
     WriteAddress(service, FormatIpv4(*ip));
-    return {};
+    return absl::OkStatus();
   }
   const uint32_t size = last_ - first_ + 1;
   for (uint32_t i = 0; i < size; ++i) {
@@ -114,18 +123,21 @@ std::vector<FieldCause> ClusterIpAllocator::Allocate(json& service) {
     allocated_.insert(ip);
     next_ = ip == last_ ? first_ : ip + 1;
     WriteAddress(service, FormatIpv4(ip));
-    return {};
+    return absl::OkStatus();
   }
-  return {{"spec.clusterIPs",
-           absl::StrCat("Internal error: failed to allocate a serviceIP: range is full (",
-                        kServiceCidr, " holds ", size, " addresses)"),
-           "InternalError"}};
+  // As the real server answers a full range: 500, not 422 (nothing is wrong with the object).
+  return absl::InternalError(
+      absl::StrCat("Internal error occurred: failed to allocate a serviceIP: range is full (",
+                   kServiceCidr, " holds ", size,
+                   " addresses; make Services that need no ClusterIP headless, clusterIP: "
+                   "None)"));
 }
 
-std::vector<FieldCause> ClusterIpAllocator::CarryOver(const json& current, json& updated) const {
-  if (!updated.is_object()) return {};
+absl::Status ClusterIpAllocator::CarryOver(const std::string& name, const json& current,
+                                           json& updated) const {
+  if (!updated.is_object()) return absl::OkStatus();
   std::string old_ip = RequestedIp(current);
-  if (old_ip.empty()) return {};
+  if (old_ip.empty()) return absl::OkStatus();
   std::string new_ip = RequestedIp(updated);
   if (new_ip.empty()) {
     // As the real server's patchAllocatedValues: a write that omits the address (a PUT of the
@@ -139,11 +151,12 @@ std::vector<FieldCause> ClusterIpAllocator::CarryOver(const json& current, json&
         spec[field] = value;
       }
     }
-    return {};
+    return absl::OkStatus();
   }
-  if (new_ip == old_ip) return {};
-  return {{"spec.clusterIPs[0]", absl::StrCat("Invalid value: ", GoStringSlice(ClusterIps(updated)),
-                                              ": may not change once set")}};
+  if (new_ip == old_ip) return absl::OkStatus();
+  return Invalid(name, {{"spec.clusterIPs[0]",
+                         absl::StrCat("Invalid value: ", GoStringSlice(ClusterIps(updated)),
+                                      ": may not change once set")}});
 }
 
 void ClusterIpAllocator::Release(const json& service) {

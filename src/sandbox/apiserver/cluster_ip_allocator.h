@@ -12,10 +12,9 @@
 #include <cstdint>
 #include <set>
 #include <string>
-#include <vector>
 
+#include "absl/status/status.h"
 #include "nlohmann/json.hpp"
-#include "sandbox/apiserver/object_validation.h"
 
 namespace podlb::sandbox {
 
@@ -25,14 +24,16 @@ class ClusterIpAllocator {
  public:
   ClusterIpAllocator();
 
-  // Create: allocates the Service's address and writes it into `service`. Empty when done; the
-  // causes of a 422 (the requested address is taken, outside the range, not an IP) otherwise,
-  // and `service` is left as it was. Headless (clusterIP "None") and ExternalName Services get
-  // no address.
-  std::vector<FieldCause> Allocate(nlohmann::json& service);
+  // Create of Service `name`: allocates its address and writes it into `service`. On refusal
+  // `service` is left as it was and the error is the real server's: InvalidArgument worded by
+  // InvalidObjectError (422: the requested address is taken, outside the range, not an IP), or
+  // Internal (500) when the range is full. Headless (clusterIP "None") and ExternalName
+  // Services get no address.
+  absl::Status Allocate(const std::string& name, nlohmann::json& service);
   // Update from `current` to `updated`: an update without an address inherits the current one;
-  // a different address is refused ("may not change once set").
-  std::vector<FieldCause> CarryOver(const nlohmann::json& current, nlohmann::json& updated) const;
+  // a different address is refused (422 "may not change once set").
+  absl::Status CarryOver(const std::string& name, const nlohmann::json& current,
+                         nlohmann::json& updated) const;
   // Delete: frees the Service's address, if it holds one of the range.
   void Release(const nlohmann::json& service);
 

@@ -300,8 +300,8 @@ absl::StatusOr<json> ResourceStore::Create(const std::string& resource, const st
   }
   // Last of the checks: nothing after it fails, so an address allocated is always recorded.
   if (resource == "services") {
-    if (auto causes = impl_->core->cluster_ips.Allocate(object); !causes.empty()) {
-      return InvalidObjectError(*type, name, causes);
+    if (absl::Status allocated = impl_->core->cluster_ips.Allocate(name, object); !allocated.ok()) {
+      return allocated;
     }
   }
   uint64_t version = ++impl_->core->version;
@@ -359,8 +359,8 @@ absl::StatusOr<json> ResourceStore::Update(const std::string& resource, const st
                     GroupResource(resource), name));
   }
   if (resource == "services") {
-    if (auto causes = impl_->core->cluster_ips.CarryOver(current, object); !causes.empty()) {
-      return InvalidObjectError(*type, name, causes);
+    if (absl::Status kept = impl_->core->cluster_ips.CarryOver(name, current, object); !kept.ok()) {
+      return kept;
     }
   }
   json& meta = object["metadata"];
