@@ -52,11 +52,14 @@ json MakeSlice(const std::string& service, int index, int endpoints, int generat
           {"endpoints", eps}};
 }
 
+// Headless: the sandbox's ClusterIP range holds 1022 addresses (docs/sandbox.md), fewer than a
+// large --services asks for, and discovery reads no ClusterIP.
 json MakeService(const std::string& name) {
   return {{"apiVersion", "v1"},
           {"kind", "Service"},
           {"metadata", {{"name", name}, {"namespace", "default"}}},
-          {"spec", {{"selector", {{"app", name}}},
+          {"spec", {{"clusterIP", "None"},
+                    {"selector", {{"app", name}}},
                     {"ports", {{{"name", "grpc"}, {"port", 50051}, {"targetPort", 50051}, {"protocol", "TCP"}}}}}}};
 }
 

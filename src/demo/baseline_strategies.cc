@@ -9,8 +9,8 @@
 #include "demo/dns_server.h"
 #include "demo/readiness_probes.h"
 #include "demo/strategy.h"
-#include "demo/tcp_forwarder.h"
 #include "grpcpp/grpcpp.h"
+#include "net/tcp_forwarder.h"
 
 namespace podlb::demo {
 namespace {
@@ -43,20 +43,21 @@ class ClusterIpStrategy final : public Strategy {
 
   absl::Status Start(DemoCluster& cluster) override {
     slot_ = cluster.registry().Slot(cluster.service());
-    forwarder_ = std::make_unique<TcpForwarder>(kClusterIp, [this]() -> std::optional<std::string> {
-      // kube-proxy's iptables rules: a uniformly random ready endpoint per new connection.
-      auto set = slot_->Load();
-      std::vector<const Endpoint*> ready;
-      if (set) {
-        for (const auto& e : set->endpoints()) {
-          if (e.Health() == EndpointHealth::kEligible) ready.push_back(&e);
-        }
-      }
-      if (ready.empty()) return std::nullopt;
-      absl::MutexLock lock(&mu_);
-      std::uniform_int_distribution<size_t> pick(0, ready.size() - 1);
-      return ready[pick(rng_)]->HostPort();
-    });
+    forwarder_ = std::make_unique<net::TcpForwarder>(
+        kClusterIp, [this](const std::string& /*peer_ip*/) -> std::optional<std::string> {
+          // kube-proxy's iptables rules: a uniformly random ready endpoint per new connection.
+          auto set = slot_->Load();
+          std::vector<const Endpoint*> ready;
+          if (set) {
+            for (const auto& e : set->endpoints()) {
+              if (e.Health() == EndpointHealth::kEligible) ready.push_back(&e);
+            }
+          }
+          if (ready.empty()) return std::nullopt;
+          absl::MutexLock lock(&mu_);
+          std::uniform_int_distribution<size_t> pick(0, ready.size() - 1);
+          return ready[pick(rng_)]->HostPort();
+        });
     if (auto status = forwarder_->Start(); !status.ok()) return status;
     // Listening is not forwarding: ready once a connection through it reaches a pod.
     if (auto status = ExpectHttp2Server(forwarder_->address(), kReadyTimeout); !status.ok()) {
@@ -69,8 +70,8 @@ class ClusterIpStrategy final : public Strategy {
 
   absl::StatusOr<std::unique_ptr<UnaryCaller>> MakeCaller(int client_index) override {
     auto args = IndependentClientArgs(client_index);
-    return MakeChannelCaller(grpc::CreateCustomChannel(
-        "ipv4:" + forwarder_->address(), grpc::InsecureChannelCredentials(), args));
+    return MakeChannelCaller(grpc::CreateCustomChannel("ipv4:" + forwarder_->address(),
+                                                       grpc::InsecureChannelCredentials(), args));
   }
 
   void Stop() override {
@@ -79,7 +80,7 @@ class ClusterIpStrategy final : public Strategy {
 
  private:
   EndpointSlotConstSharedPtr slot_;
-  std::unique_ptr<TcpForwarder> forwarder_;
+  std::unique_ptr<net::TcpForwarder> forwarder_;
   absl::Mutex mu_;
   std::mt19937 rng_ ABSL_GUARDED_BY(mu_){std::random_device{}()};
 };
@@ -104,7 +105,8 @@ class DnsStrategy final : public Strategy {
 
   absl::Status Start(DemoCluster& cluster) override {
     // A records carry no port: every pod listens on the same one, as in a Deployment.
-    if (auto set = cluster.registry().Current(cluster.service()); set && !set->endpoints().empty()) {
+    if (auto set = cluster.registry().Current(cluster.service());
+        set && !set->endpoints().empty()) {
       pod_port_ = std::to_string(set->endpoints().front().port);
     }
     dns_ = std::make_unique<DnsServer>(DnsServerOptions{
@@ -123,8 +125,7 @@ class DnsStrategy final : public Strategy {
     auto args = IndependentClientArgs(client_index);
     // What every "gRPC load balancing on Kubernetes" guide says: headless Service + round_robin.
     args.SetServiceConfigJSON(R"({"loadBalancingConfig":[{"round_robin":{}}]})");
-    std::string target =
-        absl::StrCat("dns://", dns_->server(), "/", kHeadlessName, ":", pod_port_);
+    std::string target = absl::StrCat("dns://", dns_->server(), "/", kHeadlessName, ":", pod_port_);
     return MakeChannelCaller(
         grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args));
   }
@@ -145,8 +146,10 @@ class DnsStrategy final : public Strategy {
 }  // namespace
 
 void RegisterBaselineStrategies(StrategyCatalog& catalog) {
-  catalog.Add("clusterip", [](const StrategyOptions&) { return std::make_unique<ClusterIpStrategy>(); });
-  catalog.Add("dns", [](const StrategyOptions& o) { return std::make_unique<DnsStrategy>(o, false); });
+  catalog.Add("clusterip",
+              [](const StrategyOptions&) { return std::make_unique<ClusterIpStrategy>(); });
+  catalog.Add("dns",
+              [](const StrategyOptions& o) { return std::make_unique<DnsStrategy>(o, false); });
   catalog.Add("dns-maxage",
               [](const StrategyOptions& o) { return std::make_unique<DnsStrategy>(o, true); });
 }

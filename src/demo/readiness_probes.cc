@@ -9,7 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "demo/tcp_forwarder.h"
+#include "net/tcp_forwarder.h"
 
 namespace podlb::demo {
 namespace {
@@ -67,7 +67,7 @@ struct HttpAnswer {
 absl::StatusOr<HttpAnswer> HttpGet(const std::string& address, const std::string& path,
                                    std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
-  Socket socket(ConnectTcp(address));
+  Socket socket(net::ConnectTcp(address));
   if (socket.fd() < 0) return absl::UnavailableError(absl::StrCat("cannot connect to ", address));
   if (!SendAll(socket.fd(), absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: ", address,
                                          "\r\nConnection: close\r\n\r\n"))) {
@@ -92,7 +92,7 @@ absl::StatusOr<HttpAnswer> HttpGet(const std::string& address, const std::string
 
 absl::Status ExpectHttp2Server(const std::string& address, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
-  Socket socket(ConnectTcp(address));
+  Socket socket(net::ConnectTcp(address));
   if (socket.fd() < 0) {
     return absl::UnavailableError(absl::StrCat("cannot connect to ", address));
   }

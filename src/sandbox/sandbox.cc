@@ -92,6 +92,8 @@ absl::Status Sandbox::Start() {
   RETURN_IF_ERROR(endpointslices_->Start());
   RETURN_IF_ERROR(deployments_->Start());
   RETURN_IF_ERROR(daemonsets_->Start());
+  if (options_.run_pods) service_proxy_ = std::make_unique<ServiceProxy>(*store_);
+  if (service_proxy_) RETURN_IF_ERROR(service_proxy_->Start());
   RETURN_IF_ERROR(SeedObjects());
   LogInfo("sandbox: API server at {}, {} greeter pods on port {}", api_server_->url(),
           options_.create_greeter ? options_.replicas : 0, options_.pod_port);
@@ -120,6 +122,7 @@ void Sandbox::Stop() {
   if (daemonsets_) daemonsets_->Stop();
   if (endpointslices_) endpointslices_->Stop();
   if (namespaces_) namespaces_->Stop();
+  if (service_proxy_) service_proxy_->Stop();
   // All pods at once, each with GOAWAY and a moment for in-flight calls.
   if (grpc_runtime_) grpc_runtime_->StopAll(std::chrono::milliseconds(1000));
   if (process_runtime_) process_runtime_->StopAll();

@@ -18,6 +18,7 @@
 #include "sandbox/controllers/deployment_controller.h"
 #include "sandbox/controllers/endpointslice_controller.h"
 #include "sandbox/controllers/namespace_controller.h"
+#include "sandbox/network/service_proxy.h"
 #include "sandbox/pods/pod_runtime.h"
 #include "sandbox/pods/process_pod_runtime.h"
 #include "sandbox/pods/routing_pod_runtime.h"
@@ -67,6 +68,8 @@ class Sandbox {
   // The running backend pods (empty when run_pods is false).
   std::vector<std::shared_ptr<BackendPod>> Pods() const;
   std::shared_ptr<BackendPod> FindPod(const std::string& name) const;
+  // kube-proxy: serves the Services' ClusterIPs (null when run_pods is false).
+  ServiceProxy* service_proxy() { return service_proxy_.get(); }
 
  private:
   absl::Status SeedObjects();
@@ -85,6 +88,7 @@ class Sandbox {
   std::unique_ptr<DaemonSetController> daemonsets_;
   std::unique_ptr<EndpointSliceController> endpointslices_;
   std::unique_ptr<NamespaceController> namespaces_;
+  std::unique_ptr<ServiceProxy> service_proxy_;  // with run_pods: ClusterIPs reach the pods
   bool started_ = false;
 };
 

@@ -5,9 +5,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "demo/tcp_forwarder.h"
 #include "grpc/testing/test.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
+#include "net/tcp_forwarder.h"
 
 namespace podlb::demo {
 namespace {
@@ -40,8 +40,9 @@ TEST(ReadinessProbesTest, Http2ProbeGetsTheServersSettings) {
 
 TEST(ReadinessProbesTest, ForwarderIsReadyOnlyWhenItReachesABackend) {
   GrpcBackend backend;
-  TcpForwarder forwarder("127.0.100.2",
-                         [&]() -> std::optional<std::string> { return backend.address(); });
+  net::TcpForwarder forwarder("127.0.100.2", [&](const std::string&) -> std::optional<std::string> {
+    return backend.address();
+  });
   ASSERT_TRUE(forwarder.Start().ok());
   auto status = ExpectHttp2Server(forwarder.address(), kTimeout);
   EXPECT_TRUE(status.ok()) << status;
@@ -49,8 +50,8 @@ TEST(ReadinessProbesTest, ForwarderIsReadyOnlyWhenItReachesABackend) {
 }
 
 TEST(ReadinessProbesTest, ForwarderWithoutBackendIsNotReady) {
-  TcpForwarder forwarder("127.0.100.2",
-                         []() -> std::optional<std::string> { return std::nullopt; });
+  net::TcpForwarder forwarder(
+      "127.0.100.2", [](const std::string&) -> std::optional<std::string> { return std::nullopt; });
   ASSERT_TRUE(forwarder.Start().ok());
   auto start = std::chrono::steady_clock::now();
   auto status = ExpectHttp2Server(forwarder.address(), kTimeout);

@@ -78,14 +78,14 @@ TEST(ResourceStoreTest, UpdateChecksResourceVersion) {
                    {{"metadata", {{"name", "greeter"}}}, {"spec", {{"ports", json::array()}}}});
   ASSERT_TRUE(created.ok());
   json changed = *created;
-  changed["spec"]["clusterIP"] = "10.96.0.10";
+  changed["spec"]["sessionAffinity"] = "ClientIP";
   auto updated = store.Update("services", "default", changed);
   ASSERT_TRUE(updated.ok()) << updated.status();
   EXPECT_GT(std::stoull(Rv(*updated)), std::stoull(Rv(*created)));
   EXPECT_EQ((*updated)["metadata"]["uid"], (*created)["metadata"]["uid"]);
 
   // `changed` still carries the old version: a lost update is refused.
-  changed["spec"]["clusterIP"] = "10.96.0.11";
+  changed["spec"]["sessionAffinity"] = "None";
   auto stale = store.Update("services", "default", changed);
   EXPECT_EQ(stale.status().code(), absl::StatusCode::kAborted);
   EXPECT_THAT(std::string(stale.status().message()), HasSubstr("the object has been modified"));

@@ -17,6 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "fmt/format.h"
+#include "sandbox/apiserver/cluster_ip_allocator.h"
 #include "sandbox/apiserver/object_validation.h"
 
 namespace podlb::sandbox {
@@ -152,6 +153,8 @@ struct StoreCore {
   std::map<std::string, std::map<std::string, json>> objects ABSL_GUARDED_BY(mu);
   std::vector<std::shared_ptr<WatcherState>> watchers ABSL_GUARDED_BY(mu);
   std::mt19937_64 rng ABSL_GUARDED_BY(mu);
+  // The Services' ClusterIPs, allocated and freed with the writes that record them.
+  ClusterIpAllocator cluster_ips ABSL_GUARDED_BY(mu);
 
   std::string NewUidLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     uint64_t a = rng(), b = rng();
@@ -295,6 +298,12 @@ absl::StatusOr<json> ResourceStore::Create(const std::string& resource, const st
     return absl::AlreadyExistsError(
         fmt::format("{} \"{}\" already exists", GroupResource(resource), name));
   }
+  // Last of the checks: nothing after it fails, so an address allocated is always recorded.
+  if (resource == "services") {
+    if (absl::Status allocated = impl_->core->cluster_ips.Allocate(name, object); !allocated.ok()) {
+      return allocated;
+    }
+  }
   uint64_t version = ++impl_->core->version;
   object["kind"] = type->kind;
   object["apiVersion"] = type->ApiVersion();
@@ -349,6 +358,11 @@ absl::StatusOr<json> ResourceStore::Update(const std::string& resource, const st
                     "please apply your changes to the latest version and try again",
                     GroupResource(resource), name));
   }
+  if (resource == "services") {
+    if (absl::Status kept = impl_->core->cluster_ips.CarryOver(name, current, object); !kept.ok()) {
+      return kept;
+    }
+  }
   json& meta = object["metadata"];
   if (type->namespaced) meta["namespace"] = namespace_name;
   object["kind"] = type->kind;
@@ -383,6 +397,7 @@ absl::StatusOr<json> ResourceStore::Delete(const std::string& resource, const st
   }
   json object = std::move(it->second);
   objects.erase(it);
+  if (resource == "services") impl_->core->cluster_ips.Release(object);
   uint64_t version = ++impl_->core->version;
   json previous = object;
   // The DELETED event carries the final object at the deletion's revision, as etcd reports it.

@@ -89,7 +89,8 @@ class ResourceStore {
   ~ResourceStore();
 
   // `ns` is ignored for cluster-scoped types. Create assigns uid, resourceVersion,
-  // creationTimestamp, and fills generateName.
+  // creationTimestamp, and fills generateName; a Service gets its ClusterIP, which Update keeps
+  // and Delete frees (cluster_ip_allocator.h).
   absl::StatusOr<nlohmann::json> Create(const std::string& resource, const std::string& ns,
                                         nlohmann::json object);
   // Replace. If the object carries metadata.resourceVersion it must match (else Aborted).
