@@ -29,6 +29,7 @@ struct SandboxFlags {
   int max_slice_endpoints = 100;
   double max_connection_age_s = 0;
   std::string first_pod_ip = "127.0.0.2";
+  std::string service_cidr = sandbox::kServiceCidr;
   // scale / restart
   std::string deployment;
   std::string replicas_text;
@@ -98,6 +99,10 @@ int RunSandbox(const SandboxFlags& flags) {
         "--max-slice-endpoints > 0");
     return 2;
   }
+  if (auto cidr = sandbox::ParseServiceCidr(flags.service_cidr); !cidr.ok()) {
+    LogError("podlb sandbox: --service-cidr: {}", std::string(cidr.status().message()));
+    return 2;
+  }
   std::error_code ec;
   std::filesystem::create_directories(flags.state_dir, ec);
   if (ec) {
@@ -111,6 +116,7 @@ int RunSandbox(const SandboxFlags& flags) {
       std::chrono::milliseconds(static_cast<int64_t>(flags.grace_period_s * 1000));
   options.max_slice_endpoints = static_cast<size_t>(flags.max_slice_endpoints);
   options.first_pod_ip = flags.first_pod_ip;
+  options.service_cidr = flags.service_cidr;
   if (flags.max_connection_age_s > 0) {
     options.max_connection_age =
         std::chrono::milliseconds(static_cast<int64_t>(flags.max_connection_age_s * 1000));
@@ -300,6 +306,10 @@ void AddSandboxCommand(CLI::App& app, CommandTable& table) {
   sub->add_option("--max-connection-age", flags->max_connection_age_s,
                   "seconds; pods send GOAWAY to connections older than this (0: never)");
   sub->add_option("--first-pod-ip", flags->first_pod_ip, "first loopback IP given to a pod")
+      ->capture_default_str();
+  sub->add_option("--service-cidr", flags->service_cidr,
+                  "loopback block Services get their ClusterIPs from (the sandbox's kube-proxy "
+                  "listens on them); give concurrent sandboxes blocks of their own")
       ->capture_default_str();
 
   flags->scale = sub->add_subcommand("scale", "Scale a deployment of a running sandbox");

@@ -31,7 +31,9 @@ Sandbox::~Sandbox() { Stop(); }
 absl::Status Sandbox::Start() {
   if (started_) return absl::FailedPreconditionError("sandbox already started");
   if (options_.replicas < 0) return absl::InvalidArgumentError("sandbox: replicas must be >= 0");
-  store_ = std::make_shared<ResourceStore>();
+  auto service_cidr = ParseServiceCidr(options_.service_cidr);
+  if (!service_cidr.ok()) return service_cidr.status();
+  store_ = std::make_shared<ResourceStore>(10000, *service_cidr);
   ApiServerOptions api;
   api.port = options_.api_port;
   api.tls = options_.tls;

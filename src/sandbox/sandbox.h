@@ -43,6 +43,9 @@ struct SandboxOptions {
   // stay Pending with an event saying so.
   std::string state_dir;
   std::string podlb_binary;
+  // Where Services get their ClusterIPs (ParseServiceCidr); sandboxes running at once on one
+  // machine need ranges of their own.
+  std::string service_cidr = kServiceCidr;
 };
 
 class Sandbox {

@@ -163,6 +163,11 @@ TEST_F(SandboxCliTest, ClientErrorsAreClear) {
   EXPECT_NE(out.find("is the sandbox running"), std::string::npos) << out;
   EXPECT_NE(Podlb({"sandbox", "--replicas", "-3", "--state-dir", empty.path()}, &out), 0);
   EXPECT_NE(out.find("--replicas"), std::string::npos) << out;
+  EXPECT_EQ(Podlb({"sandbox", "--service-cidr", "10.96.0.0/12", "--state-dir", empty.path()}, &out),
+            2);
+  EXPECT_NE(out.find("--service-cidr: service CIDR \"10.96.0.0/12\": want a loopback IPv4 block"),
+            std::string::npos)
+      << out;
   EXPECT_NE(Podlb({"sandbox", "--no-such-flag"}, &out), 0);
   EXPECT_EQ(sandbox_->Terminate(), 0);
 }

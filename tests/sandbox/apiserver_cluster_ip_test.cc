@@ -53,6 +53,33 @@ TEST(ClusterIpTest, CreateAllocatesFromTheRangeWithTheFieldsTheRealServerDefault
   EXPECT_EQ(ClusterIpOf(store, "c"), "127.0.96.3");
 }
 
+TEST(ClusterIpTest, ARangeOfItsOwnIsUsedWhole) {
+  auto cidr = ParseServiceCidr("127.104.7.0/29");
+  ASSERT_TRUE(cidr.ok()) << cidr.status();
+  ResourceStore store(100, *cidr);
+  for (int i = 1; i <= 6; ++i) {
+    auto s = store.Create("services", "default", Service("s" + std::to_string(i)));
+    ASSERT_TRUE(s.ok()) << s.status();
+    EXPECT_EQ((*s)["spec"]["clusterIP"], "127.104.7." + std::to_string(i));
+  }
+  auto full = store.Create("services", "default", Service("s7"));
+  ASSERT_EQ(full.status().code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(full.status().message(), ::testing::HasSubstr("range is full (127.104.7.0/29"));
+  auto outside = store.Create("services", "default", Service("x", "127.0.96.1"));
+  EXPECT_THAT(outside.status().message(),
+              ::testing::HasSubstr("The range of valid IPs is 127.104.7.0/29"));
+}
+
+TEST(ClusterIpTest, ServiceCidrMustBeALoopbackBlock) {
+  for (const char* bad : {"10.96.0.0/12", "127.0.96.0", "127.0.96.0/8", "127.0.96.0/30",
+                          "127.0.96.1/24", "nonsense/24", "127.0.96.0/x"}) {
+    EXPECT_FALSE(ParseServiceCidr(bad).ok()) << bad;
+  }
+  auto good = ParseServiceCidr("127.0.96.0/22");
+  ASSERT_TRUE(good.ok());
+  EXPECT_EQ(good->size, 1024u);
+}
+
 TEST(ClusterIpTest, HeadlessStaysNoneAndTakesNoAddress) {
   ResourceStore store;
   auto headless = store.Create("services", "default", Service("h", "None"));

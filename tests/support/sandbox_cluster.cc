@@ -53,7 +53,10 @@ SandboxCluster::SandboxCluster(int octet, int replicas) {
       PodlbBinary(), "sandbox", "--state-dir", dir_.path(), "--pod-port",
       std::to_string(PickFreePort()), "--grace-period", "1", "--replicas",
       std::to_string(replicas), "--first-pod-ip",
-      "127." + std::to_string(octet) + "." + std::to_string(getpid() % 250 + 1) + ".2"});
+      "127." + std::to_string(octet) + "." + std::to_string(getpid() % 250 + 1) + ".2",
+      // ClusterIPs of its own too: sandboxes of concurrent tests must not listen on one address.
+      "--service-cidr",
+      "127." + std::to_string(octet + 100) + "." + std::to_string(getpid() % 250 + 1) + ".0/24"});
   started_ = sandbox_->WaitForLine([](const std::string& l) { return l == "ready"; }, kTimeout);
   EXPECT_TRUE(started_) << "podlb sandbox did not print \"ready\"";
 }

@@ -5,6 +5,7 @@
 #include <optional>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "sandbox/apiserver/json_path.h"
@@ -15,8 +16,6 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr uint32_t kRangeBase = (127u << 24) | (0u << 16) | (96u << 8);  // 127.0.96.0
-constexpr uint32_t kRangeSize = 1u << 10;                                // a /22
 
 std::optional<uint32_t> ParseIpv4(const std::string& text) {
   in_addr addr{};
@@ -79,8 +78,31 @@ void WriteAddress(json& service, const std::string& ip) {
 
 }  // namespace
 
-ClusterIpAllocator::ClusterIpAllocator()
-    : first_(kRangeBase + 1), last_(kRangeBase + kRangeSize - 2), next_(kRangeBase + 1) {}
+absl::StatusOr<ServiceCidr> ParseServiceCidr(const std::string& text) {
+  auto slash = text.find('/');
+  std::optional<uint32_t> base = ParseIpv4(text.substr(0, slash));
+  int prefix = 0;
+  if (slash == std::string::npos || !base ||
+      !absl::SimpleAtoi(text.substr(slash + 1), &prefix) || prefix < 16 || prefix > 29) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "service CIDR \"", text, "\": want a loopback IPv4 block of /16 to /29, e.g. ",
+        kServiceCidr));
+  }
+  const uint32_t size = 1u << (32 - prefix);
+  if ((*base >> 24) != 127 || (*base & (size - 1)) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "service CIDR \"", text, "\": ",
+        (*base >> 24) != 127 ? "must be in 127.0.0.0/8 (its addresses are listened on here)"
+                             : "the address has host bits set"));
+  }
+  return ServiceCidr{.base = *base, .size = size, .text = text};
+}
+
+ClusterIpAllocator::ClusterIpAllocator(const ServiceCidr& cidr)
+    : cidr_(cidr.text),
+      first_(cidr.base + 1),
+      last_(cidr.base + cidr.size - 2),
+      next_(cidr.base + 1) {}
 
 absl::Status ClusterIpAllocator::Allocate(const std::string& name, json& service) {
   if (!service.is_object() || IsExternalName(service)) return absl::OkStatus();
@@ -106,7 +128,7 @@ absl::Status ClusterIpAllocator::Allocate(const std::string& name, json& service
                              absl::StrCat(prefix, "the provided IP (", requested,
                                           ") is not in the valid range. The range of valid IPs "
                                           "is ",
-                                          kServiceCidr)}});
+                                          cidr_)}});
     }
     if (allocated_.count(*ip) > 0) {
       return Invalid(
@@ -128,7 +150,7 @@ absl::Status ClusterIpAllocator::Allocate(const std::string& name, json& service
   // As the real server answers a full range: 500, not 422 (nothing is wrong with the object).
   return absl::InternalError(
       absl::StrCat("Internal error occurred: failed to allocate a serviceIP: range is full (",
-                   kServiceCidr, " holds ", size,
+                   cidr_, " holds ", size,
                    " addresses; make Services that need no ClusterIP headless, clusterIP: "
                    "None)"));
 }

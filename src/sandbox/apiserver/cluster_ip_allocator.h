@@ -14,15 +14,28 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
 
 namespace podlb::sandbox {
 
 inline constexpr char kServiceCidr[] = "127.0.96.0/22";
 
+// A Service IP range: a loopback IPv4 block of /16 to /29 (the ServiceProxy listens on its
+// addresses, so they must be this machine's). Sandboxes that run at once on one machine need
+// ranges of their own (`podlb sandbox --service-cidr`), or they would listen on the same
+// addresses.
+struct ServiceCidr {
+  uint32_t base = 0;  // network address, host order
+  uint32_t size = 0;  // addresses in the block
+  std::string text;   // as given, for messages
+};
+absl::StatusOr<ServiceCidr> ParseServiceCidr(const std::string& text);
+
 class ClusterIpAllocator {
  public:
-  ClusterIpAllocator();
+  // `cidr` from ParseServiceCidr; the default is kServiceCidr.
+  explicit ClusterIpAllocator(const ServiceCidr& cidr = *ParseServiceCidr(kServiceCidr));
 
   // Create of Service `name`: allocates its address and writes it into `service`. On refusal
   // `service` is left as it was and the error is the real server's: InvalidArgument worded by
@@ -40,6 +53,7 @@ class ClusterIpAllocator {
   size_t allocated() const { return allocated_.size(); }
 
  private:
+  const std::string cidr_;
   const uint32_t first_;  // the range without its network and broadcast addresses
   const uint32_t last_;
   std::set<uint32_t> allocated_;

@@ -138,8 +138,10 @@ struct WatcherState {
 };
 
 struct StoreCore {
-  explicit StoreCore(size_t limit)
-      : history_limit(std::max<size_t>(limit, 1)), rng(std::random_device{}()) {}
+  StoreCore(size_t limit, const ServiceCidr& service_cidr)
+      : history_limit(std::max<size_t>(limit, 1)),
+        rng(std::random_device{}()),
+        cluster_ips(service_cidr) {}
 
   absl::Mutex mu;
   const size_t history_limit;
@@ -234,7 +236,11 @@ struct ResourceStore::Impl {
 };
 
 ResourceStore::ResourceStore(size_t history_limit)
-    : impl_(std::make_unique<Impl>(Impl{std::make_shared<StoreCore>(history_limit)})) {}
+    : ResourceStore(history_limit, *ParseServiceCidr(kServiceCidr)) {}
+
+ResourceStore::ResourceStore(size_t history_limit, const ServiceCidr& service_cidr)
+    : impl_(std::make_unique<Impl>(
+          Impl{std::make_shared<StoreCore>(history_limit, service_cidr)})) {}
 
 ResourceStore::~ResourceStore() {
   absl::MutexLock store_lock(&impl_->core->mu);

@@ -19,6 +19,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
+#include "sandbox/apiserver/cluster_ip_allocator.h"
 
 namespace podlb::sandbox {
 
@@ -86,6 +87,8 @@ class Watcher {
 class ResourceStore {
  public:
   explicit ResourceStore(size_t history_limit = 10000);
+  // Services get their ClusterIPs from `service_cidr` (ParseServiceCidr) instead of kServiceCidr.
+  ResourceStore(size_t history_limit, const ServiceCidr& service_cidr);
   ~ResourceStore();
 
   // `ns` is ignored for cluster-scoped types. Create assigns uid, resourceVersion,
