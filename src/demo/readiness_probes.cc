@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "core/unique_fd.h"
 #include "net/tcp_forwarder.h"
 
 namespace podlb::demo {
@@ -17,20 +18,6 @@ namespace {
 // How often /readyz is asked while the component syncs. The answer lives in another process
 // and nothing there notifies us; this is the kubelet's way, at a period fit for a demo.
 constexpr auto kReadyzPeriod = std::chrono::milliseconds(20);
-
-class Socket {
- public:
-  explicit Socket(int fd) : fd_(fd) {}
-  ~Socket() {
-    if (fd_ >= 0) close(fd_);
-  }
-  Socket(const Socket&) = delete;
-  Socket& operator=(const Socket&) = delete;
-  int fd() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 bool SendAll(int fd, const std::string& data) {
   for (size_t done = 0; done < data.size();) {
@@ -67,15 +54,15 @@ struct HttpAnswer {
 absl::StatusOr<HttpAnswer> HttpGet(const std::string& address, const std::string& path,
                                    std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
-  Socket socket(net::ConnectTcp(address));
-  if (socket.fd() < 0) return absl::UnavailableError(absl::StrCat("cannot connect to ", address));
-  if (!SendAll(socket.fd(), absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: ", address,
+  UniqueFd socket(net::ConnectTcp(address));
+  if (socket.get() < 0) return absl::UnavailableError(absl::StrCat("cannot connect to ", address));
+  if (!SendAll(socket.get(), absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: ", address,
                                          "\r\nConnection: close\r\n\r\n"))) {
     return absl::UnavailableError(absl::StrCat("cannot send to ", address));
   }
   std::string response;
   // Connection: close: the whole answer has arrived when the server closes.
-  ReadUntil(socket.fd(), deadline, &response, [](const std::string&) { return false; });
+  ReadUntil(socket.get(), deadline, &response, [](const std::string&) { return false; });
   // "HTTP/1.1 200 OK\r\n…\r\n\r\nbody"
   size_t space = response.find(' ');
   HttpAnswer answer;
@@ -92,21 +79,21 @@ absl::StatusOr<HttpAnswer> HttpGet(const std::string& address, const std::string
 
 absl::Status ExpectHttp2Server(const std::string& address, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
-  Socket socket(net::ConnectTcp(address));
-  if (socket.fd() < 0) {
+  UniqueFd socket(net::ConnectTcp(address));
+  if (socket.get() < 0) {
     return absl::UnavailableError(absl::StrCat("cannot connect to ", address));
   }
   // The client connection preface (RFC 9113 §3.4) and an empty SETTINGS frame: length 0,
   // type 0x4, flags 0, stream 0.
   std::string preface("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
   preface.append(std::string("\x00\x00\x00\x04\x00\x00\x00\x00\x00", 9));
-  if (!SendAll(socket.fd(), preface)) {
+  if (!SendAll(socket.get(), preface)) {
     return absl::UnavailableError(absl::StrCat(address, " closed the connection at once"));
   }
   // The server's preface is a SETTINGS frame: the first frame header it sends has type 0x4.
   std::string answer;
   bool got =
-      ReadUntil(socket.fd(), deadline, &answer, [](const std::string& a) { return a.size() >= 9; });
+      ReadUntil(socket.get(), deadline, &answer, [](const std::string& a) { return a.size() >= 9; });
   if (!got) {
     return absl::UnavailableError(
         absl::StrCat(address,

@@ -12,25 +12,12 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "core/unique_fd.h"
 
 namespace podlb::sandbox {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 int MillisLeft(Clock::time_point deadline) {
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
@@ -38,7 +25,7 @@ int MillisLeft(Clock::time_point deadline) {
 }
 
 // A non-blocking connect bounded by `deadline`; the error text is Go's, as kubelet events show it.
-absl::Status Connect(const Fd& fd, const std::string& ip, uint16_t port,
+absl::Status Connect(const UniqueFd& fd, const std::string& ip, uint16_t port,
                      Clock::time_point deadline) {
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -72,7 +59,7 @@ absl::Status Connect(const Fd& fd, const std::string& ip, uint16_t port,
 
 absl::Status HttpGet(const ProbeSpec& probe, const std::string& ip, Clock::time_point deadline) {
   const std::string url = absl::StrCat("http://", ip, ":", probe.port, probe.path);
-  Fd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (fd.get() < 0) return absl::InternalError(absl::StrCat("socket: ", strerror(errno)));
   if (absl::Status connected = Connect(fd, ip, probe.port, deadline); !connected.ok()) {
     return absl::Status(connected.code(),
@@ -127,7 +114,7 @@ absl::Status HttpGet(const ProbeSpec& probe, const std::string& ip, Clock::time_
 absl::Status RunProbe(const ProbeSpec& probe, const std::string& pod_ip) {
   const Clock::time_point deadline = Clock::now() + probe.timeout;
   if (probe.kind == ProbeSpec::Kind::kHttpGet) return HttpGet(probe, pod_ip, deadline);
-  Fd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (fd.get() < 0) return absl::InternalError(absl::StrCat("socket: ", strerror(errno)));
   return Connect(fd, pod_ip, probe.port, deadline);
 }
