@@ -39,10 +39,10 @@ absl::Status Sandbox::Start() {
   api.tls = options_.tls;
   api.tokens = {token_};
   // `kubectl logs`: what a podlb pod wrote; the test backends write nothing.
-  api.pod_logs = [this](const std::string& ns, const std::string& pod,
-                        const std::string& container) -> absl::StatusOr<std::string> {
+  api.pod_logs = [this](const std::string& ns, const std::string& pod, const std::string& container,
+                        bool previous) -> absl::StatusOr<std::string> {
     if (!process_runtime_) return std::string();
-    auto logs = process_runtime_->Logs(ns, pod, container);
+    auto logs = process_runtime_->Logs(ns, pod, container, previous);
     if (logs.status().code() == absl::StatusCode::kNotFound) return std::string();
     return logs;
   };

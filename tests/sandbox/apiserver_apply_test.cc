@@ -62,8 +62,10 @@ class ApplyTest : public ::testing::TestWithParam<Kubectl> {
     ApiServerOptions options;
     options.tokens = {"admin-token"};
     options.pod_logs = [](const std::string& ns, const std::string& pod,
-                          const std::string& container) -> absl::StatusOr<std::string> {
-      return "log of " + ns + "/" + pod + "/" + container + "\n";
+                          const std::string& container,
+                          bool previous) -> absl::StatusOr<std::string> {
+      if (previous) return absl::InvalidArgumentError("no previous run of " + pod);
+      return "first line\nlog of " + ns + "/" + pod + "/" + container + "\n";
     };
     server_ = std::make_unique<ApiServer>(options, store_);
     ASSERT_TRUE(server_->Start().ok());
@@ -297,7 +299,14 @@ TEST_P(ApplyTest, LogsOfAPodComeFromTheLogSubresource) {
   ASSERT_TRUE(store_->Create("pods", "default", pod).ok());
   std::string output;
   ASSERT_EQ(Run({"logs", "web-1"}, &output), 0) << output;
-  EXPECT_THAT(output, HasSubstr("log of default/web-1/web"));
+  EXPECT_THAT(output, HasSubstr("first line\nlog of default/web-1/web"));
+  // --tail and --limit-bytes, applied by the server as the real one does.
+  ASSERT_EQ(Run({"logs", "web-1", "--tail=1"}, &output), 0) << output;
+  EXPECT_EQ(output, "log of default/web-1/web\n");
+  ASSERT_EQ(Run({"logs", "web-1", "--limit-bytes=5"}, &output), 0) << output;
+  EXPECT_EQ(output, "first");
+  EXPECT_NE(Run({"logs", "web-1", "--previous"}, &output), 0);
+  EXPECT_THAT(output, HasSubstr("no previous run of web-1"));
   EXPECT_NE(Run({"logs", "missing"}, &output), 0);
   EXPECT_THAT(output, HasSubstr("pods \"missing\" not found"));
 }

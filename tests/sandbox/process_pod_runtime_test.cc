@@ -144,6 +144,8 @@ TEST_F(ProcessPodRuntimeTest, ControlPlaneRunsInClusterAndIsReadyThroughItsProbe
   EXPECT_THAT(*logs, HasSubstr("serving ADS on " + PodIp()));
   EXPECT_FALSE(runtime_->Logs("default", "cp-1", "sidecar").ok());
   EXPECT_FALSE(runtime_->Logs("default", "nope", "").ok());
+  EXPECT_THAT(runtime_->Logs("default", "cp-1", "", /*previous=*/true).status().message(),
+              HasSubstr("previous terminated container \"control-plane\" in pod \"cp-1\" not found"));
 
   // Deleted: SIGTERM, the process exits within its grace, and the token goes with the pod.
   auto start = std::chrono::steady_clock::now();
@@ -172,7 +174,9 @@ TEST_F(ProcessPodRuntimeTest, ReadinessFollowsTheProbeNotTheProcess) {
 
 TEST_F(ProcessPodRuntimeTest, FailedLivenessProbeRestartsTheContainer) {
   json container = ControlPlane();
+  // After a second, so the first run has written its log by the time it is restarted.
   container["livenessProbe"] = {{"tcpSocket", {{"port", 1}}},
+                                {"initialDelaySeconds", 1},
                                 {"periodSeconds", 1},
                                 {"failureThreshold", 1}};
   ASSERT_TRUE(runtime_->StartPod(Launch("cp-3", container, 1)).ok());
@@ -181,6 +185,9 @@ TEST_F(ProcessPodRuntimeTest, FailedLivenessProbeRestartsTheContainer) {
   }));
   EXPECT_TRUE(
       std::filesystem::exists(dir_.path() + "/pods/default/cp-3/control-plane.log.previous"));
+  auto previous = runtime_->Logs("default", "cp-3", "", /*previous=*/true);
+  ASSERT_TRUE(previous.ok()) << previous.status();
+  EXPECT_THAT(*previous, HasSubstr("serving ADS on"));
 }
 
 TEST_F(ProcessPodRuntimeTest, ContainerThatExitsIsInCrashLoopBackOffWithItsExitCode) {

@@ -34,9 +34,11 @@ struct ApiServerOptions {
   // The namespaces a real cluster starts with (default, kube-system, kube-public,
   // kube-node-lease), created by Start when missing: creates into a missing namespace fail.
   bool create_system_namespaces = true;
-  // The output of a pod's container for pods/log (`kubectl logs`); unset: empty logs.
+  // The output of a pod's container for pods/log (`kubectl logs`); `previous`: of its run before
+  // the last restart (`--previous`). Unset: empty logs. The server applies tailLines and
+  // limitBytes to what it returns.
   std::function<absl::StatusOr<std::string>(const std::string& ns, const std::string& pod,
-                                            const std::string& container)>
+                                            const std::string& container, bool previous)>
       pod_logs;
   // Bookmark interval for watches that asked for bookmarks (the real server: about a minute).
   std::chrono::milliseconds bookmark_interval{std::chrono::seconds(60)};

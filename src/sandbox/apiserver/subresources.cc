@@ -4,6 +4,7 @@
 #include <ctime>
 #include <variant>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
 #include "fmt/format.h"
 #include "sandbox/apiserver/api_handler.h"
@@ -319,11 +320,46 @@ ApiResponse ApiHandler::PodLog(const HttpRequest& request, const ResourceRoute& 
           fmt::format("container {} is not valid for pod {}", container, route.name));
     }
   }
+  // kubectl logs --previous, --tail=N, --limit-bytes=N; -f is answered with what there is.
+  const bool previous = request.Query("previous") == "true";
+  std::optional<int64_t> tail_lines, limit_bytes;
+  for (auto [name, value] : {std::pair{"tailLines", &tail_lines}, {"limitBytes", &limit_bytes}}) {
+    std::string text = request.Query(name);
+    if (text.empty()) continue;
+    int64_t number = 0;
+    if (!absl::SimpleAtoi(text, &number) || number < (std::string(name) == "tailLines" ? 0 : 1)) {
+      return StatusResponse(
+          422, "Invalid",
+          fmt::format("PodLogOptions \"{}\" is invalid: {}: Invalid value: {}: must be {}",
+                      route.name, name, text,
+                      std::string(name) == "tailLines" ? "greater than or equal to 0"
+                                                       : "greater than 0"));
+    }
+    *value = number;
+  }
   std::string text;
   if (options_.pod_logs) {
-    auto logs = options_.pod_logs(route.ns, route.name, container);
+    auto logs = options_.pod_logs(route.ns, route.name, container, previous);
     if (!logs.ok()) return StatusResponse(400, "BadRequest", std::string(logs.status().message()));
     text = std::move(*logs);
+  } else if (previous) {
+    return StatusResponse(400, "BadRequest",
+                          fmt::format("previous terminated container \"{}\" in pod \"{}\" not found",
+                                      container, route.name));
+  }
+  if (tail_lines) {
+    // The last N lines: count newlines back from the end (a final newline ends the last line).
+    size_t at = text.size();
+    if (at > 0 && text[at - 1] == '\n') --at;
+    int64_t lines = 0;
+    while (at > 0 && lines < *tail_lines) {
+      if (text[at - 1] == '\n' && ++lines == *tail_lines) break;
+      --at;
+    }
+    text = *tail_lines == 0 ? std::string() : text.substr(at);
+  }
+  if (limit_bytes && static_cast<int64_t>(text.size()) > *limit_bytes) {
+    text.resize(static_cast<size_t>(*limit_bytes));
   }
   return {200, json(text), "text/plain"};
 }

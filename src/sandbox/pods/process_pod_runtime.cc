@@ -216,7 +216,8 @@ void ProcessPodRuntime::StopAll(std::chrono::milliseconds deadline) {
 }
 
 absl::StatusOr<std::string> ProcessPodRuntime::Logs(const std::string& ns, const std::string& name,
-                                                    const std::string& container) const {
+                                                    const std::string& container,
+                                                    bool previous) const {
   std::shared_ptr<Pod> pod = Find(name);
   if (!pod || pod->launch.ns != ns) {
     return absl::NotFoundError(absl::StrCat("pod ", ns, "/", name, " is not run by this kubelet"));
@@ -225,7 +226,14 @@ absl::StatusOr<std::string> ProcessPodRuntime::Logs(const std::string& ns, const
     return absl::InvalidArgumentError(
         absl::StrCat("container ", container, " is not valid for pod ", name));
   }
-  std::ifstream in(pod->log_path, std::ios::binary);
+  const std::string path = previous ? pod->log_path + ".previous" : pod->log_path;
+  if (previous && !std::filesystem::exists(path)) {
+    // The kubelet's words.
+    return absl::InvalidArgumentError(absl::StrCat("previous terminated container \"",
+                                                   pod->plan.name, "\" in pod \"", name,
+                                                   "\" not found"));
+  }
+  std::ifstream in(path, std::ios::binary);
   std::stringstream text;
   text << in.rdbuf();
   return text.str();

@@ -72,9 +72,10 @@ class ProcessPodRuntime : public PodRuntime {
   void StopPod(const std::string& name, std::chrono::milliseconds deadline) override;
   bool DrainsItself(const std::string&) const override { return true; }
 
-  // What the pod's container wrote (`kubectl logs`); NotFound for a pod this runtime does not run.
+  // What the pod's container wrote (`kubectl logs`), or with `previous` what its run before the
+  // last restart wrote; NotFound for a pod this runtime does not run.
   absl::StatusOr<std::string> Logs(const std::string& ns, const std::string& pod,
-                                   const std::string& container) const;
+                                   const std::string& container, bool previous = false) const;
   // Every pod: SIGTERM, then SIGKILL after `deadline` (sandbox shutdown).
   void StopAll(std::chrono::milliseconds deadline = std::chrono::seconds(5));
 
