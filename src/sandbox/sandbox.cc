@@ -38,13 +38,11 @@ absl::Status Sandbox::Start() {
   api.port = options_.api_port;
   api.tls = options_.tls;
   api.tokens = {token_};
-  // `kubectl logs`: what a podlb pod wrote; the test backends write nothing.
+  // `kubectl logs`: what a podlb pod wrote; the test backends write nothing (NotFound: empty).
   api.pod_logs = [this](const std::string& ns, const std::string& pod, const std::string& container,
                         bool previous) -> absl::StatusOr<std::string> {
-    if (!process_runtime_) return std::string();
-    auto logs = process_runtime_->Logs(ns, pod, container, previous);
-    if (logs.status().code() == absl::StatusCode::kNotFound) return std::string();
-    return logs;
+    if (!process_runtime_) return absl::NotFoundError("no podlb pods run here");
+    return process_runtime_->Logs(ns, pod, container, previous);
   };
   api_server_ = std::make_unique<ApiServer>(api, store_);
   RETURN_IF_ERROR(api_server_->Start());

@@ -337,15 +337,22 @@ ApiResponse ApiHandler::PodLog(const HttpRequest& request, const ResourceRoute& 
     }
     *value = number;
   }
+  // NotFound from the source (or no source): the container wrote nothing, and has no previous run.
+  absl::StatusOr<std::string> logs =
+      options_.pod_logs ? options_.pod_logs(route.ns, route.name, container, previous)
+                        : absl::NotFoundError("no log source");
   std::string text;
-  if (options_.pod_logs) {
-    auto logs = options_.pod_logs(route.ns, route.name, container, previous);
-    if (!logs.ok()) return StatusResponse(400, "BadRequest", std::string(logs.status().message()));
+  if (logs.status().code() == absl::StatusCode::kNotFound) {
+    if (previous) {
+      return StatusResponse(
+          400, "BadRequest",
+          fmt::format("previous terminated container \"{}\" in pod \"{}\" not found", container,
+                      route.name));
+    }
+  } else if (!logs.ok()) {
+    return StatusResponse(400, "BadRequest", std::string(logs.status().message()));
+  } else {
     text = std::move(*logs);
-  } else if (previous) {
-    return StatusResponse(400, "BadRequest",
-                          fmt::format("previous terminated container \"{}\" in pod \"{}\" not found",
-                                      container, route.name));
   }
   if (tail_lines) {
     // The last N lines: count newlines back from the end (a final newline ends the last line).
