@@ -146,6 +146,7 @@ absl::Status ProcessPodRuntime::StartProcess(Pod& pod) {
   child.working_dir = pod.dir;
   child.own_process_group = true;
   pod.process = std::make_unique<ChildProcess>();
+  pod.started_at = NowRfc3339();
   return pod.process->Start(pod.argv, child);
 }
 
@@ -320,13 +321,13 @@ ProcessPodRuntime::Clock::time_point ProcessPodRuntime::TendLocked(Pod& pod,
     } else {
       pod.readiness_successes = 0;
       pod.last_probe_error = absl::StrCat("Readiness probe failed: ", result.message());
-      if (++pod.readiness_failures >= probe.failure_threshold || !was_ready) pod.ready = false;
+      if (++pod.readiness_failures >= probe.failure_threshold) pod.ready = false;
     }
     if (was_ready != pod.ready.load()) {
       LogInfo("kubelet: pod {}/{} is {}{}", pod.launch.ns, pod.launch.name,
               pod.ready.load() ? "ready" : "not ready: ",
               pod.ready.load() ? "" : pod.last_probe_error);
-      ReportStatus(pod, {{"running", {{"startedAt", NowRfc3339()}}}}, json());
+      ReportStatus(pod, {{"running", {{"startedAt", pod.started_at}}}}, json());
     }
     pod.next_readiness = now + probe.period;
   } else if (!pod.plan.readiness && !pod.ready.load()) {
@@ -369,7 +370,7 @@ void ProcessPodRuntime::Restart(Pod& pod, const std::string& why) {
     LogError("kubelet: pod {}/{}: cannot restart: {}", pod.launch.ns, pod.launch.name,
              std::string(started.message()));
   }
-  ReportStatus(pod, {{"running", {{"startedAt", NowRfc3339()}}}},
+  ReportStatus(pod, {{"running", {{"startedAt", pod.started_at}}}},
                {{"terminated",
                  {{"exitCode", ExitCode(status)},
                   {"reason", ExitCode(status) == 0 ? "Completed" : "Error"},

@@ -102,6 +102,7 @@ class ProcessPodRuntime : public PodRuntime {
     int liveness_failures = 0;
     int restarts = 0;
     std::string last_probe_error;  // guarded by process_mu, read by ProbeReadiness
+    std::string started_at;        // the current run's start (RFC 3339), set by StartProcess
   };
 
   absl::Status StartProcess(Pod& pod) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pod.process_mu);
