@@ -39,18 +39,12 @@ ImageKind ClassifyImage(const std::string& image) {
   return ImageKind::kOther;
 }
 
-bool RunsPodlbImage(const json& pod_spec) {
-  for (const auto& container : Containers(pod_spec)) {
-    if (ClassifyImage(ImageOf(container)) == ImageKind::kPodlb) return true;
-  }
-  return false;
-}
-
 RoutingPodRuntime::RoutingPodRuntime(PodRuntime& backends, PodRuntime* podlb)
     : backends_(backends), podlb_(podlb) {}
 
 absl::StatusOr<PodRuntime*> RoutingPodRuntime::Route(const json& pod) const {
-  json spec = pod.is_object() ? pod.value("spec", json::object()) : json::object();
+  static const json* const kNoSpec = new json(json::object());
+  const json& spec = pod.is_object() && pod.contains("spec") ? pod["spec"] : *kNoSpec;
   const json& containers = Containers(spec);
   if (containers.empty()) return absl::InvalidArgumentError("the pod has no containers to run");
   bool podlb = false;

@@ -22,10 +22,6 @@ enum class ImageKind { kPodlb, kBackend, kOther };
 // "nginx@sha256:…") by its repository, ignoring registry, tag and digest.
 ImageKind ClassifyImage(const std::string& image);
 
-// True if a container of `pod_spec` (a Pod's spec or a workload's template spec) runs podlb's
-// own image.
-bool RunsPodlbImage(const nlohmann::json& pod_spec);
-
 class RoutingPodRuntime : public PodRuntime {
  public:
   // `podlb` may be null: podlb's image then stays Pending with a message saying where it runs.
