@@ -3,7 +3,6 @@
 // per namespace, each following the wanted services of that namespace (or all of them for
 // --namespace), so the API server sees one watch per resource type per namespace; or, with
 // --all-namespaces, one source for the whole cluster (one watch per resource type in all).
-#include <cstdlib>
 #include <map>
 #include <set>
 
@@ -16,21 +15,11 @@ namespace {
 
 absl::StatusOr<KubeConfig> LoadConfig(const SourceFlags& flags) {
   if (!flags.kubeconfig.empty()) return LoadKubeconfig(flags.kubeconfig, flags.context);
-  const char* host = std::getenv("KUBERNETES_SERVICE_HOST");
-  const char* port = std::getenv("KUBERNETES_SERVICE_PORT");
-  if (host == nullptr || port == nullptr) {
+  InClusterEnv env = InClusterEnvFromProcess();
+  if (env.service_host.empty() || env.service_port.empty()) {
     return absl::FailedPreconditionError(
         "no endpoint source: not running in a cluster (KUBERNETES_SERVICE_HOST is not set); "
         "pass --kubeconfig FILE, --dns NAME:PORT or --file PATH");
-  }
-  InClusterEnv env{.service_host = host, .service_port = port};
-  // Where the ServiceAccount is mounted, if not at the standard path: the sandbox runs pods as
-  // processes of one machine, where /var/run/secrets cannot be every pod's own, and mounts each
-  // pod's account under its state directory instead.
-  if (const char* dir = std::getenv("PODLB_SERVICEACCOUNT_DIR"); dir != nullptr && *dir != '\0') {
-    env.token_path = std::string(dir) + "/token";
-    env.ca_path = std::string(dir) + "/ca.crt";
-    env.namespace_path = std::string(dir) + "/namespace";
   }
   return LoadInClusterConfig(env);
 }

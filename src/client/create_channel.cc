@@ -2,7 +2,6 @@
 // LbChannel that owns both.
 #include <grpc/grpc.h>
 
-#include <cstdlib>
 
 #include "absl/synchronization/notification.h"
 #include "client/lb_channel.h"
@@ -30,14 +29,13 @@ struct ChannelDiscovery {
 // reads KUBERNETES_SERVICE_HOST/PORT itself when no kubeconfig is given.
 absl::StatusOr<KubeConfig> LoadKubernetesConfig(const ChannelOptions& options) {
   if (!options.kubeconfig.empty()) return LoadKubeconfig(options.kubeconfig);
-  const char* host = std::getenv("KUBERNETES_SERVICE_HOST");
-  const char* port = std::getenv("KUBERNETES_SERVICE_PORT");
-  if (host == nullptr || port == nullptr) {
+  InClusterEnv env = InClusterEnvFromProcess();
+  if (env.service_host.empty() || env.service_port.empty()) {
     return absl::FailedPreconditionError(
         "podlb: kubernetes:/// target outside a cluster (KUBERNETES_SERVICE_HOST is not set); "
         "set ChannelOptions::kubeconfig to a kubeconfig file");
   }
-  return LoadInClusterConfig(InClusterEnv{.service_host = host, .service_port = port});
+  return LoadInClusterConfig(env);
 }
 
 absl::StatusOr<std::unique_ptr<EndpointSource>> MakeSource(const client::ParsedTarget& target,

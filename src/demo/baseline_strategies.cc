@@ -2,6 +2,9 @@
 // clusterip (plain grpc++ to a virtual IP that kube-proxy spreads per connection), dns (grpc++'s
 // dns resolver with round_robin on a headless name), dns-maxage (the same, with the servers'
 // MAX_CONNECTION_AGE: the gRPC maintainers' standard advice).
+#include <netdb.h>
+#include <sys/socket.h>
+
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -24,6 +27,21 @@ constexpr char kHeadlessName[] = "greeter.default.svc.cluster.local";
 // How long a helper may take to answer its first real request.
 constexpr auto kReadyTimeout = std::chrono::seconds(10);
 
+// Whether this process's resolver (cluster DNS in a pod) answers `name`; Unimplemented if not,
+// since then this cluster has no DNS that serves Services (the sandbox has none).
+absl::Status ExpectResolvable(const std::string& name) {
+  addrinfo hints{};
+  hints.ai_family = AF_INET;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* result = nullptr;
+  int rc = getaddrinfo(name.c_str(), nullptr, &hints, &result);
+  if (result != nullptr) freeaddrinfo(result);
+  if (rc == 0) return absl::OkStatus();
+  return absl::UnimplementedError(
+      absl::StrCat("cluster DNS does not resolve ", name, " (", gai_strerror(rc),
+                   "): this cluster has no DNS serving its Services"));
+}
+
 std::vector<std::string> ReadyAddresses(const EndpointSetConstSharedPtr& set) {
   std::vector<std::string> out;
   if (!set) return out;
@@ -42,6 +60,15 @@ class ClusterIpStrategy final : public Strategy {
   }
 
   absl::Status Start(DemoCluster& cluster) override {
+    // On a real cluster, its own kube-proxy: the Service's ClusterIP, as any client would dial it.
+    if (std::string target = cluster.cluster_ip_target(); !target.empty()) {
+      target_ = "ipv4:" + target;
+      if (auto status = ExpectHttp2Server(target, kReadyTimeout); !status.ok()) {
+        return absl::UnavailableError(
+            absl::StrCat("ClusterIP ", target, " does not reach a pod: ", status.message()));
+      }
+      return absl::OkStatus();
+    }
     slot_ = cluster.registry().Slot(cluster.service());
     forwarder_ = std::make_unique<net::TcpForwarder>(
         kClusterIp, [this](const std::string& /*peer_ip*/) -> std::optional<std::string> {
@@ -65,13 +92,14 @@ class ClusterIpStrategy final : public Strategy {
       return absl::UnavailableError(
           absl::StrCat("clusterip forwarder: not forwarding: ", status.message()));
     }
+    target_ = "ipv4:" + forwarder_->address();
     return absl::OkStatus();
   }
 
   absl::StatusOr<std::unique_ptr<UnaryCaller>> MakeCaller(int client_index) override {
     auto args = IndependentClientArgs(client_index);
-    return MakeChannelCaller(grpc::CreateCustomChannel("ipv4:" + forwarder_->address(),
-                                                       grpc::InsecureChannelCredentials(), args));
+    return MakeChannelCaller(
+        grpc::CreateCustomChannel(target_, grpc::InsecureChannelCredentials(), args));
   }
 
   void Stop() override {
@@ -79,6 +107,7 @@ class ClusterIpStrategy final : public Strategy {
   }
 
  private:
+  std::string target_;  // the grpc++ target: the cluster's ClusterIP or our forwarder
   EndpointSlotConstSharedPtr slot_;
   std::unique_ptr<net::TcpForwarder> forwarder_;
   absl::Mutex mu_;
@@ -109,6 +138,13 @@ class DnsStrategy final : public Strategy {
         set && !set->endpoints().empty()) {
       pod_port_ = std::to_string(set->endpoints().front().port);
     }
+    // On a real cluster, cluster DNS (CoreDNS) answers; the channel asks the resolver this
+    // process has, as every client in a pod does.
+    if (std::string name = cluster.headless_dns_name(); !name.empty()) {
+      if (auto status = ExpectResolvable(name); !status.ok()) return status;
+      target_ = absl::StrCat("dns:///", name, ":", pod_port_);
+      return absl::OkStatus();
+    }
     dns_ = std::make_unique<DnsServer>(DnsServerOptions{
         .name = kHeadlessName, .dir = options_.work_dir, .listen_ip = kDnsServerIp});
     auto status = dns_->Start(ReadyAddresses(cluster.registry().Current(cluster.service())));
@@ -118,6 +154,7 @@ class DnsStrategy final : public Strategy {
         cluster.service(), [this](const ServiceKey&, const EndpointSetConstSharedPtr& set) {
           dns_->SetAddresses(ReadyAddresses(set));
         });
+    target_ = absl::StrCat("dns://", dns_->server(), "/", kHeadlessName, ":", pod_port_);
     return absl::OkStatus();
   }
 
@@ -125,9 +162,8 @@ class DnsStrategy final : public Strategy {
     auto args = IndependentClientArgs(client_index);
     // What every "gRPC load balancing on Kubernetes" guide says: headless Service + round_robin.
     args.SetServiceConfigJSON(R"({"loadBalancingConfig":[{"round_robin":{}}]})");
-    std::string target = absl::StrCat("dns://", dns_->server(), "/", kHeadlessName, ":", pod_port_);
     return MakeChannelCaller(
-        grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args));
+        grpc::CreateCustomChannel(target_, grpc::InsecureChannelCredentials(), args));
   }
 
   void Stop() override {
@@ -139,6 +175,7 @@ class DnsStrategy final : public Strategy {
   const StrategyOptions options_;
   const bool max_age_;
   std::string pod_port_ = "50051";
+  std::string target_;  // dns:///NAME:PORT on cluster DNS, or our dnsmasq's server
   std::unique_ptr<DnsServer> dns_;
   std::unique_ptr<Subscription> subscription_;
 };

@@ -21,6 +21,18 @@ constexpr auto kReportTimeout = std::chrono::seconds(15);
 // Syncing with the sandbox's API server takes well under a second.
 constexpr auto kReadyTimeout = std::chrono::seconds(15);
 
+// How a podlb component reaches the cluster's API server: the cluster's kubeconfig, or with
+// none the in-cluster config the component finds in its environment (the demo running as a Job).
+std::vector<std::string> ApiServerFlags(const DemoCluster& cluster) {
+  if (cluster.kubeconfig_path().empty()) return {};
+  return {"--kubeconfig", cluster.kubeconfig_path()};
+}
+
+std::vector<std::string> Concat(std::vector<std::string> head, const std::vector<std::string>& tail) {
+  head.insert(head.end(), tail.begin(), tail.end());
+  return head;
+}
+
 // Waits for the child's stdout line matching `pattern`; returns its capture groups.
 absl::StatusOr<std::vector<std::string>> AwaitLine(ChildProcess& child, const std::string& what,
                                                    const std::string& pattern) {
@@ -53,9 +65,11 @@ class XdsStrategy final : public Strategy {
   absl::Status Start(DemoCluster& cluster) override {
     const std::string what = "podlb control-plane";
     std::string listen = absl::StrCat("127.0.0.1:", options_.xds_port);
-    if (auto status = control_plane_.Start({options_.podlb_binary, "control-plane", "--listen",
-                                            listen, "--admin", "127.0.0.1:0", "--kubeconfig",
-                                            cluster.kubeconfig_path(), "--log-level", "warn"});
+    const ServiceKey service = cluster.service();
+    if (auto status = control_plane_.Start(Concat(
+            {options_.podlb_binary, "control-plane", "--listen", listen, "--admin", "127.0.0.1:0",
+             "--namespace", service.ns, "--log-level", "warn"},
+            ApiServerFlags(cluster)));
         !status.ok()) {
       return status;
     }
@@ -75,13 +89,14 @@ class XdsStrategy final : public Strategy {
     // C-core 1.51 applies a Cluster's outlier_detection only with this set (gRFC A50's
     // environment guard; later releases enable it by default).
     setenv("GRPC_EXPERIMENTAL_ENABLE_OUTLIER_DETECTION", "true", 1);
+    target_ = absl::StrCat("xds:///", service.name, ".", service.ns, ":50051");
     return absl::OkStatus();
   }
 
   absl::StatusOr<std::unique_ptr<UnaryCaller>> MakeCaller(int client_index) override {
     auto args = IndependentClientArgs(client_index);
-    return MakeChannelCaller(grpc::CreateCustomChannel(
-        "xds:///greeter.default:50051", grpc::InsecureChannelCredentials(), args));
+    return MakeChannelCaller(
+        grpc::CreateCustomChannel(target_, grpc::InsecureChannelCredentials(), args));
   }
 
   void Stop() override { control_plane_.Stop(); }
@@ -89,6 +104,7 @@ class XdsStrategy final : public Strategy {
  private:
   const StrategyOptions options_;
   ChildProcess control_plane_;
+  std::string target_;  // xds:///greeter.NAMESPACE:50051
 };
 
 class ProxyStrategy final : public Strategy {
@@ -107,10 +123,12 @@ class ProxyStrategy final : public Strategy {
   absl::Status Start(DemoCluster& cluster) override {
     const std::string what = "podlb proxy";
     // Port 0 for both: the proxy binds and reports them, so no port is chosen for it here.
-    if (auto status =
-            proxy_.Start({options_.podlb_binary, "proxy", "--listen",
-                          "127.0.0.1:0=default/greeter:grpc", "--admin", "127.0.0.1:0", "--lb",
-                          policy(), "--kubeconfig", cluster.kubeconfig_path()});
+    const ServiceKey service = cluster.service();
+    if (auto status = proxy_.Start(Concat(
+            {options_.podlb_binary, "proxy", "--listen",
+             absl::StrCat("127.0.0.1:0=", service.ns, "/", service.name, ":", service.port),
+             "--admin", "127.0.0.1:0", "--lb", policy()},
+            ApiServerFlags(cluster)));
         !status.ok()) {
       return status;
     }
@@ -154,7 +172,9 @@ class LibraryStrategy final : public Strategy {
   bool NeedsApiServer() const override { return true; }
 
   absl::Status Start(DemoCluster& cluster) override {
-    kubeconfig_ = cluster.kubeconfig_path();
+    kubeconfig_ = cluster.kubeconfig_path();  // empty: the in-cluster config
+    const ServiceKey service = cluster.service();
+    target_ = absl::StrCat("kubernetes:///", service.name, ".", service.ns, ":", service.port);
     return absl::OkStatus();
   }
 
@@ -164,7 +184,7 @@ class LibraryStrategy final : public Strategy {
     if (policy_ == "least_request") options.policy = LbPolicy::kLeastRequest;
     options.kubeconfig = kubeconfig_;
     options.channel_args = IndependentClientArgs(client_index);
-    auto channel = CreateChannelOrError("kubernetes:///greeter.default:grpc", options);
+    auto channel = CreateChannelOrError(target_, options);
     if (!channel.ok()) return channel.status();
     return MakeChannelCaller(std::move(*channel));
   }
@@ -174,6 +194,7 @@ class LibraryStrategy final : public Strategy {
  private:
   const std::string policy_;
   std::string kubeconfig_;
+  std::string target_;  // kubernetes:///greeter.NAMESPACE:grpc
 };
 
 }  // namespace

@@ -38,6 +38,7 @@ std::string PerPodText(const Figures& f) {
 }
 
 std::string NotRunText(const ScenarioRun& run) {
+  if (run.unavailable) return "not available on this cluster";
   return run.setup_failed ? "SET-UP FAILED, nothing measured" : "not run";
 }
 
@@ -176,6 +177,7 @@ nlohmann::json ToJson(const DemoResult& result) {
       }
       // Set-up failures are named apart: the zeros above are then "not measured", not "none".
       if (run.setup_failed) entry["setup_error"] = run.error;
+      if (run.unavailable) entry["unavailable"] = true;
       strategies.push_back(std::move(entry));
     }
     scenarios.push_back({{"name", scenario}, {"strategies", std::move(strategies)}});

@@ -48,6 +48,9 @@ struct ScenarioRun {
   // The error came before the workload started (cluster, strategy or warm-up): nothing was
   // measured, and the report says so instead of showing zeros.
   bool setup_failed = false;
+  // The cluster lacks what the strategy needs (cluster DNS, an API server): nothing was measured
+  // and nothing failed; `error` says what is missing. Implies setup_failed.
+  bool unavailable = false;
 };
 
 struct Figures {

@@ -215,8 +215,10 @@ ScenarioRun RunOne(const DemoOptions& options, const Scenario& scenario,
   if (auto status = (*cluster)->Start(); !status.ok()) {
     return setup_failed("cluster start: " + status.ToString());
   }
-  if (strategy.NeedsApiServer() && (*cluster)->kubeconfig_path().empty()) {
-    return setup_failed("needs the sandbox's API server, which this build's cluster does not have");
+  if (strategy.NeedsApiServer() && !(*cluster)->has_api_server()) {
+    (*cluster)->Stop();
+    run.unavailable = true;
+    return setup_failed("needs the cluster's API server, which this cluster does not offer");
   }
   if (scenario.fault) {
     if (auto status = (*cluster)->AnnotateService(kFaultScenarioAnnotations); !status.ok()) {
@@ -228,7 +230,10 @@ ScenarioRun RunOne(const DemoOptions& options, const Scenario& scenario,
     // Start may have run part of what it needs (a helper that then failed its readiness check).
     strategy.Stop();
     (*cluster)->Stop();
-    return setup_failed(absl::StrCat(strategy.name(), ": ", status.ToString()));
+    run.unavailable = absl::IsUnimplemented(status);
+    return setup_failed(absl::StrCat(strategy.name(), ": ",
+                                     run.unavailable ? std::string(status.message())
+                                                     : status.ToString()));
   }
   std::vector<std::unique_ptr<UnaryCaller>> callers;
   for (int i = 0; i < options.workload.clients; ++i) {
@@ -346,7 +351,9 @@ absl::StatusOr<DemoResult> RunDemo(const DemoOptions& options, const StrategyCat
       for (const auto& [name, _] : result.descriptions) described |= name == strategy_name;
       if (!described) result.descriptions.emplace_back(strategy_name, description);
       if (!run.error.empty()) {
-        progress.End((run.setup_failed ? "set-up failed, nothing measured: " : "failed: ") +
+        progress.End((run.unavailable    ? "not available on this cluster: "
+                      : run.setup_failed ? "set-up failed, nothing measured: "
+                                         : "failed: ") +
                      run.error);
       } else {
         Figures f = ComputeFigures(run);

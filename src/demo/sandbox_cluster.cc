@@ -52,26 +52,8 @@ class InProcessSandboxCluster final : public DemoCluster {
     source_ = std::make_unique<KubernetesSource>(
         *config, KubernetesSourceOptions{.ns = "default", .services = {"greeter"}}, registry_);
     if (auto status = source_->Start(); !status.ok()) return status;
-    // Ready when the Service shows `replicas` ready endpoints, as a client would see it.
-    struct Ready {
-      absl::Mutex mu;
-      size_t ready ABSL_GUARDED_BY(mu) = 0;
-    } state;
-    auto subscription = registry_.Subscribe(
-        service(), [&](const ServiceKey&, const EndpointSetConstSharedPtr& set) {
-          absl::MutexLock lock(&state.mu);
-          state.ready = set ? set->CountWithHealth(EndpointHealth::kEligible) : 0;
-        });
-    absl::MutexLock lock(&state.mu);
-    auto enough = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
-      return state.ready == static_cast<size_t>(options_.replicas);
-    };
-    if (!state.mu.AwaitWithTimeout(absl::Condition(&enough), absl::Seconds(20))) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          "demo: the sandbox's greeter Service did not reach ", options_.replicas,
-          " ready endpoints within 20 s (", state.ready, " ready)"));
-    }
-    return absl::OkStatus();
+    return AwaitReadyEndpoints(registry_, service(), static_cast<size_t>(options_.replicas),
+                               absl::Seconds(20));
   }
 
   absl::Status Scale(int replicas) override {
@@ -117,6 +99,28 @@ class InProcessSandboxCluster final : public DemoCluster {
 };
 
 }  // namespace
+
+absl::Status AwaitReadyEndpoints(Registry& registry, const ServiceKey& service, size_t replicas,
+                                 absl::Duration timeout) {
+  // Ready when the Service shows `replicas` ready endpoints, as a client would see it.
+  struct Ready {
+    absl::Mutex mu;
+    size_t ready ABSL_GUARDED_BY(mu) = 0;
+  } state;
+  auto subscription = registry.Subscribe(
+      service, [&](const ServiceKey&, const EndpointSetConstSharedPtr& set) {
+        absl::MutexLock lock(&state.mu);
+        state.ready = set ? set->CountWithHealth(EndpointHealth::kEligible) : 0;
+      });
+  absl::MutexLock lock(&state.mu);
+  auto enough = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) { return state.ready == replicas; };
+  if (!state.mu.AwaitWithTimeout(absl::Condition(&enough), timeout)) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        "demo: the Service ", service.ToString(), " did not reach ", replicas,
+        " ready endpoints within ", absl::FormatDuration(timeout), " (", state.ready, " ready)"));
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<std::unique_ptr<DemoCluster>> MakeSandboxCluster(const ClusterOptions& options) {
   return std::make_unique<InProcessSandboxCluster>(options);

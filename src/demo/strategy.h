@@ -65,6 +65,8 @@ class Strategy {
   virtual void ConfigureCluster(ClusterOptions&) const {}
   // Whether it needs the cluster's API server (kubeconfig); the runner skips it otherwise.
   virtual bool NeedsApiServer() const { return false; }
+  // An Unimplemented status says the cluster lacks what the strategy needs (cluster DNS, say):
+  // the run is reported as not available there, not as failed.
   virtual absl::Status Start(DemoCluster& cluster) = 0;
   virtual absl::StatusOr<std::unique_ptr<UnaryCaller>> MakeCaller(int client_index) = 0;
   // Called after the workload's channels were destroyed.

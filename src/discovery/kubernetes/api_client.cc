@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "core/status_macros.h"
+#include "nlohmann/json.hpp"
 
 namespace podlb {
 namespace {
@@ -136,7 +137,16 @@ ApiClient::~ApiClient() = default;
 
 absl::StatusOr<HttpResponse> ApiClient::Get(const std::string& path,
                                             const std::atomic<bool>* cancel) {
-  return Run(path, /*watch=*/false, nullptr, nullptr, cancel, options_.request_timeout);
+  return Run(path, Outgoing{}, /*watch=*/false, nullptr, nullptr, cancel,
+             options_.request_timeout);
+}
+
+absl::StatusOr<HttpResponse> ApiClient::Send(const std::string& method, const std::string& path,
+                                             const std::string& content_type,
+                                             const std::string& body,
+                                             const std::atomic<bool>* cancel) {
+  return Run(path, Outgoing{.method = method.c_str(), .content_type = &content_type, .body = &body},
+             /*watch=*/false, nullptr, nullptr, cancel, options_.request_timeout);
 }
 
 absl::StatusOr<HttpResponse> ApiClient::Watch(const std::string& path,
@@ -144,10 +154,11 @@ absl::StatusOr<HttpResponse> ApiClient::Watch(const std::string& path,
                                               const LineCallback& on_line,
                                               const std::atomic<bool>* cancel,
                                               std::chrono::milliseconds max_duration) {
-  return Run(path, /*watch=*/true, &on_open, &on_line, cancel, max_duration);
+  return Run(path, Outgoing{}, /*watch=*/true, &on_open, &on_line, cancel, max_duration);
 }
 
-absl::StatusOr<HttpResponse> ApiClient::Run(const std::string& path, bool watch,
+absl::StatusOr<HttpResponse> ApiClient::Run(const std::string& path, const Outgoing& outgoing,
+                                            bool watch,
                                             const std::function<void()>* on_open,
                                             const LineCallback* on_line,
                                             const std::atomic<bool>* cancel,
@@ -171,10 +182,21 @@ absl::StatusOr<HttpResponse> ApiClient::Run(const std::string& path, bool watch,
   const std::string token = token_->Current();
   if (!token.empty())
     headers = curl_slist_append(headers, ("Authorization: Bearer " + token).c_str());
+  if (outgoing.content_type != nullptr && !outgoing.content_type->empty())
+    headers = curl_slist_append(headers, ("Content-Type: " + *outgoing.content_type).c_str());
 
   CURL* e = t.easy;
   curl_easy_setopt(e, CURLOPT_URL, url.c_str());
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+  if (std::string_view(outgoing.method) != "GET") {
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, outgoing.method);
+  }
+  if (outgoing.body != nullptr &&
+      (!outgoing.body->empty() || (outgoing.content_type && !outgoing.content_type->empty()))) {
+    // Not copied: the body outlives the transfer (it is the caller's, for this call).
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, outgoing.body->c_str());
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, static_cast<long>(outgoing.body->size()));
+  }
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
@@ -245,6 +267,40 @@ absl::StatusOr<HttpResponse> ApiClient::Run(const std::string& path, bool watch,
                                   (errbuf[0] ? std::string(errbuf) : curl_easy_strerror(result)));
   }
   return HttpResponse{t.status, std::move(t.body)};
+}
+
+absl::StatusOr<nlohmann::json> SendJson(ApiClient& client, const std::string& method,
+                                        const std::string& path, const std::string& content_type,
+                                        const std::string& body) {
+  auto answer = client.Send(method, path, content_type, body);
+  if (!answer.ok()) return answer.status();
+  nlohmann::json parsed = nlohmann::json::parse(answer->body, nullptr, /*allow_exceptions=*/false);
+  const long code = answer->status;
+  if (code >= 200 && code < 300) {
+    if (parsed.is_discarded()) {
+      return absl::InternalError(method + " " + path + ": the answer is not JSON");
+    }
+    return parsed;
+  }
+  std::string message = parsed.is_object() && parsed.contains("message") &&
+                                parsed["message"].is_string()
+                            ? parsed["message"].get<std::string>()
+                            : answer->body;
+  std::string text = method + " " + path + ": HTTP " + std::to_string(code) + ": " + message;
+  switch (code) {
+    case 401:
+    case 403:
+      return absl::PermissionDeniedError(text);
+    case 404:
+      return absl::NotFoundError(text);
+    case 409:
+      return absl::AbortedError(text);
+    case 400:
+    case 422:
+      return absl::InvalidArgumentError(text);
+    default:
+      return absl::UnknownError(text);
+  }
 }
 
 }  // namespace podlb

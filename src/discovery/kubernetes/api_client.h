@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "discovery/kubernetes/kube_config.h"
+#include "nlohmann/json_fwd.hpp"
 
 namespace podlb {
 
@@ -58,10 +59,21 @@ class ApiClient {
                                      const LineCallback& on_line, const std::atomic<bool>* cancel,
                                      std::chrono::milliseconds max_duration);
 
+  // One request of any verb (POST, PUT, PATCH, DELETE…) with `body` sent as `content_type`
+  // (nothing sent when both are empty); the same transport, credentials and errors as Get.
+  absl::StatusOr<HttpResponse> Send(const std::string& method, const std::string& path,
+                                    const std::string& content_type, const std::string& body,
+                                    const std::atomic<bool>* cancel = nullptr);
+
  private:
   struct Transfer;
   ApiClient(const KubeConfig& config, ApiClientOptions options);
-  absl::StatusOr<HttpResponse> Run(const std::string& path, bool watch,
+  struct Outgoing {
+    const char* method = "GET";
+    const std::string* content_type = nullptr;
+    const std::string* body = nullptr;
+  };
+  absl::StatusOr<HttpResponse> Run(const std::string& path, const Outgoing& outgoing, bool watch,
                                    const std::function<void()>* on_open,
                                    const LineCallback* on_line, const std::atomic<bool>* cancel,
                                    std::chrono::milliseconds max_duration);
@@ -74,5 +86,14 @@ class ApiClient {
   bool insecure_ = false;
   std::unique_ptr<BearerToken> token_;
 };
+
+// One request whose answer is JSON, as kubectl makes them: the parsed body of a 2xx answer, or
+// the Status the server answered as an absl::Status carrying its message ("METHOD PATH: HTTP
+// code: message"): 401/403 PermissionDenied, 404 NotFound, 409 Aborted (conflict or exists),
+// 400/422 InvalidArgument, others Unknown; transport failures Unavailable.
+absl::StatusOr<nlohmann::json> SendJson(ApiClient& client, const std::string& method,
+                                        const std::string& path,
+                                        const std::string& content_type = "",
+                                        const std::string& body = "");
 
 }  // namespace podlb

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -164,6 +165,21 @@ absl::StatusOr<KubeConfig> LoadInClusterConfig(const InClusterEnv& env) {
   if (auto ns = ReadWholeFile(env.namespace_path); ns.ok())
     config.default_namespace = Trim(*ns);
   return config;
+}
+
+InClusterEnv InClusterEnvFromProcess() {
+  auto read = [](const char* name) {
+    const char* value = std::getenv(name);
+    return value == nullptr ? std::string() : std::string(value);
+  };
+  InClusterEnv env{.service_host = read("KUBERNETES_SERVICE_HOST"),
+                   .service_port = read("KUBERNETES_SERVICE_PORT")};
+  if (std::string dir = read("PODLB_SERVICEACCOUNT_DIR"); !dir.empty()) {
+    env.token_path = dir + "/token";
+    env.ca_path = dir + "/ca.crt";
+    env.namespace_path = dir + "/namespace";
+  }
+  return env;
 }
 
 BearerToken::BearerToken(std::string token, std::string token_file,

@@ -36,8 +36,8 @@ struct KubeConfig {
 absl::StatusOr<KubeConfig> LoadKubeconfig(const std::string& path,
                                           const std::string& context = "");
 
-// Inputs of the in-cluster configuration; the CLI fills host and port from
-// KUBERNETES_SERVICE_HOST / KUBERNETES_SERVICE_PORT (nothing below cli/ reads the environment).
+// Inputs of the in-cluster configuration: host and port from KUBERNETES_SERVICE_HOST /
+// KUBERNETES_SERVICE_PORT, the mount from the standard path (or PODLB_SERVICEACCOUNT_DIR).
 struct InClusterEnv {
   std::string service_host;
   std::string service_port;
@@ -46,6 +46,13 @@ struct InClusterEnv {
   std::string namespace_path = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 };
 absl::StatusOr<KubeConfig> LoadInClusterConfig(const InClusterEnv& env);
+
+// The in-cluster inputs as this process's environment gives them: KUBERNETES_SERVICE_HOST/PORT
+// (empty when unset: not in a cluster), and PODLB_SERVICEACCOUNT_DIR for the mount when set (the
+// sandbox runs pods as processes of one machine, where /var/run/secrets cannot be every pod's
+// own, and mounts each pod's account under its state directory). Only wiring edges call it (the
+// CLI, the library's CreateChannel, the demo); everything below them takes an InClusterEnv.
+InClusterEnv InClusterEnvFromProcess();
 
 // The bearer token to send. With a token file, the file is re-read when its mtime or size
 // changed, checked at most every `recheck` (kubelet rotates bound tokens well before expiry), or
