@@ -1,5 +1,5 @@
 // Sandbox: the whole Kubernetes stand-in on one machine: the ResourceStore, the ApiServer (TLS,
-// a random bearer token), the deployment, daemonset and endpointslice controllers and real gRPC
+// a random bearer token), the deployment, daemonset, job and endpointslice controllers and real gRPC
 // backend pods on their own loopback IPs (pods of other images are routed by image,
 // RoutingPodRuntime), seeded with Namespace default, Deployment default/greeter and
 // Service greeter. Start/Stop from one control thread; accessors are thread-safe.
@@ -17,6 +17,7 @@
 #include "sandbox/controllers/daemonset_controller.h"
 #include "sandbox/controllers/deployment_controller.h"
 #include "sandbox/controllers/endpointslice_controller.h"
+#include "sandbox/controllers/job_controller.h"
 #include "sandbox/controllers/namespace_controller.h"
 #include "sandbox/network/service_proxy.h"
 #include "sandbox/pods/pod_runtime.h"
@@ -89,6 +90,7 @@ class Sandbox {
   std::unique_ptr<PodIpAllocator> ips_;
   std::unique_ptr<DeploymentController> deployments_;
   std::unique_ptr<DaemonSetController> daemonsets_;
+  std::unique_ptr<JobController> jobs_;
   std::unique_ptr<EndpointSliceController> endpointslices_;
   std::unique_ptr<NamespaceController> namespaces_;
   std::unique_ptr<ServiceProxy> service_proxy_;  // with run_pods: ClusterIPs reach the pods
