@@ -93,6 +93,8 @@ absl::Status Sandbox::Start() {
   endpointslices_ = std::make_unique<EndpointSliceController>(*store_, slice_options);
   namespaces_ = std::make_unique<NamespaceController>(*store_);
   RETURN_IF_ERROR(namespaces_->Start());
+  serviceaccounts_ = std::make_unique<ServiceAccountController>(*store_);
+  RETURN_IF_ERROR(serviceaccounts_->Start());
   RETURN_IF_ERROR(endpointslices_->Start());
   RETURN_IF_ERROR(deployments_->Start());
   RETURN_IF_ERROR(daemonsets_->Start());
@@ -128,6 +130,7 @@ void Sandbox::Stop() {
   if (jobs_) jobs_->Stop();
   if (endpointslices_) endpointslices_->Stop();
   if (namespaces_) namespaces_->Stop();
+  if (serviceaccounts_) serviceaccounts_->Stop();
   if (service_proxy_) service_proxy_->Stop();
   // All pods at once, each with GOAWAY and a moment for in-flight calls.
   if (grpc_runtime_) grpc_runtime_->StopAll(std::chrono::milliseconds(1000));

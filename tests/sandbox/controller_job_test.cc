@@ -3,7 +3,8 @@
 // 0 completes the Job; restartPolicy Never replaces failed pods up to backoffLimit, OnFailure
 // restarts the container in place; activeDeadlineSeconds; deleting the Job, its namespace or its
 // TTL deletes its pods; the API server's defaults and 422s; and the same through kubectl 1.32
-// (apply, wait --for=condition=complete, logs job/NAME, get jobs, delete job).
+// (apply, wait --for=condition=complete, logs job/NAME, get jobs, delete job). The pods mount
+// their namespace's "default" ServiceAccount, which the ServiceAccountController creates.
 #include <filesystem>
 #include <regex>
 #include <set>
@@ -16,6 +17,7 @@
 #include "sandbox/controller_test_support.h"
 #include "sandbox/controllers/job_controller.h"
 #include "sandbox/controllers/namespace_controller.h"
+#include "sandbox/controllers/serviceaccount_controller.h"
 #include "sandbox/pods/process_pod_runtime.h"
 #include "sandbox/pods/routing_pod_runtime.h"
 #include "support/process.h"
@@ -78,9 +80,9 @@ class JobControllerTest : public ::testing::Test {
     kubeconfig_ = dir_.path() + "/kubeconfig";
     podlb::testing::WriteFile(kubeconfig_,
                               MakeKubeconfig(server_->url(), server_->ca_pem(), "good-token"));
-    // The ServiceAccount controller's: every namespace has its "default" account.
-    ASSERT_TRUE(
-        store_->Create("serviceaccounts", "default", {{"metadata", {{"name", "default"}}}}).ok());
+    // Every namespace gets its "default" account, which the Jobs' pods mount.
+    accounts_ = std::make_unique<ServiceAccountController>(*store_);
+    ASSERT_TRUE(accounts_->Start().ok());
     ProcessPodRuntimeOptions runtime;
     runtime.podlb_binary = podlb::testing::PodlbBinary();
     runtime.state_dir = dir_.path() + "/state";
@@ -102,6 +104,7 @@ class JobControllerTest : public ::testing::Test {
   void TearDown() override {
     if (namespaces_) namespaces_->Stop();
     if (jobs_) jobs_->Stop();
+    if (accounts_) accounts_->Stop();
     if (process_) process_->StopAll();
   }
 
@@ -164,6 +167,7 @@ class JobControllerTest : public ::testing::Test {
   PodIpAllocator ips_{"127.0.91.2"};
   std::unique_ptr<JobController> jobs_;
   std::unique_ptr<NamespaceController> namespaces_;
+  std::unique_ptr<ServiceAccountController> accounts_;
 };
 
 TEST_F(JobControllerTest, CreateGeneratesTheSelectorAndPodLabelsAndDefaults) {
@@ -401,8 +405,7 @@ TEST_F(JobControllerTest, TtlAfterFinishedDeletesTheJobAndItsPods) {
 
 TEST_F(JobControllerTest, DeletingTheNamespaceDeletesItsJobsAndPods) {
   ASSERT_TRUE(store_->Create("namespaces", "", {{"metadata", {{"name", "scratch"}}}}).ok());
-  ASSERT_TRUE(
-      store_->Create("serviceaccounts", "scratch", {{"metadata", {{"name", "default"}}}}).ok());
+
   json job = JobObject("server", LongRunning("127.0.91.253"), "Never");
   job["metadata"]["namespace"] = "scratch";
   CreateJob(job);
@@ -413,6 +416,16 @@ TEST_F(JobControllerTest, DeletingTheNamespaceDeletesItsJobsAndPods) {
       "namespace scratch gone"));
   EXPECT_TRUE(store_->List("jobs", "scratch", LabelSelector{}).items.empty());
   ASSERT_TRUE(WaitPods([](const Objects& p) { return p.empty(); }, "no pods", "scratch"));
+}
+
+TEST_F(JobControllerTest, EveryNamespaceHasADefaultServiceAccountAgainWhenDeleted) {
+  ASSERT_TRUE(podlb::testing::WaitFor(
+      [&] { return store_->Get("serviceaccounts", "default", "default").ok(); }, kTimeout,
+      "default/default created"));
+  ASSERT_TRUE(store_->Delete("serviceaccounts", "default", "default").ok());
+  ASSERT_TRUE(podlb::testing::WaitFor(
+      [&] { return store_->Get("serviceaccounts", "default", "default").ok(); }, kTimeout,
+      "default/default created again"));
 }
 
 constexpr char kVersionJob[] = R"(apiVersion: batch/v1
