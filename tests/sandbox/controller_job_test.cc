@@ -225,6 +225,18 @@ TEST_F(JobControllerTest, ApiRefusesBadJobsWithTheRealMessages) {
                                  {{"selector", {{"matchLabels", {{"app", "a"}}}}}})),
               ::testing::ElementsAre(HasSubstr("spec.selector: Invalid value: ")));
 
+  // A Deployment's pods run until deleted: its template must restart Always.
+  json deployment = {{"metadata", {{"name", "web"}}},
+                     {"spec",
+                      {{"selector", {{"matchLabels", {{"app", "web"}}}}},
+                       {"template", JobObject("web", json::array(), "Never")["spec"]["template"]}}}};
+  deployment["spec"]["template"]["metadata"]["labels"] = {{"app", "web"}};
+  auto deployment_causes = ValidateForApi(*FindResourceType("apps", "deployments"), deployment);
+  ASSERT_EQ(deployment_causes.size(), 1u);
+  EXPECT_EQ(deployment_causes[0].field + ": " + deployment_causes[0].message,
+            "spec.template.spec.restartPolicy: Unsupported value: \"Never\": supported values: "
+            "\"Always\"");
+
   // Through the API: 422 Invalid, worded as the real server words it, and nothing stored.
   ResourceRoute route{.type = &type, .ns = "default"};
   auto refused = CheckWrite(route, JobObject("bad", json::array(), "Always"), "bad");
