@@ -84,14 +84,21 @@ absl::Status Sandbox::Start() {
   daemonset_options.nodes = deployment_options.nodes;
   daemonsets_ =
       std::make_unique<DaemonSetController>(*store_, *routing_runtime_, *ips_, daemonset_options);
+  JobControllerOptions job_options;
+  static_cast<PodLifecycleOptions&>(job_options) = deployment_options;
+  job_options.nodes = deployment_options.nodes;
+  jobs_ = std::make_unique<JobController>(*store_, *routing_runtime_, *ips_, job_options);
   EndpointSliceControllerOptions slice_options;
   slice_options.max_endpoints_per_slice = options_.max_slice_endpoints;
   endpointslices_ = std::make_unique<EndpointSliceController>(*store_, slice_options);
   namespaces_ = std::make_unique<NamespaceController>(*store_);
   RETURN_IF_ERROR(namespaces_->Start());
+  serviceaccounts_ = std::make_unique<ServiceAccountController>(*store_);
+  RETURN_IF_ERROR(serviceaccounts_->Start());
   RETURN_IF_ERROR(endpointslices_->Start());
   RETURN_IF_ERROR(deployments_->Start());
   RETURN_IF_ERROR(daemonsets_->Start());
+  RETURN_IF_ERROR(jobs_->Start());
   if (options_.run_pods) service_proxy_ = std::make_unique<ServiceProxy>(*store_);
   if (service_proxy_) RETURN_IF_ERROR(service_proxy_->Start());
   RETURN_IF_ERROR(SeedObjects());
@@ -120,8 +127,10 @@ void Sandbox::Stop() {
   started_ = false;
   if (deployments_) deployments_->Stop();
   if (daemonsets_) daemonsets_->Stop();
+  if (jobs_) jobs_->Stop();
   if (endpointslices_) endpointslices_->Stop();
   if (namespaces_) namespaces_->Stop();
+  if (serviceaccounts_) serviceaccounts_->Stop();
   if (service_proxy_) service_proxy_->Stop();
   // All pods at once, each with GOAWAY and a moment for in-flight calls.
   if (grpc_runtime_) grpc_runtime_->StopAll(std::chrono::milliseconds(1000));

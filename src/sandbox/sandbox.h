@@ -1,7 +1,7 @@
 // Sandbox: the whole Kubernetes stand-in on one machine: the ResourceStore, the ApiServer (TLS,
-// a random bearer token), the deployment, daemonset and endpointslice controllers and real gRPC
-// backend pods on their own loopback IPs (pods of other images are routed by image,
-// RoutingPodRuntime), seeded with Namespace default, Deployment default/greeter and
+// a random bearer token), the deployment, daemonset, job, endpointslice, namespace and
+// serviceaccount controllers and real gRPC backend pods on their own loopback IPs (pods of other
+// images are routed by image, RoutingPodRuntime), seeded with Namespace default, Deployment default/greeter and
 // Service greeter. Start/Stop from one control thread; accessors are thread-safe.
 #pragma once
 
@@ -17,6 +17,8 @@
 #include "sandbox/controllers/daemonset_controller.h"
 #include "sandbox/controllers/deployment_controller.h"
 #include "sandbox/controllers/endpointslice_controller.h"
+#include "sandbox/controllers/job_controller.h"
+#include "sandbox/controllers/serviceaccount_controller.h"
 #include "sandbox/controllers/namespace_controller.h"
 #include "sandbox/network/service_proxy.h"
 #include "sandbox/pods/pod_runtime.h"
@@ -89,6 +91,8 @@ class Sandbox {
   std::unique_ptr<PodIpAllocator> ips_;
   std::unique_ptr<DeploymentController> deployments_;
   std::unique_ptr<DaemonSetController> daemonsets_;
+  std::unique_ptr<JobController> jobs_;
+  std::unique_ptr<ServiceAccountController> serviceaccounts_;
   std::unique_ptr<EndpointSliceController> endpointslices_;
   std::unique_ptr<NamespaceController> namespaces_;
   std::unique_ptr<ServiceProxy> service_proxy_;  // with run_pods: ClusterIPs reach the pods

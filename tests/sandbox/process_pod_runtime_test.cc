@@ -65,7 +65,8 @@ class ProcessPodRuntimeTest : public ::testing::Test {
   }
 
   // A pod as the workload controller creates it (Pending, podIP set), stored and launched.
-  PodLaunch Launch(const std::string& name, const json& container, int grace_seconds = 5) {
+  PodLaunch Launch(const std::string& name, const json& container, int grace_seconds = 5,
+                   const std::string& restart_policy = "Always") {
     json pod = {{"apiVersion", "v1"},
                 {"kind", "Pod"},
                 {"metadata", {{"name", name}, {"namespace", "default"}}},
@@ -73,6 +74,7 @@ class ProcessPodRuntimeTest : public ::testing::Test {
                  {{"nodeName", "node-a"},
                   {"serviceAccountName", "podlb"},
                   {"terminationGracePeriodSeconds", grace_seconds},
+                  {"restartPolicy", restart_policy},
                   {"containers", json::array({container})}}},
                 {"status",
                  {{"phase", "Pending"},
@@ -188,6 +190,30 @@ TEST_F(ProcessPodRuntimeTest, FailedLivenessProbeRestartsTheContainer) {
   auto previous = runtime_->Logs("default", "cp-3", "", /*previous=*/true);
   ASSERT_TRUE(previous.ok()) << previous.status();
   EXPECT_THAT(*previous, HasSubstr("serving ADS on"));
+}
+
+TEST_F(ProcessPodRuntimeTest, FailedLivenessProbeUnderRestartPolicyNeverFailsThePod) {
+  json container = ControlPlane();
+  container["livenessProbe"] = {{"tcpSocket", {{"port", 1}}},
+                                {"initialDelaySeconds", 1},
+                                {"periodSeconds", 1},
+                                {"failureThreshold", 1}};
+  ASSERT_TRUE(runtime_->StartPod(Launch("cp-5", container, 1, "Never")).ok());
+  ASSERT_TRUE(WaitForPod("cp-5", [](const json& pod) {
+    return pod["status"].value("phase", "") == "Failed";
+  }));
+  json pod = *store_->Get("pods", "default", "cp-5");
+  // Killed, not restarted; the pod failed whatever its process exited with on SIGTERM.
+  EXPECT_EQ(Container(pod)["restartCount"], 0);
+  EXPECT_NE(Container(pod)["state"]["terminated"]["exitCode"], 0);
+  EXPECT_EQ(Container(pod)["state"]["terminated"]["reason"], "Error");
+  EXPECT_FALSE(Container(pod)["ready"].get<bool>());
+  EXPECT_EQ(runtime_->Outcome("cp-5"), PodOutcome::kFailed);
+  // What it wrote stays readable until the pod is deleted, and then goes with its directory.
+  EXPECT_THAT(*runtime_->Logs("default", "cp-5", ""), HasSubstr("serving ADS on"));
+  runtime_->StopPod("cp-5", 0ms);
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/pods/default/cp-5"));
+  EXPECT_FALSE(runtime_->Outcome("cp-5").has_value());
 }
 
 TEST_F(ProcessPodRuntimeTest, ContainerThatExitsIsInCrashLoopBackOffWithItsExitCode) {

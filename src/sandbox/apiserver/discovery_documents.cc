@@ -88,7 +88,8 @@ std::optional<json> ApiResourceListDocument(const std::string& group, const std:
                   {"verbs", type.verbs.empty() ? kVerbs : json(type.verbs)}};
     if (!type.short_names.empty()) entry["shortNames"] = type.short_names;
     if (type.resource == "services" || type.resource == "pods" ||
-        (type.group == "apps" && type.resource != "controllerrevisions")) {
+        (type.group == "apps" && type.resource != "controllerrevisions") ||
+        type.resource == "jobs") {
       entry["categories"] = {"all"};
     }
     resources.push_back(entry);

@@ -248,6 +248,23 @@ json BuildDefinitions() {
                                         {"selector", selector},
                                         {"template", template_spec}},
                                        {"selector"})},
+      {"io.k8s.api.batch.v1.JobSpec", Struct({{"activeDeadlineSeconds", Int64()},
+                                               {"backoffLimit", Int32()},
+                                               {"backoffLimitPerIndex", Int32()},
+                                               {"completionMode", Str()},
+                                               {"completions", Int32()},
+                                               {"managedBy", Str()},
+                                               {"manualSelector", Bool()},
+                                               {"maxFailedIndexes", Int32()},
+                                               {"parallelism", Int32()},
+                                               {"podFailurePolicy", AnyObject()},
+                                               {"podReplacementPolicy", Str()},
+                                               {"selector", selector},
+                                               {"successPolicy", AnyObject()},
+                                               {"suspend", Bool()},
+                                               {"template", template_spec},
+                                               {"ttlSecondsAfterFinished", Int32()}},
+                                              {"template"})},
       {"io.k8s.api.policy.v1.PodDisruptionBudgetSpec",
        Struct({{"maxUnavailable", IntOrString()},
                {"minAvailable", IntOrString()},
@@ -314,6 +331,7 @@ json BuildDefinitions() {
     if (r == "replicasets") {
       return {{"spec", Ref(apps + "ReplicaSetSpec")}, {"status", AnyObject()}};
     }
+    if (r == "jobs") return {{"spec", Ref("io.k8s.api.batch.v1.JobSpec")}, {"status", AnyObject()}};
     if (r == "controllerrevisions") {
       *required = {"revision"};
       return {{"data", AnyObject()}, {"revision", Int64()}};

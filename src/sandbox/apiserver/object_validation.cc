@@ -137,10 +137,88 @@ void ValidateWorkload(const json& object, std::vector<FieldCause>* causes) {
   }
   if (At(spec, {"template"}).is_object()) {
     ValidateContainers(At(spec, {"template", "spec"}), "spec.template.spec", causes);
+    // Their pods run until deleted; a pod that finished would never be replaced.
+    const json& restart = At(spec, {"template", "spec", "restartPolicy"});
+    if (restart.is_string() && restart != "Always") {
+      causes->push_back({"spec.template.spec.restartPolicy",
+                         absl::StrCat("Unsupported value: ", restart.dump(),
+                                      ": supported values: \"Always\""),
+                         "FieldValueNotSupported"});
+    }
+  }
+}
+
+void NonNegative(const json& spec, const char* field, std::vector<FieldCause>* causes) {
+  const json& value = At(spec, {field});
+  if (value.is_number_integer() && value.get<int64_t>() < 0) {
+    causes->push_back({absl::StrCat("spec.", field),
+                       InvalidValue(value, "must be greater than or equal to 0")});
+  }
+}
+
+// batch/v1 Jobs, as the real server's job strategy validates them (pkg/apis/batch/validation).
+// On create the selector is generated later, in the store (job_defaults.h), once the Job has
+// its uid; here a selector the user wrote without manualSelector is refused, as the real
+// server refuses one that differs from the generated one.
+void ValidateJob(const json& object, std::vector<FieldCause>* causes) {
+  const json& spec = At(object, {"spec"});
+  for (const char* field : {"parallelism", "completions", "activeDeadlineSeconds", "backoffLimit",
+                            "ttlSecondsAfterFinished"}) {
+    NonNegative(spec, field, causes);
+  }
+  const json& mode = At(spec, {"completionMode"});
+  if (mode.is_string() && mode != "NonIndexed" && mode != "Indexed") {
+    causes->push_back({"spec.completionMode",
+                       absl::StrCat("Unsupported value: ", mode.dump(),
+                                    ": supported values: \"NonIndexed\", \"Indexed\""),
+                       "FieldValueNotSupported"});
+  }
+  const json& selector = At(spec, {"selector"});
+  const json& labels = At(spec, {"template", "metadata", "labels"});
+  if (At(spec, {"manualSelector"}) == true) {
+    if (!selector.is_object()) {
+      causes->push_back({"spec.selector", "Required value", "FieldValueRequired"});
+    } else if (!SelectorMatches(selector, labels)) {
+      causes->push_back({"spec.template.metadata.labels",
+                         absl::StrCat("Invalid value: ", GoStringMap(labels),
+                                      ": `selector` does not match template `labels`")});
+    }
+  } else if (selector.is_object() && !selector.empty() &&
+             !At(object, {"metadata", "uid"}).is_string()) {
+    causes->push_back({"spec.selector", InvalidValue(selector, "`selector` not auto-generated")});
+  }
+  const json& pod_template = At(spec, {"template"});
+  if (!pod_template.is_object()) return;  // required: MissingRequiredFields said so
+  const json& pod_spec = At(pod_template, {"spec"});
+  ValidateContainers(pod_spec, "spec.template.spec", causes);
+  // The pod template's restartPolicy defaults to Always, which a Job cannot run.
+  const json& restart = At(pod_spec, {"restartPolicy"});
+  std::string policy = restart.is_string() ? restart.get<std::string>() : "Always";
+  if (policy != "OnFailure" && policy != "Never") {
+    causes->push_back({"spec.template.spec.restartPolicy",
+                       absl::StrCat("Unsupported value: ", json(policy).dump(),
+                                    ": supported values: \"OnFailure\", \"Never\""),
+                       "FieldValueNotSupported"});
   }
 }
 
 }  // namespace
+
+std::vector<FieldCause> ValidateUpdate(const ResourceType& type, const json& current,
+                                       const json& updated) {
+  std::vector<FieldCause> causes;
+  if (type.group != "batch" || type.resource != "jobs") return causes;
+  // What the real server keeps fixed once a Job exists (ValidateJobSpecUpdate).
+  for (const char* field : {"template", "selector", "completionMode"}) {
+    const json& before = At(current, {"spec", field});
+    const json& after = At(updated, {"spec", field});
+    if (before != after) {
+      causes.push_back(
+          {absl::StrCat("spec.", field), InvalidValue(after, "field is immutable")});
+    }
+  }
+  return causes;
+}
 
 std::vector<FieldCause> ValidateForApi(const ResourceType& type, const json& object) {
   std::vector<FieldCause> causes;
@@ -150,6 +228,8 @@ std::vector<FieldCause> ValidateForApi(const ResourceType& type, const json& obj
   const std::string& r = type.resource;
   if (type.group == "apps" && (r == "deployments" || r == "daemonsets" || r == "replicasets")) {
     ValidateWorkload(object, &causes);
+  } else if (type.group == "batch" && r == "jobs") {
+    ValidateJob(object, &causes);
   } else if (r == "pods") {
     ValidateContainers(At(object, {"spec"}), "spec", &causes);
   } else if (r == "services") {

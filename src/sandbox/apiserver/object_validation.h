@@ -27,8 +27,14 @@ std::vector<FieldCause> ValidateObject(const ResourceType& type, const nlohmann:
 // What the real server's validation refuses in a write through the API (create, replace, patch,
 // apply), on top of ValidateObject: the required fields of object_schemas.h, and per kind the
 // checks a user meets first (a Deployment's selector matching its template, containers with
-// an image, port ranges, a binding's roleRef kind, a ServiceAccount subject's namespace).
+// an image, port ranges, a binding's roleRef kind, a ServiceAccount subject's namespace, a
+// Job's restartPolicy, counts and selector).
 std::vector<FieldCause> ValidateForApi(const ResourceType& type, const nlohmann::json& object);
+
+// What an update may not change, given the object as stored (`current`): a Job's pod template,
+// selector and completionMode ("field is immutable"). The store runs it on every update.
+std::vector<FieldCause> ValidateUpdate(const ResourceType& type, const nlohmann::json& current,
+                                       const nlohmann::json& updated);
 
 // InvalidArgument worded as the real server words it ("Pod \"x\" is invalid: FIELD: MESSAGE",
 // "Deployment.apps \"x\" is invalid: ..."),

@@ -18,6 +18,7 @@
 #include "absl/time/time.h"
 #include "fmt/format.h"
 #include "sandbox/apiserver/cluster_ip_allocator.h"
+#include "sandbox/apiserver/object_defaults.h"
 #include "sandbox/apiserver/object_validation.h"
 
 namespace podlb::sandbox {
@@ -317,6 +318,7 @@ absl::StatusOr<json> ResourceStore::Create(const std::string& resource, const st
   meta["uid"] = impl_->core->NewUidLocked();
   meta["resourceVersion"] = std::to_string(version);
   meta["creationTimestamp"] = NowRfc3339();
+  DefaultOnCreate(*type, object);
   if (object.contains("spec")) meta["generation"] = 1;
   meta.erase("deletionTimestamp");
   objects[key] = object;
@@ -363,6 +365,9 @@ absl::StatusOr<json> ResourceStore::Update(const std::string& resource, const st
         fmt::format("Operation cannot be fulfilled on {} \"{}\": the object has been modified; "
                     "please apply your changes to the latest version and try again",
                     GroupResource(resource), name));
+  }
+  if (auto causes = ValidateUpdate(*type, current, object); !causes.empty()) {
+    return InvalidObjectError(*type, name, causes);
   }
   if (resource == "services") {
     if (absl::Status kept = impl_->core->cluster_ips.CarryOver(name, current, object); !kept.ok()) {

@@ -32,6 +32,8 @@ const std::vector<ResourceType>& ServedResourceTypes() {
        .short_names = {"rs"}, .subresources = {"status"}},
       {.group = "apps", .version = "v1", .resource = "controllerrevisions",
        .kind = "ControllerRevision"},
+      {.group = "batch", .version = "v1", .resource = "jobs", .kind = "Job",
+       .subresources = {"status"}},
       {.group = "policy", .version = "v1", .resource = "poddisruptionbudgets",
        .kind = "PodDisruptionBudget", .short_names = {"pdb"}, .subresources = {"status"}},
       {.group = "rbac.authorization.k8s.io", .version = "v1", .resource = "clusterroles",

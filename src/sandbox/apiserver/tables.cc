@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <ctime>
+#include <optional>
 
 #include "absl/strings/str_join.h"
 #include "fmt/format.h"
@@ -32,6 +33,47 @@ std::string Since(const json& timestamp) {
   if (seconds < 120 * 60) return fmt::format("{}m", seconds / 60);
   if (seconds < 48 * 3600) return fmt::format("{}h", seconds / 3600);
   return fmt::format("{}d", seconds / 86400);
+}
+
+// Seconds since the epoch of an RFC 3339 timestamp, or nullopt.
+std::optional<int64_t> EpochSeconds(const json& timestamp) {
+  std::string text = Str(timestamp, "");
+  std::tm tm{};
+  if (text.empty() || strptime(text.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm) == nullptr) {
+    return std::nullopt;
+  }
+  return static_cast<int64_t>(timegm(&tm));
+}
+
+// apimachinery's duration.HumanDuration, as kubectl prints a Job's DURATION.
+std::string HumanDuration(int64_t seconds) {
+  if (seconds < 0) return "0s";
+  if (seconds < 120) return fmt::format("{}s", seconds);
+  int64_t minutes = seconds / 60;
+  if (minutes < 10) {
+    return seconds % 60 == 0 ? fmt::format("{}m", minutes)
+                             : fmt::format("{}m{}s", minutes, seconds % 60);
+  }
+  if (minutes < 180) return fmt::format("{}m", minutes);
+  int64_t hours = minutes / 60;
+  if (hours < 8) {
+    return minutes % 60 == 0 ? fmt::format("{}h", hours) : fmt::format("{}h{}m", hours, minutes % 60);
+  }
+  if (hours < 48) return fmt::format("{}h", hours);
+  if (hours < 24 * 8) {
+    return hours % 24 == 0 ? fmt::format("{}d", hours / 24)
+                           : fmt::format("{}d{}h", hours / 24, hours % 24);
+  }
+  return fmt::format("{}d", hours / 24);
+}
+
+bool HasTrueCondition(const json& object, const std::string& type) {
+  const json& conditions = At(object, {"status", "conditions"});
+  if (!conditions.is_array()) return false;
+  for (const auto& c : conditions) {
+    if (At(c, {"type"}) == type && At(c, {"status"}) == "True") return true;
+  }
+  return false;
 }
 
 std::string Age(const json& object) { return Since(At(object, {"metadata", "creationTimestamp"})); }
@@ -117,6 +159,43 @@ Printer PrinterFor(const std::string& resource) {
                                        Int(At(o, {"status", "updatedNumberScheduled"})),
                                        Int(At(o, {"status", "numberAvailable"})),
                                        selector.empty() ? "<none>" : absl::StrJoin(selector, ",")};
+            }};
+  }
+  if (resource == "jobs") {
+    // kubectl 1.32's columns (pkg/printers/internalversion printJob).
+    return {{Column("Status", "string"), Column("Completions", "string"),
+             Column("Duration", "string")},
+            [](const json& o) {
+              std::string completions;
+              int64_t succeeded = Int(At(o, {"status", "succeeded"}));
+              const json& want = At(o, {"spec", "completions"});
+              int64_t parallelism = Int(At(o, {"spec", "parallelism"}));
+              if (want.is_number_integer()) {
+                completions = fmt::format("{}/{}", succeeded, want.get<int64_t>());
+              } else if (parallelism > 1) {
+                completions = fmt::format("{}/1 of {}", succeeded, parallelism);
+              } else {
+                completions = fmt::format("{}/1", succeeded);
+              }
+              std::string duration;
+              auto start = EpochSeconds(At(o, {"status", "startTime"}));
+              auto end = EpochSeconds(At(o, {"status", "completionTime"}));
+              if (start) duration = HumanDuration((end ? *end : std::time(nullptr)) - *start);
+              std::string status = "Running";
+              if (HasTrueCondition(o, "Complete")) {
+                status = "Complete";
+              } else if (HasTrueCondition(o, "Failed")) {
+                status = "Failed";
+              } else if (!At(o, {"metadata", "deletionTimestamp"}).is_null()) {
+                status = "Terminating";
+              } else if (HasTrueCondition(o, "Suspended")) {
+                status = "Suspended";
+              } else if (HasTrueCondition(o, "FailureTarget")) {
+                status = "FailureTarget";
+              } else if (HasTrueCondition(o, "SuccessCriteriaMet")) {
+                status = "SuccessCriteriaMet";
+              }
+              return std::vector<json>{status, completions, duration};
             }};
   }
   if (resource == "events") {

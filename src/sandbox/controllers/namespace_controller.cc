@@ -39,7 +39,8 @@ void NamespaceController::Finalize(const std::string& name) {
   std::vector<const ResourceType*> order;
   for (bool workloads : {true, false}) {
     for (const auto& type : ServedResourceTypes()) {
-      if (type.namespaced && type.verbs.empty() && (type.group == "apps") == workloads) {
+      bool workload = type.group == "apps" || type.group == "batch";
+      if (type.namespaced && type.verbs.empty() && workload == workloads) {
         order.push_back(&type);
       }
     }

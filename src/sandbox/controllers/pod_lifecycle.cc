@@ -91,13 +91,15 @@ std::string TemplateHash(const json& pod_template) {
 }
 
 PodLifecycle::PodLifecycle(ResourceStore& store, PodRuntime& runtime, PodIpAllocator& ips,
-                           WorkQueue& queue, std::string owner_kind, PodLifecycleOptions options)
+                           WorkQueue& queue, std::string owner_kind, PodLifecycleOptions options,
+                           std::string owner_api_version)
     : store_(store),
       runtime_(runtime),
       ips_(ips),
       queue_(queue),
       owner_kind_(std::move(owner_kind)),
-      options_(options) {}
+      options_(options),
+      owner_api_version_(std::move(owner_api_version)) {}
 
 void PodLifecycle::OnPodEvent(const WatchEvent& event) {
   // Only pods of our owner kind matter; their owner reference names the workload.
@@ -146,7 +148,7 @@ void PodLifecycle::Reconcile(const std::string& resource, const std::string& own
   if (!owner.ok()) {
     // Deleted: its pods go (the garbage collector's cascade, done here).
     for (auto& [pod_name, pod] : pods) {
-      if (pod.live()) {
+      if (pod.live() || pod.finished()) {
         TerminatePod(pod);
         changed = true;
       }
@@ -223,6 +225,14 @@ bool PodLifecycle::ProbeAndExpire(PodMap& pods) {
   bool changed = false;
   auto now = WorkQueue::Clock::now();
   for (auto& [pod_name, pod] : pods) {
+    if (pod.phase == PodPhase::kStarting || pod.phase == PodPhase::kReady) {
+      // The runtime wrote the pod's final status itself; the owner counts it from here on.
+      if (auto outcome = runtime_.Outcome(pod_name)) {
+        pod.phase = *outcome == PodOutcome::kSucceeded ? PodPhase::kSucceeded : PodPhase::kFailed;
+        changed = true;
+        continue;
+      }
+    }
     if (pod.phase == PodPhase::kStarting && pod.next_probe <= now) {
       if (!runtime_.ProbeReadiness(pod_name).ok()) {
         pod.next_probe = now + options_.probe_period;
@@ -230,6 +240,9 @@ bool PodLifecycle::ProbeAndExpire(PodMap& pods) {
       }
       auto status = MutateObject(store_, "pods", pod.ns, pod_name, [](json& object) {
         json& s = object["status"];
+        // Finished between the probe and this write: the kubelet's final status stands.
+        std::string phase = s.value("phase", "");
+        if (phase == "Succeeded" || phase == "Failed") return false;
         s["phase"] = "Running";
         s["containerStatuses"] = ContainerStatuses(object.value("spec", json::object()), true);
         SetCondition(s, "ContainersReady", true);
@@ -279,7 +292,7 @@ ManagedPod* PodLifecycle::CreatePod(const json& owner, const std::string& name_p
               {"metadata",
                {{"namespace", ns},
                 {"labels", labels},
-                {"ownerReferences", json::array({{{"apiVersion", "apps/v1"},
+                {"ownerReferences", json::array({{{"apiVersion", owner_api_version_},
                                                   {"kind", owner_kind_},
                                                   {"name", owner_name},
                                                   {"uid", meta.value("uid", "")},
@@ -378,6 +391,11 @@ ManagedPod* PodLifecycle::CreatePod(const json& owner, const std::string& name_p
 }
 
 void PodLifecycle::TerminatePod(ManagedPod& pod) {
+  if (pod.finished()) {
+    // Nothing runs; the runtime still holds the pod's directory and logs, which StopPod frees.
+    BeginStop(pod, std::chrono::milliseconds(0));
+    return;
+  }
   if (pod.phase == PodPhase::kPending) {
     // Nothing runs: the object goes at once, as the kubelet confirms a pod with no containers.
     pod.phase = PodPhase::kStopping;

@@ -48,7 +48,9 @@ struct PodLifecycleOptions {
 };
 
 // kPending: the runtime refused the pod's image; it stays Pending until it is deleted.
-enum class PodPhase { kPending, kStarting, kReady, kTerminating, kStopping };
+// kSucceeded, kFailed: its containers ended for good (restartPolicy Never or OnFailure; the
+// runtime's Outcome); the object stays, with its logs, until the pod is deleted.
+enum class PodPhase { kPending, kStarting, kReady, kSucceeded, kFailed, kTerminating, kStopping };
 
 struct ManagedPod {
   std::string name;
@@ -72,6 +74,8 @@ struct ManagedPod {
   bool live() const {
     return phase == PodPhase::kPending || phase == PodPhase::kStarting || phase == PodPhase::kReady;
   }
+  // Ran to its end and stays until deleted (not live: no workload counts it as running).
+  bool finished() const { return phase == PodPhase::kSucceeded || phase == PodPhase::kFailed; }
 };
 using PodMap = std::map<std::string, ManagedPod>;  // by pod name
 
@@ -80,17 +84,19 @@ std::string TemplateHash(const nlohmann::json& pod_template);
 
 class PodLifecycle {
  public:
-  // `owner_kind` is the kind in the pods' ownerReferences ("Deployment", "DaemonSet"); `queue`
-  // is the controller's, keyed by "ns/name" of the owner.
+  // `owner_kind` and `owner_api_version` are the kind in the pods' ownerReferences
+  // ("Deployment", "DaemonSet", "Job") and its group version; `queue` is the controller's,
+  // keyed by "ns/name" of the owner.
   PodLifecycle(ResourceStore& store, PodRuntime& runtime, PodIpAllocator& ips, WorkQueue& queue,
-               std::string owner_kind, PodLifecycleOptions options);
+               std::string owner_kind, PodLifecycleOptions options,
+               std::string owner_api_version = "apps/v1");
 
   // Pod watch thread: queues the owner of a pod deleted from outside or whose faults changed.
   void OnPodEvent(const WatchEvent& event);
 
   // One reconcile of the workload `owner_key` ("ns/name") of `resource` ("deployments"): harvests
-  // stopped pods, applies changed faults, probes starting pods and stops pods whose grace period
-  // ended; then, if the workload exists, `manage` creates and terminates its pods (true if it
+  // stopped pods, applies changed faults, probes starting pods, marks finished the pods whose
+  // runtime says so, and stops pods whose grace period ended; then, if the workload exists, `manage` creates and terminates its pods (true if it
   // did) and `write_status` writes its status; if it is gone, its pods terminate. Queues the
   // owner again when its pods need it (probes, grace periods, changes).
   using ManagePods = std::function<bool(const nlohmann::json& owner, PodMap& pods)>;
@@ -105,7 +111,8 @@ class PodLifecycle {
                         const std::string& hash, const nlohmann::json& extra_labels,
                         const std::string& node, PodMap& pods);
 
-  // What the API server and kubelet do on DELETE: marks the object, then stops the pod.
+  // What the API server and kubelet do on DELETE: marks the object, then stops the pod (a
+  // finished pod has nothing running: its object and directory go at once).
   void TerminatePod(ManagedPod& pod);
 
   // Waits for stops under way (controller shutdown, after the controller thread ended).
@@ -130,6 +137,7 @@ class PodLifecycle {
   WorkQueue& queue_;
   const std::string owner_kind_;
   const PodLifecycleOptions options_;
+  const std::string owner_api_version_;
 
   // Controller thread only.
   std::map<std::string, PodMap> pods_;  // by owner key "ns/name"

@@ -106,7 +106,8 @@ absl::Status MutateObject(ResourceStore& store, const std::string& resource, con
   return last;
 }
 
-void SetCondition(nlohmann::json& status, const std::string& type, bool value) {
+void SetCondition(nlohmann::json& status, const std::string& type, bool value,
+                  const std::string& reason) {
   nlohmann::json& conditions = status["conditions"];
   if (!conditions.is_array()) conditions = nlohmann::json::array();
   const std::string text = value ? "True" : "False";
@@ -116,9 +117,17 @@ void SetCondition(nlohmann::json& status, const std::string& type, bool value) {
       condition["status"] = text;
       condition["lastTransitionTime"] = NowRfc3339();
     }
+    if (reason.empty()) {
+      condition.erase("reason");
+    } else {
+      condition["reason"] = reason;
+    }
     return;
   }
-  conditions.push_back({{"type", type}, {"status", text}, {"lastTransitionTime", NowRfc3339()}});
+  nlohmann::json condition = {
+      {"type", type}, {"status", text}, {"lastTransitionTime", NowRfc3339()}};
+  if (!reason.empty()) condition["reason"] = reason;
+  conditions.push_back(std::move(condition));
 }
 
 }  // namespace podlb::sandbox

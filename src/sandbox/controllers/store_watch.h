@@ -44,8 +44,10 @@ std::pair<std::string, std::string> SplitObjectKey(const std::string& key);
 uint64_t ObjectVersion(const nlohmann::json& object);  // metadata.resourceVersion as a number
 std::string NowRfc3339();
 // Sets condition `type` of an object's status to True/False, moving lastTransitionTime only when
-// the value changes (a Pod's Ready, ContainersReady, ...).
-void SetCondition(nlohmann::json& status, const std::string& type, bool value);
+// the value changes (a Pod's Ready, ContainersReady, ...), with `reason` when one is given
+// (PodCompleted on a finished pod's Ready).
+void SetCondition(nlohmann::json& status, const std::string& type, bool value,
+                  const std::string& reason = "");
 
 // Get, apply `mutate`, Update; retries when another writer got there first (409 Conflict).
 // `mutate` returns false when nothing needs writing.

@@ -35,6 +35,10 @@ struct PodLaunch {
   std::chrono::milliseconds termination_grace{30000};
 };
 
+// How a pod ended for good: every container exited and restartPolicy lets none run again
+// (Never; OnFailure after exit 0). The pod's phase says the same.
+enum class PodOutcome { kSucceeded, kFailed };
+
 class PodRuntime {
  public:
   virtual ~PodRuntime() = default;
@@ -53,6 +57,11 @@ class PodRuntime {
   // up to launch.termination_grace; false (backend pods): the sandbox keeps the pod serving for
   // its own grace period, then calls StopPod.
   virtual bool DrainsItself(const std::string& /*name*/) const { return false; }
+  // Set once the pod has finished (restartPolicy Never or OnFailure); nullopt while it runs or
+  // restarts, and always for runtimes whose pods run until stopped (the test backends).
+  virtual std::optional<PodOutcome> Outcome(const std::string& /*name*/) const {
+    return std::nullopt;
+  }
 };
 
 class NullPodRuntime : public PodRuntime {

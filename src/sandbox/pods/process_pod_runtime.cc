@@ -119,6 +119,8 @@ absl::Status ProcessPodRuntime::StartPod(const PodLaunch& launch) {
     pod->token_refresh_at = Clock::now() + options_.token_refresh;
   }
   pod->env.insert(pod->env.end(), plan->env.begin(), plan->env.end());
+  const json& restart_policy = spec.contains("restartPolicy") ? spec["restartPolicy"] : json();
+  pod->restart_policy = restart_policy.is_string() ? restart_policy.get<std::string>() : "Always";
   pod->argv = {options_.podlb_binary};
   pod->argv.insert(pod->argv.end(), plan->args.begin(), plan->args.end());
 
@@ -274,6 +276,8 @@ ProcessPodRuntime::Clock::time_point ProcessPodRuntime::Tend(Pod& pod, Clock::ti
 ProcessPodRuntime::Clock::time_point ProcessPodRuntime::TendLocked(Pod& pod,
                                                                    Clock::time_point now) {
   Clock::time_point next = now + std::chrono::seconds(1);
+  // A finished pod keeps its directory and logs until it is stopped; nothing runs to tend.
+  if (pod.outcome.load() != Pod::kNotFinished) return next;
 
   if (pod.token_refresh_at && now >= *pod.token_refresh_at) {
     // podlb re-reads the file when it changes (and at once after a 401).
@@ -292,6 +296,10 @@ ProcessPodRuntime::Clock::time_point ProcessPodRuntime::TendLocked(Pod& pod,
   }
   if (!pod.process->Running()) {
     int status = pod.process->wait_status();
+    if (pod.restart_policy == "Never" || (pod.restart_policy == "OnFailure" && status == 0)) {
+      Finish(pod, status);
+      return next;
+    }
     auto backoff = std::min(options_.restart_backoff * (1 << std::min(pod.restarts, 10)),
                             options_.max_restart_backoff);
     pod.restart_at = now + backoff;
@@ -342,7 +350,17 @@ ProcessPodRuntime::Clock::time_point ProcessPodRuntime::TendLocked(Pod& pod,
     if (result.ok()) {
       pod.liveness_failures = 0;
     } else if (++pod.liveness_failures >= probe.failure_threshold) {
-      Restart(pod, absl::StrCat("Liveness probe failed: ", result.message()));
+      std::string why = absl::StrCat("Liveness probe failed: ", result.message());
+      if (pod.restart_policy == "Never") {
+        // Killed and not restarted: the pod fails, whatever the exit status.
+        LogWarn("kubelet: pod {}/{}: container {} killed: {}", pod.launch.ns, pod.launch.name,
+                pod.plan.name, why);
+        pod.process->Stop(pod.launch.termination_grace);
+        int status = pod.process->wait_status();
+        Finish(pod, status == 0 ? -1 : status);
+        return next;
+      }
+      Restart(pod, why);
     }
   }
   if (pod.plan.liveness) next = std::min(next, pod.next_liveness);
@@ -375,6 +393,52 @@ void ProcessPodRuntime::Restart(Pod& pod, const std::string& why) {
                  {{"exitCode", ExitCode(status)},
                   {"reason", ExitCode(status) == 0 ? "Completed" : "Error"},
                   {"finishedAt", NowRfc3339()}}}});
+}
+
+void ProcessPodRuntime::Finish(Pod& pod, int wait_status) {
+  // As the kubelet reports it: the exit code, or 128 + the signal that killed the container.
+  int code = ExitCode(wait_status);
+  if (code < 0) code = wait_status == -1 ? 1 : 128 - code;
+  const bool succeeded = code == 0;
+  pod.ready = false;
+  pod.outcome = static_cast<int>(succeeded ? PodOutcome::kSucceeded : PodOutcome::kFailed);
+  LogInfo("kubelet: pod {}/{}: container {} {}; restartPolicy {}: the pod {}", pod.launch.ns,
+          pod.launch.name, pod.plan.name, DescribeWaitStatus(wait_status), pod.restart_policy,
+          succeeded ? "succeeded" : "failed");
+  json terminated = {{"exitCode", code},
+                     {"reason", succeeded ? "Completed" : "Error"},
+                     {"startedAt", pod.started_at},
+                     {"finishedAt", NowRfc3339()}};
+  const int restarts = pod.restarts;
+  absl::Status written =
+      MutateObject(store_, "pods", pod.launch.ns, pod.launch.name, [&](json& object) {
+        json& status = object["status"];
+        json& containers = status["containerStatuses"];
+        if (!containers.is_array() || containers.empty()) return false;
+        json& container = containers[0];
+        container["ready"] = false;
+        container["started"] = false;
+        container["restartCount"] = restarts;
+        container["state"] = {{"terminated", terminated}};
+        status["phase"] = succeeded ? "Succeeded" : "Failed";
+        // The kubelet's words: a completed pod is not ready because it completed.
+        std::string reason = succeeded ? "PodCompleted" : "ContainersNotReady";
+        SetCondition(status, "ContainersReady", false, reason);
+        SetCondition(status, "Ready", false, reason);
+        return true;
+      });
+  if (!written.ok() && written.code() != absl::StatusCode::kNotFound) {
+    LogWarn("kubelet: cannot update the status of pod {}/{}: {}", pod.launch.ns, pod.launch.name,
+            std::string(written.message()));
+  }
+}
+
+std::optional<PodOutcome> ProcessPodRuntime::Outcome(const std::string& name) const {
+  std::shared_ptr<Pod> pod = Find(name);
+  if (!pod) return std::nullopt;
+  int outcome = pod->outcome.load();
+  if (outcome == Pod::kNotFinished) return std::nullopt;
+  return static_cast<PodOutcome>(outcome);
 }
 
 void ProcessPodRuntime::ReportStatus(const Pod& pod, const json& state, const json& last_state) {

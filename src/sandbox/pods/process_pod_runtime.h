@@ -9,7 +9,10 @@
 // - stdout and stderr appended to a file per container, served by pods/log (`kubectl logs`);
 // - readiness and liveness probes polled at their periods; a failed liveness probe or an exit
 //   restarts the process with a growing back-off (restartCount, lastState, CrashLoopBackOff in
-//   the pod's status);
+//   the pod's status), as the pod's restartPolicy says: Always (the default) restarts on any
+//   exit; OnFailure only on a non-zero exit or a failed liveness probe; Never not at all. A pod
+//   that will not run again is finished: its container `terminated`, its phase Succeeded (every
+//   exit 0) or Failed, not ready (PodCompleted); its directory and logs stay until StopPod;
 // - termination as the kubelet does it: SIGTERM when the pod is deleted, SIGKILL once the pod's
 //   terminationGracePeriodSeconds have passed.
 // Pods bind their own loopback IP ($(POD_IP) in the manifests), so replicas cannot collide.
@@ -71,6 +74,7 @@ class ProcessPodRuntime : public PodRuntime {
   // `deadline`, the backend pods' drain time), then SIGKILL; removes the pod's directory.
   void StopPod(const std::string& name, std::chrono::milliseconds deadline) override;
   bool DrainsItself(const std::string&) const override { return true; }
+  std::optional<PodOutcome> Outcome(const std::string& name) const override;
 
   // What the pod's container wrote (`kubectl logs`), or with `previous` what its run before the
   // last restart wrote; NotFound for a pod this runtime does not run.
@@ -90,6 +94,12 @@ class ProcessPodRuntime : public PodRuntime {
     std::vector<std::string> env;
     std::atomic<bool> terminating{false};
     std::atomic<bool> ready{false};
+    // spec.restartPolicy: "Always", "OnFailure" or "Never".
+    std::string restart_policy;
+    // kNotFinished, or the PodOutcome once the pod finished (read by Outcome without the lock,
+    // which a stop holds for up to the grace period).
+    static constexpr int kNotFinished = -1;
+    std::atomic<int> outcome{kNotFinished};
     absl::Mutex process_mu;
     std::unique_ptr<ChildProcess> process ABSL_GUARDED_BY(process_mu);
     // The prober thread's own, after StartPod.
@@ -114,6 +124,9 @@ class ProcessPodRuntime : public PodRuntime {
   Clock::time_point TendLocked(Pod& pod, Clock::time_point now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(pod.process_mu);
   void Restart(Pod& pod, const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pod.process_mu);
+  // The container ended (`wait_status`) and the restart policy lets it not run again: the pod
+  // is Succeeded or Failed for good.
+  void Finish(Pod& pod, int wait_status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pod.process_mu);
   // Writes the container's state into the Pod object (ready, restartCount, state, lastState).
   void ReportStatus(const Pod& pod, const nlohmann::json& state, const nlohmann::json& last_state);
 

@@ -127,4 +127,9 @@ bool RoutingPodRuntime::DrainsItself(const std::string& name) const {
   return runtime != nullptr && runtime->DrainsItself(name);
 }
 
+std::optional<PodOutcome> RoutingPodRuntime::Outcome(const std::string& name) const {
+  PodRuntime* runtime = Started(name);
+  return runtime == nullptr ? std::nullopt : runtime->Outcome(name);
+}
+
 }  // namespace podlb::sandbox

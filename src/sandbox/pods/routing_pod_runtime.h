@@ -34,6 +34,7 @@ class RoutingPodRuntime : public PodRuntime {
   void SetFault(const std::string& name, const PodFault& fault) override;
   void StopPod(const std::string& name, std::chrono::milliseconds deadline) override;
   bool DrainsItself(const std::string& name) const override;
+  std::optional<PodOutcome> Outcome(const std::string& name) const override;
 
  private:
   // The runtime for the pod's containers, or why none can run them.
