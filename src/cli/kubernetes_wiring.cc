@@ -15,13 +15,24 @@ namespace podlb::cli {
 namespace {
 
 absl::StatusOr<KubeConfig> LoadConfig(const SourceFlags& flags) {
-  if (!flags.kubeconfig.empty()) return LoadKubeconfig(flags.kubeconfig, flags.context);
+  auto config = LoadClusterConfig(flags.kubeconfig, flags.context);
+  if (flags.kubeconfig.empty() && absl::IsNotFound(config.status())) {
+    return absl::FailedPreconditionError(
+        "no endpoint source: " + std::string(config.status().message()) +
+        "; pass --kubeconfig FILE, --dns NAME:PORT or --file PATH");
+  }
+  return config;
+}
+
+}  // namespace
+
+absl::StatusOr<KubeConfig> LoadClusterConfig(const std::string& kubeconfig,
+                                             const std::string& context) {
+  if (!kubeconfig.empty()) return LoadKubeconfig(kubeconfig, context);
   const char* host = std::getenv("KUBERNETES_SERVICE_HOST");
   const char* port = std::getenv("KUBERNETES_SERVICE_PORT");
   if (host == nullptr || port == nullptr) {
-    return absl::FailedPreconditionError(
-        "no endpoint source: not running in a cluster (KUBERNETES_SERVICE_HOST is not set); "
-        "pass --kubeconfig FILE, --dns NAME:PORT or --file PATH");
+    return absl::NotFoundError("not running in a cluster (KUBERNETES_SERVICE_HOST is not set)");
   }
   InClusterEnv env{.service_host = host, .service_port = port};
   // Where the ServiceAccount is mounted, if not at the standard path: the sandbox runs pods as
@@ -34,8 +45,6 @@ absl::StatusOr<KubeConfig> LoadConfig(const SourceFlags& flags) {
   }
   return LoadInClusterConfig(env);
 }
-
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<EndpointSource>> MakeKubernetesSource(
     const SourceFlags& flags, Registry& registry, const std::vector<ServiceKey>& services) {
