@@ -14,17 +14,26 @@ namespace podlb::cli {
 namespace {
 
 absl::StatusOr<KubeConfig> LoadConfig(const SourceFlags& flags) {
-  if (!flags.kubeconfig.empty()) return LoadKubeconfig(flags.kubeconfig, flags.context);
-  InClusterEnv env = InClusterEnvFromProcess();
-  if (env.service_host.empty() || env.service_port.empty()) {
+  auto config = LoadClusterConfig(flags.kubeconfig, flags.context);
+  if (flags.kubeconfig.empty() && absl::IsNotFound(config.status())) {
     return absl::FailedPreconditionError(
-        "no endpoint source: not running in a cluster (KUBERNETES_SERVICE_HOST is not set); "
-        "pass --kubeconfig FILE, --dns NAME:PORT or --file PATH");
+        "no endpoint source: " + std::string(config.status().message()) +
+        "; pass --kubeconfig FILE, --dns NAME:PORT or --file PATH");
   }
-  return LoadInClusterConfig(env);
+  return config;
 }
 
 }  // namespace
+
+absl::StatusOr<KubeConfig> LoadClusterConfig(const std::string& kubeconfig,
+                                             const std::string& context) {
+  if (!kubeconfig.empty()) return LoadKubeconfig(kubeconfig, context);
+  InClusterEnv env = InClusterEnvFromProcess();
+  if (env.service_host.empty() || env.service_port.empty()) {
+    return absl::NotFoundError("not running in a cluster (KUBERNETES_SERVICE_HOST is not set)");
+  }
+  return LoadInClusterConfig(env);
+}
 
 absl::StatusOr<std::unique_ptr<EndpointSource>> MakeKubernetesSource(
     const SourceFlags& flags, Registry& registry, const std::vector<ServiceKey>& services) {

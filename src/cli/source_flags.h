@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "core/host_port.h"
 #include "core/registry.h"
+#include "discovery/kubernetes/kube_config.h"
 #include "discovery/source.h"
 
 namespace podlb::cli {
@@ -34,5 +35,11 @@ struct SourceFlags {
   absl::StatusOr<ServiceKey> DnsKey() const;
   absl::StatusOr<HostPort> DnsHostPort() const;
 };
+
+// How to reach the cluster: the kubeconfig `kubeconfig` (its `context`, empty: current) if given,
+// else the in-cluster service account (KUBERNETES_SERVICE_HOST/PORT, mounted at
+// $PODLB_SERVICEACCOUNT_DIR if set, as in the sandbox's process pods). NotFound when neither.
+absl::StatusOr<KubeConfig> LoadClusterConfig(const std::string& kubeconfig,
+                                             const std::string& context);
 
 }  // namespace podlb::cli

@@ -3,14 +3,18 @@
 // a real cluster (issue 13, item 5), run from the podlb-demo image. Flag parsing and wiring only;
 // the server is src/sandbox/pods/backend_pod.
 #include <cstdio>
+#include <cstdlib>
 #include <thread>
 
 #include "absl/strings/numbers.h"
 #include "cli/commands.h"
 #include "cli/signals.h"
+#include "cli/source_flags.h"
 #include "core/logging.h"
 #include "core/pod_identity.h"
+#include "discovery/kubernetes/object_watch.h"
 #include "sandbox/pods/backend_pod.h"
+#include "sandbox/pods/pod_fault_follower.h"
 
 namespace podlb::cli {
 namespace {
@@ -20,7 +24,48 @@ struct TestServerFlags {
   std::string name;
   double drain_s = 2;
   double max_connection_age_s = 0;
+  bool faults_from_pod = false;
+  std::string pod_namespace;  // default: $POD_NAMESPACE, else the service account's (or context's)
+                              // namespace
+  std::string kubeconfig;
+  std::string context;
 };
+
+std::string EnvOr(const char* name, const std::string& fallback) {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0' ? value : fallback;
+}
+
+// --faults-from-pod: a watch on the server's own Pod whose fault annotations become the
+// server's fault. Null (with a logged reason) when it cannot be set up at all; API failures
+// later are retried by the watch while the server keeps serving.
+std::unique_ptr<ObjectWatch> FollowOwnPod(const TestServerFlags& flags, sandbox::BackendPod& pod,
+                                          std::unique_ptr<sandbox::PodFaultFollower>* follower) {
+  auto config = LoadClusterConfig(flags.kubeconfig, flags.context);
+  if (!config.ok()) {
+    LogError("podlb test-server: --faults-from-pod: {}{}", std::string(config.status().message()),
+             absl::IsNotFound(config.status()) ? "; pass --kubeconfig FILE" : "");
+    return nullptr;
+  }
+  ObjectWatchOptions options;
+  options.name = pod.name();
+  options.ns = flags.pod_namespace.empty() ? EnvOr("POD_NAMESPACE", config->default_namespace)
+                                           : flags.pod_namespace;
+  if (options.ns.empty()) options.ns = "default";  // as kubectl, for a context without one
+  *follower = std::make_unique<sandbox::PodFaultFollower>(
+      options.ns + "/" + options.name, pod.fault(),
+      [&pod](const sandbox::PodFault& fault) { pod.SetFault(fault); });
+  auto watch = std::make_unique<ObjectWatch>(
+      *std::move(config), options,
+      [f = follower->get()](const nlohmann::json* object) { f->OnPod(object); });
+  if (auto status = watch->Start(); !status.ok()) {
+    LogError("podlb test-server: --faults-from-pod: {}", std::string(status.message()));
+    return nullptr;
+  }
+  LogInfo("test-server: following the podlb.io/fault-* annotations of pod {}/{}", options.ns,
+          options.name);
+  return watch;
+}
 
 int RunTestServer(const TestServerFlags& flags) {
   auto colon = flags.listen.rfind(':');
@@ -51,6 +96,15 @@ int RunTestServer(const TestServerFlags& flags) {
   // One line on stdout, for scripts and tests that wait for readiness and need the port.
   std::printf("podlb test-server: %s serving on %s\n", pod.name().c_str(), pod.address().c_str());
   std::fflush(stdout);
+  std::unique_ptr<sandbox::PodFaultFollower> follower;
+  std::unique_ptr<ObjectWatch> watch;
+  if (flags.faults_from_pod) {
+    watch = FollowOwnPod(flags, pod, &follower);
+    if (watch == nullptr) {
+      pod.Shutdown(std::chrono::seconds(0));
+      return 2;
+    }
+  }
 
   int signal = WaitForTerminationSignal();
   // As a pod that Kubernetes deletes: health turns NOT_SERVING at once while calls are still
@@ -58,6 +112,7 @@ int RunTestServer(const TestServerFlags& flags) {
   // then GOAWAY, and in-flight calls get one more second.
   LogInfo("test-server: signal {}, draining for {}s", signal, flags.drain_s);
   pod.BeginTermination();
+  if (watch != nullptr) watch->Stop();  // a fault changed while draining no longer matters
   std::this_thread::sleep_for(
       std::chrono::milliseconds(static_cast<int64_t>(flags.drain_s * 1000)));
   pod.Shutdown(std::chrono::seconds(1));
@@ -81,6 +136,16 @@ void AddTestServerCommand(CLI::App& app, CommandTable& table) {
   sub->add_option("--max-connection-age", flags->max_connection_age_s,
                   "seconds before the server sends GOAWAY on a connection (0: never)")
       ->capture_default_str();
+  sub->add_flag("--faults-from-pod", flags->faults_from_pod,
+                "follow the podlb.io/fault-* annotations of this server's own Pod (named by "
+                "--name / $POD_NAME) through the Kubernetes API; needs get, list, watch on pods");
+  sub->add_option("--pod-namespace", flags->pod_namespace,
+                  "the Pod's namespace for --faults-from-pod (default: $POD_NAMESPACE, else the "
+                  "service account's namespace)");
+  sub->add_option("--kubeconfig", flags->kubeconfig,
+                  "for --faults-from-pod: kubeconfig file (default: the in-cluster service "
+                  "account)");
+  sub->add_option("--context", flags->context, "kubeconfig context (default: current)");
   table.push_back({sub, [flags] { return RunTestServer(*flags); }});
 }
 

@@ -61,6 +61,10 @@ SandboxCluster::SandboxCluster(int octet, int replicas) {
   EXPECT_TRUE(started_) << "podlb sandbox did not print \"ready\"";
 }
 
+void SandboxCluster::Stop() {
+  if (sandbox_ != nullptr) sandbox_->Terminate();
+}
+
 ::testing::AssertionResult SandboxCluster::Run(const std::string& verb,
                                                const std::vector<std::string>& extra) const {
   std::vector<std::string> argv = {PodlbBinary(), "sandbox", verb, "--state-dir", dir(),

@@ -37,6 +37,9 @@ class SandboxCluster {
   explicit SandboxCluster(int octet, int replicas = 3);
 
   bool started() const { return started_; }
+  // Stops `podlb sandbox` (its API server and pods), as an API server that went away looks to
+  // the processes that follow it; the state directory stays.
+  void Stop();
   const std::string& dir() const { return dir_.path(); }
   std::string kubeconfig() const { return dir_.path() + "/kubeconfig"; }
 

@@ -2,9 +2,11 @@
 
 #include <curl/curl.h>
 
+#include <cctype>
 #include <mutex>
 
 #include "core/status_macros.h"
+#include "discovery/kubernetes/endpoint_slice_decoder.h"
 #include "nlohmann/json.hpp"
 
 namespace podlb {
@@ -24,6 +26,45 @@ bool AllWhitespace(std::string_view s) {
 constexpr int kPollMillis = 50;
 
 }  // namespace
+
+absl::Status KubernetesHttpError(const HttpResponse& response, std::string_view verb,
+                                 std::string_view resource, std::string_view scope,
+                                 std::string_view rbac, std::string_view grant_where) {
+  const std::string detail = StatusMessage(response.body);
+  const std::string asked = std::string(verb) + " " + std::string(resource);
+  switch (response.status) {
+    case 401:
+      return absl::UnauthenticatedError(
+          "kubernetes: 401 Unauthorized " + asked +
+          ": the token was rejected; check the service-account token / kubeconfig user");
+    case 403:
+      return absl::PermissionDeniedError(
+          "kubernetes: 403 Forbidden " + asked + " " + std::string(scope) +
+          ": the service account needs get/list/watch on " + std::string(rbac) + " " +
+          std::string(grant_where) + (detail.empty() ? "" : " (server: " + detail + ")"));
+    case 410:
+      return absl::OutOfRangeError("410 Gone: " + detail);
+    default:
+      return absl::UnavailableError("kubernetes: HTTP " + std::to_string(response.status) + " " +
+                                    asked + " " + std::string(scope) +
+                                    (detail.empty() ? "" : ": " + detail));
+  }
+}
+
+std::string QueryEscape(std::string_view in) {
+  static const char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : in) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
 
 struct ApiClient::Transfer {
   CURL* easy = nullptr;

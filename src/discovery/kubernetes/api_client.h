@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -33,6 +34,19 @@ struct HttpResponse {
   long status = 0;   // HTTP status code
   std::string body;  // for a watch: the body of a non-200 answer only
 };
+
+// Percent-encodes a query parameter value (RFC 3986 unreserved characters pass through), for
+// the labelSelector / fieldSelector / continue values of request paths.
+std::string QueryEscape(std::string_view in);
+
+// An API server's answer other than 200 as a Status whose message says what to do, in the words
+// every podlb 403 uses: 401 Unauthenticated (the token was rejected), 403 PermissionDenied naming
+// the verbs to grant on `rbac` `grant_where`, 410 OutOfRange (relist), anything else Unavailable.
+// `verb` is "listing" or "watching"; `resource` what was asked for ("endpointslices", `pods "x"`),
+// `scope` where (`in "default"`, `in all namespaces`); `grant_where` e.g. `in namespace default`.
+absl::Status KubernetesHttpError(const HttpResponse& response, std::string_view verb,
+                                 std::string_view resource, std::string_view scope,
+                                 std::string_view rbac, std::string_view grant_where);
 
 class ApiClient {
  public:

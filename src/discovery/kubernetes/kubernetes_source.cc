@@ -14,22 +14,6 @@ constexpr char kServiceNameLabel[] = "kubernetes.io/service-name";
 // A watch that ends sooner than this is treated as a failure for backoff purposes.
 constexpr std::chrono::seconds kMinHealthyWatch{1};
 
-// Percent-encodes a query value (RFC 3986 unreserved characters pass through).
-std::string QueryEscape(const std::string& in) {
-  static const char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : in) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
 // 410 Gone, as a Status: the resourceVersion is too old, the client must relist.
 bool IsGone(const absl::Status& s) { return absl::IsOutOfRange(s); }
 // Bad data from the server: keep the last good state and relist.
@@ -193,26 +177,10 @@ void KubernetesSource::Run(Kind kind) {
 absl::Status KubernetesSource::HttpError(Kind kind, const char* verb,
                                          const HttpResponse& response) const {
   const Resource& r = resources_[kind];
-  const std::string detail = StatusMessage(response.body);
-  switch (response.status) {
-    case 401:
-      return absl::UnauthenticatedError(
-          "kubernetes: 401 Unauthorized " + std::string(verb) + " " + r.plural +
-          ": the token was rejected; check the service-account token / kubeconfig user");
-    case 403:
-      return absl::PermissionDeniedError(
-          "kubernetes: 403 Forbidden " + std::string(verb) + " " + r.plural + " " + scope_ +
-          ": the service account needs get/list/watch on " + r.rbac +
-          (options_.all_namespaces ? " in all namespaces (a ClusterRole and ClusterRoleBinding)"
-                                   : " in namespace " + options_.ns) +
-          (detail.empty() ? "" : " (server: " + detail + ")"));
-    case 410:
-      return absl::OutOfRangeError("410 Gone: " + detail);
-    default:
-      return absl::UnavailableError("kubernetes: HTTP " + std::to_string(response.status) + " " +
-                                    verb + " " + r.plural + " " + scope_ +
-                                    (detail.empty() ? "" : ": " + detail));
-  }
+  return KubernetesHttpError(response, verb, r.plural, scope_, r.rbac,
+                             options_.all_namespaces
+                                 ? "in all namespaces (a ClusterRole and ClusterRoleBinding)"
+                                 : "in namespace " + options_.ns);
 }
 
 absl::Status KubernetesSource::ListOnce(Kind kind, std::string* rv) {

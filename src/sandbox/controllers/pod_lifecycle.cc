@@ -60,16 +60,6 @@ std::vector<std::string> ContainerNames(const json& pod_spec) {
   return names;
 }
 
-std::map<std::string, std::string> AnnotationsOf(const json& meta) {
-  std::map<std::string, std::string> annotations;
-  json given = meta.value("annotations", json::object());
-  if (!given.is_object()) return annotations;
-  for (const auto& [key, value] : given.items()) {
-    if (value.is_string()) annotations[key] = value.get<std::string>();
-  }
-  return annotations;
-}
-
 std::chrono::milliseconds TerminationGrace(const json& pod_spec) {
   auto it = pod_spec.find("terminationGracePeriodSeconds");
   if (it == pod_spec.end() || !it->is_number_integer() || it->get<int64_t>() < 0) {

@@ -113,6 +113,17 @@ absl::StatusOr<PodFault> ParsePodFault(const std::map<std::string, std::string>&
   return absl::InvalidArgumentError(absl::StrJoin(messages, "; "));
 }
 
+std::map<std::string, std::string> AnnotationsOf(const nlohmann::json& metadata) {
+  std::map<std::string, std::string> annotations;
+  if (!metadata.is_object()) return annotations;
+  auto given = metadata.find("annotations");
+  if (given == metadata.end() || !given->is_object()) return annotations;
+  for (const auto& [key, value] : given->items()) {
+    if (value.is_string()) annotations[key] = value.get<std::string>();
+  }
+  return annotations;
+}
+
 std::map<std::string, std::string> PodFaultAnnotations(const PodFault& fault) {
   std::map<std::string, std::string> annotations;
   if (fault.delay > absl::ZeroDuration()) {

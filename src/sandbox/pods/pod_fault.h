@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "nlohmann/json.hpp"
 
 namespace podlb::sandbox {
 
@@ -52,6 +53,10 @@ std::vector<PodFaultViolation> FindPodFaultViolations(
 // The fault the annotations describe; no fault annotation at all is the empty fault.
 // InvalidArgument naming each bad annotation, its value and what would be accepted.
 absl::StatusOr<PodFault> ParsePodFault(const std::map<std::string, std::string>& annotations);
+
+// The string-valued annotations of an ObjectMeta (JSON), the input ParsePodFault takes; other
+// values are left out (the API server only stores strings there).
+std::map<std::string, std::string> AnnotationsOf(const nlohmann::json& metadata);
 
 // The inverse of ParsePodFault: the fault annotations that describe `fault` (none for the empty
 // fault). Keys of PodFaultAnnotationKeys() absent from the result are meant to be removed.
