@@ -89,6 +89,14 @@ int RunTestServer(const TestServerFlags& flags) {
         std::chrono::milliseconds(static_cast<int64_t>(flags.max_connection_age_s * 1000));
   }
   sandbox::BackendPod pod(options);
+  // Before serving, so a bad configuration exits before anything waits for the port, and the
+  // Pod's fault is usually in place before the first call.
+  std::unique_ptr<sandbox::PodFaultFollower> follower;
+  std::unique_ptr<ObjectWatch> watch;
+  if (flags.faults_from_pod) {
+    watch = FollowOwnPod(flags, pod, &follower);
+    if (watch == nullptr) return 2;
+  }
   if (auto status = pod.Start(); !status.ok()) {
     LogError("podlb test-server: {}", std::string(status.message()));
     return 1;
@@ -96,15 +104,6 @@ int RunTestServer(const TestServerFlags& flags) {
   // One line on stdout, for scripts and tests that wait for readiness and need the port.
   std::printf("podlb test-server: %s serving on %s\n", pod.name().c_str(), pod.address().c_str());
   std::fflush(stdout);
-  std::unique_ptr<sandbox::PodFaultFollower> follower;
-  std::unique_ptr<ObjectWatch> watch;
-  if (flags.faults_from_pod) {
-    watch = FollowOwnPod(flags, pod, &follower);
-    if (watch == nullptr) {
-      pod.Shutdown(std::chrono::seconds(0));
-      return 2;
-    }
-  }
 
   int signal = WaitForTerminationSignal();
   // As a pod that Kubernetes deletes: health turns NOT_SERVING at once while calls are still
