@@ -25,8 +25,7 @@ struct TestServerFlags {
   double drain_s = 2;
   double max_connection_age_s = 0;
   bool faults_from_pod = false;
-  std::string pod_namespace;  // default: $POD_NAMESPACE, else the service account's (or context's)
-                              // namespace
+  std::string pod_namespace;  // default: $POD_NAMESPACE, else the credentials' namespace
   std::string kubeconfig;
   std::string context;
 };
