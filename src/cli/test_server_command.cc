@@ -25,8 +25,7 @@ struct TestServerFlags {
   double drain_s = 2;
   double max_connection_age_s = 0;
   bool faults_from_pod = false;
-  std::string pod_namespace;  // default: $POD_NAMESPACE, else the service account's (or context's)
-                              // namespace
+  std::string pod_namespace;  // default: $POD_NAMESPACE, else the credentials' namespace
   std::string kubeconfig;
   std::string context;
 };
@@ -89,6 +88,14 @@ int RunTestServer(const TestServerFlags& flags) {
         std::chrono::milliseconds(static_cast<int64_t>(flags.max_connection_age_s * 1000));
   }
   sandbox::BackendPod pod(options);
+  // Before serving, so a bad configuration exits before anything waits for the port, and the
+  // Pod's fault is usually in place before the first call.
+  std::unique_ptr<sandbox::PodFaultFollower> follower;
+  std::unique_ptr<ObjectWatch> watch;
+  if (flags.faults_from_pod) {
+    watch = FollowOwnPod(flags, pod, &follower);
+    if (watch == nullptr) return 2;
+  }
   if (auto status = pod.Start(); !status.ok()) {
     LogError("podlb test-server: {}", std::string(status.message()));
     return 1;
@@ -96,15 +103,6 @@ int RunTestServer(const TestServerFlags& flags) {
   // One line on stdout, for scripts and tests that wait for readiness and need the port.
   std::printf("podlb test-server: %s serving on %s\n", pod.name().c_str(), pod.address().c_str());
   std::fflush(stdout);
-  std::unique_ptr<sandbox::PodFaultFollower> follower;
-  std::unique_ptr<ObjectWatch> watch;
-  if (flags.faults_from_pod) {
-    watch = FollowOwnPod(flags, pod, &follower);
-    if (watch == nullptr) {
-      pod.Shutdown(std::chrono::seconds(0));
-      return 2;
-    }
-  }
 
   int signal = WaitForTerminationSignal();
   // As a pod that Kubernetes deletes: health turns NOT_SERVING at once while calls are still

@@ -118,6 +118,23 @@ class TestServerTest(unittest.TestCase):
             self.assertEqual(result.returncode, 2, flags)
             self.assertIn(message, result.stdout + result.stderr, flags)
 
+    def test_faults_from_pod_needs_a_cluster(self):
+        # Outside a cluster and without --kubeconfig there is no API to follow the Pod through:
+        # refused before serving, saying what to pass.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_SERVICE")}
+        result = subprocess.run([PODLB, "test-server", "--listen", "127.0.0.1:0",
+                                 "--faults-from-pod"], capture_output=True, text=True, env=env,
+                                timeout=30)
+        self.assertEqual(result.returncode, 2)
+        self.assertEqual(result.stdout, "")
+        self.assertIn("--faults-from-pod: not running in a cluster (KUBERNETES_SERVICE_HOST is not "
+                      "set); pass --kubeconfig FILE", result.stderr)
+        result = subprocess.run([PODLB, "test-server", "--listen", "127.0.0.1:0",
+                                 "--faults-from-pod", "--kubeconfig", "/nonexistent/kubeconfig"],
+                                capture_output=True, text=True, env=env, timeout=30)
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("/nonexistent/kubeconfig", result.stderr)
+
 
 class BootstrapOutputTest(unittest.TestCase):
     """`podlb bootstrap --output FILE`: what an init container of the shell-less image uses."""

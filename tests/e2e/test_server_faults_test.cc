@@ -5,7 +5,8 @@
 // slows its calls, an error rate of 1 fails them UNAVAILABLE, a refused bad value leaves the
 // fault as it was, removing the annotations heals it. Without the RoleBinding it says which verb
 // on what is missing and keeps serving; once granted it follows; with the API server gone it
-// keeps serving with the fault it had.
+// keeps serving with the fault it had. And as the sandbox's process pod of the podlb-demo image,
+// with the in-cluster credentials of its ServiceAccount, as it runs on a cluster.
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
@@ -54,7 +55,10 @@ class TestServerFaultsTest : public ::testing::Test {
   }
 
   ::testing::AssertionResult Annotate(std::vector<std::string> changes) {
-    std::vector<std::string> args = {"annotate", "pod", pod_, "--overwrite"};
+    return AnnotatePod(pod_, std::move(changes));
+  }
+  ::testing::AssertionResult AnnotatePod(const std::string& pod, std::vector<std::string> changes) {
+    std::vector<std::string> args = {"annotate", "pod", pod, "--overwrite"};
     args.insert(args.end(), changes.begin(), changes.end());
     std::string output;
     if (Kubectl(args, &output) != 0) return ::testing::AssertionFailure() << output;
@@ -117,13 +121,15 @@ class TestServerFaultsTest : public ::testing::Test {
         "pod default/" + pod_ + ": fault annotations read: fault none", kTimeout);
   }
 
-  CallResult Call(std::chrono::milliseconds timeout = 5s) {
+  CallResult Call(std::chrono::milliseconds timeout = 5s) { return CallOn(*stub_, timeout); }
+  static CallResult CallOn(grpc::testing::TestService::Stub& stub,
+                           std::chrono::milliseconds timeout = 5s) {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + timeout);
     grpc::testing::SimpleRequest request;
     grpc::testing::SimpleResponse response;
     auto start = Clock::now();
-    grpc::Status status = stub_->UnaryCall(&context, request, &response);
+    grpc::Status status = stub.UnaryCall(&context, request, &response);
     return {status.error_code(), response.hostname(), Clock::now() - start};
   }
 
@@ -199,6 +205,77 @@ TEST_F(TestServerFaultsTest, AMissingRoleBindingIsNamedAndTheServerKeepsServingU
   ASSERT_TRUE(Annotate({"podlb.io/fault-error-rate=1"}));
   ASSERT_TRUE(WaitForFault(lines, "error-rate=1 error-code=UNAVAILABLE"));
   EXPECT_EQ(Call().code, grpc::StatusCode::UNAVAILABLE);
+}
+
+// The demo's backend as it runs on a cluster: a Deployment of the podlb-demo image running
+// `test-server --faults-from-pod` with its ServiceAccount's in-cluster credentials (the sandbox
+// mounts them under PODLB_SERVICEACCOUNT_DIR) and its name and namespace from the downward API.
+TEST_F(TestServerFaultsTest, AProcessPodFollowsItsAnnotationsWithItsServiceAccount) {
+  const std::string manifest = cluster_->dir() + "/backend.yaml";
+  WriteFile(manifest, R"(apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: backend
+  namespace: default
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: backend}
+  template:
+    metadata:
+      labels: {app: backend}
+    spec:
+      serviceAccountName: podlb-test-server
+      containers:
+        - name: test-server
+          image: localhost/podlb-demo:0.1.0
+          args: ["test-server", "--listen", "$(POD_IP):50051", "--drain", "0", "--faults-from-pod"]
+          env:
+            - name: POD_NAME
+              valueFrom: {fieldRef: {fieldPath: metadata.name}}
+            - name: POD_NAMESPACE
+              valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
+            - name: POD_IP
+              valueFrom: {fieldRef: {fieldPath: status.podIP}}
+)");
+  // The pod's name as the Deployment creates it, from a watch started before the apply.
+  ChildProcess pods({"kubectl", "--kubeconfig", cluster_->kubeconfig(), "get", "pods", "-l",
+                     "app=backend", "--watch", "-o", "name"});
+  std::string output;
+  ASSERT_EQ(Kubectl({"apply", "-f", manifest}, &output), 0) << output;
+  ASSERT_TRUE(pods.WaitForLineContaining("pod/backend-", kTimeout));
+  const std::string pod = pods.Lines().front().substr(std::string("pod/").size());
+
+  // Its log, followed as it is written (what `kubectl logs -f` would show).
+  ChildProcess log(
+      {"tail", "-F", "-n", "+1", cluster_->dir() + "/pods/default/" + pod + "/test-server.log"});
+  const std::string marker = "podlb test-server: " + pod + " serving on ";
+  ASSERT_TRUE(log.WaitForLineContaining(marker, kTimeout));
+  ASSERT_TRUE(log.WaitForLineContaining(
+      "pod default/" + pod + ": fault annotations read: fault none", kTimeout));
+  std::string address;
+  for (const std::string& line : log.Lines()) {
+    if (auto at = line.find(marker); at != std::string::npos)
+      address = line.substr(at + marker.size());
+  }
+  auto stub = grpc::testing::TestService::NewStub(
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  CallResult healthy = CallOn(*stub);
+  EXPECT_EQ(healthy.code, grpc::StatusCode::OK);
+  EXPECT_EQ(healthy.hostname, pod);
+
+  size_t lines = log.Lines().size();
+  ASSERT_TRUE(AnnotatePod(
+      pod, {"podlb.io/fault-error-rate=1", "podlb.io/fault-error-code=RESOURCE_EXHAUSTED"}));
+  size_t index = 0;
+  ASSERT_TRUE(log.WaitForLine(
+      [&](const std::string& line) {
+        return index++ >= lines &&
+               line.find("pod " + pod + ": fault error-rate=1 error-code=RESOURCE_EXHAUSTED") !=
+                   std::string::npos;
+      },
+      kTimeout));
+  EXPECT_EQ(CallOn(*stub).code, grpc::StatusCode::RESOURCE_EXHAUSTED);
 }
 
 }  // namespace

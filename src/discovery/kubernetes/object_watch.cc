@@ -67,7 +67,6 @@ void ObjectWatch::Run() {
       if (status.ok()) {
         need_list = false;
         backoff.Reset();
-        failure_log_.Clear("kubernetes: " + what_ + " is followed again");
         absl::MutexLock lock(&mu_);
         synced_ = true;
       }
@@ -119,6 +118,8 @@ absl::Status ObjectWatch::ListOnce(std::string* rv) {
     const nlohmann::json& meta = item.at("metadata");
     if (meta.is_object() && meta.value("name", "") == options_.name) found = &item;
   }
+  // Before the report, so a reader of the log sees the recovery before what follows from it.
+  failure_log_.Clear("kubernetes: " + what_ + " is followed again");
   on_change_(found);
   *rv = std::move(list.resource_version);
   return absl::OkStatus();
