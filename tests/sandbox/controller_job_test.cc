@@ -35,18 +35,19 @@ constexpr auto kTimeout = 30s;
 // A Job whose one container runs podlb's image with `args`; `extra` is merged into its spec.
 json JobObject(const std::string& name, const json& args, const std::string& restart_policy,
                const json& extra = json::object()) {
-  json job = {{"apiVersion", "batch/v1"},
-              {"kind", "Job"},
-              {"metadata", {{"name", name}, {"namespace", "default"}}},
-              {"spec",
-               {{"template",
-                 {{"metadata", {{"labels", {{"app", name}}}}},
-                  {"spec",
-                   {{"restartPolicy", restart_policy},
-                    {"terminationGracePeriodSeconds", 2},
-                    {"containers", json::array({{{"name", "main"},
-                                                 {"image", "podlb/podlb-demo:0.1.0"},
-                                                 {"args", args}}})}}}}}}}};
+  json job = {
+      {"apiVersion", "batch/v1"},
+      {"kind", "Job"},
+      {"metadata", {{"name", name}, {"namespace", "default"}}},
+      {"spec",
+       {{"template",
+         {{"metadata", {{"labels", {{"app", name}}}}},
+          {"spec",
+           {{"restartPolicy", restart_policy},
+            {"terminationGracePeriodSeconds", 2},
+            {"containers",
+             json::array(
+                 {{{"name", "main"}, {"image", "podlb/podlb-demo:0.1.0"}, {"args", args}}})}}}}}}}};
   job["spec"].update(extra);
   return job;
 }
@@ -189,9 +190,9 @@ TEST_F(JobControllerTest, CreateGeneratesTheSelectorAndPodLabelsAndDefaults) {
   EXPECT_EQ(job["spec"]["suspend"], false);
 
   // manualSelector: the selector and labels are the user's own.
-  json manual = JobObject("manual", json::array({"--version"}), "Never",
-                          {{"manualSelector", true},
-                           {"selector", {{"matchLabels", {{"app", "manual"}}}}}});
+  json manual =
+      JobObject("manual", json::array({"--version"}), "Never",
+                {{"manualSelector", true}, {"selector", {{"matchLabels", {{"app", "manual"}}}}}});
   json created = CreateJob(manual);
   EXPECT_EQ(created["spec"]["selector"], manual["spec"]["selector"]);
   EXPECT_FALSE(created["spec"]["template"]["metadata"]["labels"].contains("controller-uid"));
@@ -201,7 +202,8 @@ TEST_F(JobControllerTest, ApiRefusesBadJobsWithTheRealMessages) {
   const ResourceType& type = *FindResourceType("batch", "jobs");
   auto messages = [&](const json& job) {
     std::vector<std::string> out;
-    for (const auto& cause : ValidateForApi(type, job)) out.push_back(cause.field + ": " + cause.message);
+    for (const auto& cause : ValidateForApi(type, job))
+      out.push_back(cause.field + ": " + cause.message);
     return out;
   };
   EXPECT_THAT(messages(JobObject("a", json::array(), "Always")),
@@ -209,12 +211,13 @@ TEST_F(JobControllerTest, ApiRefusesBadJobsWithTheRealMessages) {
                                      "\"Always\": supported values: \"OnFailure\", \"Never\""));
   json no_policy = JobObject("a", json::array(), "Never");
   no_policy["spec"]["template"]["spec"].erase("restartPolicy");
-  EXPECT_THAT(messages(no_policy), ::testing::ElementsAre(HasSubstr("Unsupported value: \"Always\"")));
-  EXPECT_THAT(messages(JobObject("a", json::array(), "Never",
-                                 {{"backoffLimit", -1}, {"parallelism", -2}})),
-              ::testing::UnorderedElementsAre(
-                  "spec.parallelism: Invalid value: -2: must be greater than or equal to 0",
-                  "spec.backoffLimit: Invalid value: -1: must be greater than or equal to 0"));
+  EXPECT_THAT(messages(no_policy),
+              ::testing::ElementsAre(HasSubstr("Unsupported value: \"Always\"")));
+  EXPECT_THAT(
+      messages(JobObject("a", json::array(), "Never", {{"backoffLimit", -1}, {"parallelism", -2}})),
+      ::testing::UnorderedElementsAre(
+          "spec.parallelism: Invalid value: -2: must be greater than or equal to 0",
+          "spec.backoffLimit: Invalid value: -1: must be greater than or equal to 0"));
   json no_template = {{"metadata", {{"name", "a"}}}, {"spec", json::object()}};
   EXPECT_THAT(messages(no_template), ::testing::ElementsAre("spec.template: Required value"));
   json no_containers = JobObject("a", json::array(), "Never");
@@ -226,10 +229,11 @@ TEST_F(JobControllerTest, ApiRefusesBadJobsWithTheRealMessages) {
               ::testing::ElementsAre(HasSubstr("spec.selector: Invalid value: ")));
 
   // A Deployment's pods run until deleted: its template must restart Always.
-  json deployment = {{"metadata", {{"name", "web"}}},
-                     {"spec",
-                      {{"selector", {{"matchLabels", {{"app", "web"}}}}},
-                       {"template", JobObject("web", json::array(), "Never")["spec"]["template"]}}}};
+  json deployment = {
+      {"metadata", {{"name", "web"}}},
+      {"spec",
+       {{"selector", {{"matchLabels", {{"app", "web"}}}}},
+        {"template", JobObject("web", json::array(), "Never")["spec"]["template"]}}}};
   deployment["spec"]["template"]["metadata"]["labels"] = {{"app", "web"}};
   auto deployment_causes = ValidateForApi(*FindResourceType("apps", "deployments"), deployment);
   ASSERT_EQ(deployment_causes.size(), 1u);
@@ -249,7 +253,8 @@ TEST_F(JobControllerTest, ApiRefusesBadJobsWithTheRealMessages) {
   EXPECT_EQ(refused->body["details"]["causes"][0]["reason"], "FieldValueNotSupported");
 
   // The pod template is immutable; the stored Job stays as it was.
-  json job = CreateJob(JobObject("fixed", LongRunning("127.0.91.250"), "Never", {{"suspend", true}}));
+  json job =
+      CreateJob(JobObject("fixed", LongRunning("127.0.91.250"), "Never", {{"suspend", true}}));
   json changed = job;
   changed["spec"]["template"]["spec"]["containers"][0]["args"] = json::array({"--version"});
   auto updated = store_->Update("jobs", "default", changed);
@@ -268,8 +273,9 @@ TEST_F(JobControllerTest, ApiRefusesBadJobsWithTheRealMessages) {
 
 TEST_F(JobControllerTest, CompletesWhenItsPodExitsZeroAndKeepsThePodAndItsLogs) {
   CreateJob(JobObject("version", json::array({"--version"}), "Never"));
-  ASSERT_TRUE(WaitJob("version", [](const json& j) { return HasCondition(j, "Complete"); },
-                      "Job version Complete"));
+  ASSERT_TRUE(WaitJob(
+      "version", [](const json& j) { return HasCondition(j, "Complete"); },
+      "Job version Complete"));
   json job = *store_->Get("jobs", "default", "version");
   EXPECT_TRUE(HasCondition(job, "Complete", "CompletionsReached")) << job.dump(1);
   EXPECT_TRUE(HasCondition(job, "SuccessCriteriaMet")) << job.dump(1);
@@ -309,7 +315,8 @@ TEST_F(JobControllerTest, CompletesWhenItsPodExitsZeroAndKeepsThePodAndItsLogs) 
   auto logs = process_->Logs("default", name, "");
   ASSERT_TRUE(logs.ok()) << logs.status();
   EXPECT_THAT(*logs, HasSubstr("podlb 0.1.0"));
-  EXPECT_THAT(EventReasons("Job", "version"), ::testing::IsSupersetOf({"SuccessfulCreate", "Completed"}));
+  EXPECT_THAT(EventReasons("Job", "version"),
+              ::testing::IsSupersetOf({"SuccessfulCreate", "Completed"}));
 
   // Deleting the Job deletes its finished pod and the pod's directory (the GC's cascade).
   std::string pod_dir = dir_.path() + "/state/pods/default/" + name;
@@ -323,8 +330,8 @@ TEST_F(JobControllerTest, CompletesWhenItsPodExitsZeroAndKeepsThePodAndItsLogs) 
 TEST_F(JobControllerTest, NeverReplacesAFailedPodUntilTheBackoffLimit) {
   // `podlb --no-such-flag` exits 2.
   CreateJob(JobObject("fails", json::array({"--no-such-flag"}), "Never", {{"backoffLimit", 1}}));
-  ASSERT_TRUE(WaitJob("fails", [](const json& j) { return HasCondition(j, "Failed"); },
-                      "Job fails Failed"));
+  ASSERT_TRUE(WaitJob(
+      "fails", [](const json& j) { return HasCondition(j, "Failed"); }, "Job fails Failed"));
   json job = *store_->Get("jobs", "default", "fails");
   EXPECT_TRUE(HasCondition(job, "Failed", "BackoffLimitExceeded")) << job.dump(1);
   EXPECT_TRUE(HasCondition(job, "FailureTarget", "BackoffLimitExceeded")) << job.dump(1);
@@ -352,8 +359,8 @@ TEST_F(JobControllerTest, NeverReplacesAFailedPodUntilTheBackoffLimit) {
 TEST_F(JobControllerTest, OnFailureRestartsTheContainerInPlaceAndCountsRestarts) {
   CreateJob(
       JobObject("retries", json::array({"--no-such-flag"}), "OnFailure", {{"backoffLimit", 2}}));
-  ASSERT_TRUE(WaitJob("retries", [](const json& j) { return HasCondition(j, "Failed"); },
-                      "Job retries Failed"));
+  ASSERT_TRUE(WaitJob(
+      "retries", [](const json& j) { return HasCondition(j, "Failed"); }, "Job retries Failed"));
   json job = *store_->Get("jobs", "default", "retries");
   EXPECT_TRUE(HasCondition(job, "Failed", "BackoffLimitExceeded")) << job.dump(1);
   // One pod, restarted in place until its restarts reached the limit, then deleted.
@@ -367,8 +374,8 @@ TEST_F(JobControllerTest, OnFailureRestartsTheContainerInPlaceAndCountsRestarts)
 
 TEST_F(JobControllerTest, OnFailureSucceedsWithoutRestartOnExitZero) {
   CreateJob(JobObject("once", json::array({"--version"}), "OnFailure"));
-  ASSERT_TRUE(WaitJob("once", [](const json& j) { return HasCondition(j, "Complete"); },
-                      "Job once Complete"));
+  ASSERT_TRUE(WaitJob(
+      "once", [](const json& j) { return HasCondition(j, "Complete"); }, "Job once Complete"));
   Objects pods = Pods();
   ASSERT_EQ(pods.size(), 1u);
   EXPECT_EQ(pods[0]["status"]["phase"], "Succeeded");
@@ -376,10 +383,10 @@ TEST_F(JobControllerTest, OnFailureSucceedsWithoutRestartOnExitZero) {
 }
 
 TEST_F(JobControllerTest, ActiveDeadlineFailsTheJobAndDeletesItsPods) {
-  CreateJob(JobObject("slow", LongRunning("127.0.91.251"), "Never",
-                      {{"activeDeadlineSeconds", 1}}));
-  ASSERT_TRUE(WaitJob("slow", [](const json& j) { return HasCondition(j, "Failed"); },
-                      "Job slow Failed"));
+  CreateJob(
+      JobObject("slow", LongRunning("127.0.91.251"), "Never", {{"activeDeadlineSeconds", 1}}));
+  ASSERT_TRUE(WaitJob(
+      "slow", [](const json& j) { return HasCondition(j, "Failed"); }, "Job slow Failed"));
   json job = *store_->Get("jobs", "default", "slow");
   EXPECT_TRUE(HasCondition(job, "Failed", "DeadlineExceeded")) << job.dump(1);
   ASSERT_TRUE(WaitPods([](const Objects& p) { return p.empty(); }, "the running pod deleted"));
@@ -388,8 +395,9 @@ TEST_F(JobControllerTest, ActiveDeadlineFailsTheJobAndDeletesItsPods) {
 
 TEST_F(JobControllerTest, DeletingARunningJobDeletesItsPods) {
   CreateJob(JobObject("server", LongRunning("127.0.91.252"), "Never"));
-  ASSERT_TRUE(WaitJob("server", [](const json& j) { return j["status"].value("active", 0) == 1; },
-                      "one active pod"));
+  ASSERT_TRUE(WaitJob(
+      "server", [](const json& j) { return j["status"].value("active", 0) == 1; },
+      "one active pod"));
   ASSERT_TRUE(WaitPods(
       [](const Objects& p) { return p.size() == 1 && p[0]["status"]["phase"] == "Running"; },
       "the pod Running"));
@@ -398,8 +406,8 @@ TEST_F(JobControllerTest, DeletingARunningJobDeletesItsPods) {
 }
 
 TEST_F(JobControllerTest, TtlAfterFinishedDeletesTheJobAndItsPods) {
-  CreateJob(JobObject("short", json::array({"--version"}), "Never",
-                      {{"ttlSecondsAfterFinished", 1}}));
+  CreateJob(
+      JobObject("short", json::array({"--version"}), "Never", {{"ttlSecondsAfterFinished", 1}}));
   ASSERT_TRUE(WaitForObjects(
       *store_, "events", "default",
       [](const Objects& events) {
@@ -423,9 +431,9 @@ TEST_F(JobControllerTest, DeletingTheNamespaceDeletesItsJobsAndPods) {
   CreateJob(job);
   ASSERT_TRUE(WaitPods([](const Objects& p) { return p.size() == 1; }, "one pod", "scratch"));
   ASSERT_TRUE(MutateNamespaceForDeletion(*store_, "scratch").ok());
-  ASSERT_TRUE(podlb::testing::WaitFor(
-      [&] { return !store_->Get("namespaces", "", "scratch").ok(); }, kTimeout,
-      "namespace scratch gone"));
+  ASSERT_TRUE(
+      podlb::testing::WaitFor([&] { return !store_->Get("namespaces", "", "scratch").ok(); },
+                              kTimeout, "namespace scratch gone"));
   EXPECT_TRUE(store_->List("jobs", "scratch", LabelSelector{}).items.empty());
   ASSERT_TRUE(WaitPods([](const Objects& p) { return p.empty(); }, "no pods", "scratch"));
 }
@@ -484,8 +492,9 @@ TEST_F(JobControllerTest, KubectlAppliesWaitsReadsLogsListsAndDeletesAJob) {
   EXPECT_EQ(output, "podlb 0.1.0\n");
   ASSERT_EQ(Kubectl({"get", "jobs"}, &output), 0) << output;
   EXPECT_TRUE(std::regex_search(
-      output, std::regex("NAME +STATUS +COMPLETIONS +DURATION +AGE\nversion +Complete +1/1 +[0-9]+s "
-                         "+[0-9]+s")))
+      output,
+      std::regex("NAME +STATUS +COMPLETIONS +DURATION +AGE\nversion +Complete +1/1 +[0-9]+s "
+                 "+[0-9]+s")))
       << output;
   ASSERT_EQ(Kubectl({"get", "pods"}, &output), 0) << output;
   EXPECT_TRUE(std::regex_search(output, std::regex("version-[a-z0-9]{5} +0/1 +Completed +0")))

@@ -94,6 +94,21 @@ TEST_F(RbacAuthorizerTest, ClusterRoleBindingGrantsExactlyTheListedVerbsEverywhe
                        Resource("list", "", "services", "default")));
 }
 
+TEST_F(RbacAuthorizerTest, BatchJobsAreAuthorizedInTheirGroup) {
+  // What `podlb demo --cluster` needs in its scratch namespace: run a Job and read its logs.
+  Role("scratch", "demo-runner",
+       {{{"apiGroups", {"batch"}}, {"resources", {"jobs"}}, {"verbs", {"create", "get", "watch"}}},
+        {{"apiGroups", {""}}, {"resources", {"pods", "pods/log"}}, {"verbs", {"get", "list"}}}});
+  Bind("rolebindings", "scratch", "demo-runner", "Role", "demo-runner", PodlbSubject());
+  EXPECT_TRUE(Allowed(kPodlb, Resource("create", "batch", "jobs", "scratch")));
+  EXPECT_TRUE(Allowed(kPodlb, Resource("watch", "batch", "jobs", "scratch", "demo")));
+  EXPECT_TRUE(Allowed(kPodlb, Resource("get", "", "pods", "scratch", "demo-x", "log")));
+  EXPECT_FALSE(Allowed(kPodlb, Resource("delete", "batch", "jobs", "scratch", "demo")));
+  EXPECT_FALSE(Allowed(kPodlb, Resource("update", "batch", "jobs", "scratch", "demo", "status")));
+  EXPECT_FALSE(Allowed(kPodlb, Resource("create", "apps", "jobs", "scratch")));
+  EXPECT_FALSE(Allowed(kPodlb, Resource("create", "batch", "jobs", "default")));
+}
+
 TEST_F(RbacAuthorizerTest, RoleBindingGrantsOnlyInItsNamespace) {
   Role("default", "reader", {{{"apiGroups", {""}}, {"resources", {"services"}}, {"verbs", {"list"}}}});
   Bind("rolebindings", "default", "reader", "Role", "reader", PodlbSubject());

@@ -38,8 +38,8 @@ void DefaultJob(json& job) {
   SetIfAbsent(labels, kLegacyJobNameLabel, name);
   // Since 1.27 the real server selects on the new label only; the legacy one is added here too
   // (the pods carry both), so a client selecting on either finds the same pods.
-  spec["selector"] = {{"matchLabels",
-                       {{kJobControllerUidLabel, uid}, {kLegacyJobControllerUidLabel, uid}}}};
+  spec["selector"] = {
+      {"matchLabels", {{kJobControllerUidLabel, uid}, {kLegacyJobControllerUidLabel, uid}}}};
 }
 
 }  // namespace

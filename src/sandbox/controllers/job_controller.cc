@@ -144,8 +144,7 @@ bool JobController::Sync(const json& job, PodMap& pods) {
       if (pod.phase == PodPhase::kReady) ++ready;
       // restartPolicy OnFailure: the kubelet restarts failed containers in place.
       auto object = store_.Get("pods", pod.ns, pod_name);
-      const json& containers =
-          object.ok() ? At(*object, {"status", "containerStatuses"}) : json();
+      const json& containers = object.ok() ? At(*object, {"status", "containerStatuses"}) : json();
       for (size_t i = 0; containers.is_array() && i < containers.size(); ++i) {
         restarts += IntOr(At(containers[i], {"restartCount"}), 0);
       }
@@ -171,9 +170,9 @@ bool JobController::Sync(const json& job, PodMap& pods) {
     const json& deadline = At(spec, {"activeDeadlineSeconds"});
     const bool suspended = At(spec, {"suspend"}) == true;
     // The real controller's pastBackoffLimitOnFailure: restarts of running pods count.
-    bool past_backoff = failed > backoff_limit ||
-                        (restart_policy == "OnFailure" &&
-                         (backoff_limit == 0 ? restarts > 0 : restarts >= backoff_limit));
+    bool past_backoff =
+        failed > backoff_limit || (restart_policy == "OnFailure" &&
+                                   (backoff_limit == 0 ? restarts > 0 : restarts >= backoff_limit));
     bool past_deadline = deadline.is_number_integer() && status.contains("startTime") &&
                          now - state.started >= std::chrono::seconds(deadline.get<int64_t>());
     bool complete = completions.is_number_integer()

@@ -47,7 +47,7 @@ class JobController {
  private:
   // What the controller keeps per Job between reconciles (controller thread only).
   struct JobState {
-    WorkQueue::Clock::time_point started;   // when startTime was set (activeDeadlineSeconds)
+    WorkQueue::Clock::time_point started;  // when startTime was set (activeDeadlineSeconds)
     std::optional<WorkQueue::Clock::time_point> finished;  // when it finished (the TTL)
     std::set<std::string> counted;  // finished pods already in status.succeeded / failed
   };

@@ -12,12 +12,13 @@ absl::Status ServiceAccountController::Start() {
   namespaces_ = std::make_unique<StoreWatch>(store_, "namespaces", [this](const WatchEvent& event) {
     if (event.type != "DELETED") Ensure(event.object["metadata"].value("name", ""));
   });
-  accounts_ = std::make_unique<StoreWatch>(store_, "serviceaccounts", [this](const WatchEvent& event) {
-    const json& meta = event.object["metadata"];
-    if (event.type == "DELETED" && meta.value("name", "") == "default") {
-      Ensure(meta.value("namespace", ""));
-    }
-  });
+  accounts_ =
+      std::make_unique<StoreWatch>(store_, "serviceaccounts", [this](const WatchEvent& event) {
+        const json& meta = event.object["metadata"];
+        if (event.type == "DELETED" && meta.value("name", "") == "default") {
+          Ensure(meta.value("namespace", ""));
+        }
+      });
   namespaces_->Start();
   accounts_->Start();
   return absl::OkStatus();
