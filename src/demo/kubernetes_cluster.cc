@@ -6,10 +6,13 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "core/logging.h"
 #include "demo/cluster.h"
+#include "demo/strategy.h"
 #include "discovery/kubernetes/api_client.h"
 #include "discovery/kubernetes/kubernetes_source.h"
+#include "grpcpp/grpcpp.h"
 #include "nlohmann/json.hpp"
 #include "sandbox/controllers/store_watch.h"
 #include "sandbox/pods/pod_fault.h"
@@ -23,6 +26,7 @@ constexpr char kServiceName[] = "greeter";
 constexpr char kHeadlessName[] = "greeter-headless";
 constexpr char kPortName[] = "grpc";
 constexpr int kPort = 50051;
+constexpr int kWarmUpCalls = 20;
 
 // Every run's objects carry a label of their own in their selectors: pods of the run before,
 // still draining, never join this run's Services.
@@ -56,8 +60,14 @@ class KubernetesDemoCluster final : public DemoCluster {
         cluster_.config, KubernetesSourceOptions{.ns = cluster_.ns, .services = {kServiceName}},
         registry_);
     if (auto status = source_->Start(); !status.ok()) return status;
-    return AwaitReadyEndpoints(registry_, this->service(), static_cast<size_t>(run_.replicas),
-                               cluster_.ready_timeout);
+    if (auto status = AwaitReadyEndpoints(registry_, this->service(),
+                                          static_cast<size_t>(run_.replicas),
+                                          cluster_.ready_timeout);
+        !status.ok()) {
+      return status;
+    }
+    WarmBackends();
+    return absl::OkStatus();
   }
 
   absl::Status Scale(int replicas) override {
@@ -146,6 +156,26 @@ class KubernetesDemoCluster final : public DemoCluster {
                      const json& patch) {
     if (!client_) return absl::FailedPreconditionError("demo cluster: not started");
     return SendJson(*client_, "PATCH", path, content_type, patch.dump()).status();
+  }
+
+  // Each fresh backend process pays for its first calls (allocations, server threads; 3-4x a
+  // warm call) here, before any strategy measures it, as the sandbox's in-process pods have
+  // long since paid. Otherwise the first strategy of a run meets three cold pods, and peak EWMA
+  // rightly reads a cold first call as a slow pod and keeps it from calls for seconds of a short
+  // run. Pods that the scenario itself adds start cold, as they do in production.
+  void WarmBackends() {
+    EndpointSetConstSharedPtr set = registry_.Current(service());
+    if (!set) return;
+    for (const auto& endpoint : set->endpoints()) {
+      if (endpoint.Health() != EndpointHealth::kEligible) continue;
+      auto caller = MakeChannelCaller(grpc::CreateChannel("ipv4:" + endpoint.HostPort(),
+                                                          grpc::InsecureChannelCredentials()));
+      for (int i = 0; i < kWarmUpCalls; ++i) {
+        absl::Notification done;
+        caller->Call(std::chrono::seconds(1), [&done](CallOutcome) { done.Notify(); });
+        done.WaitForNotification();
+      }
+    }
   }
 
   json Labels() const {
