@@ -154,11 +154,13 @@ bool DaemonSetController::ManageNodes(const json& daemonset, PodMap& pods) {
       ++unavailable;
       // maxSurge 0: the new pod waits until the old one on this node is gone.
       if (leaving_nodes.count(node->name)) continue;
+      // Not created: CreatePod logged why and queued the DaemonSet again after a back-off (a
+      // change reported here would run it again at once).
       if (ManagedPod* pod =
               lifecycle_.CreatePod(daemonset, prefix, hash, extra_labels, node->name, pods)) {
         Event(daemonset, kEventNormal, "SuccessfulCreate", "Created pod: " + pod->name);
+        changed = true;
       }
-      changed = true;
       continue;
     }
     // More than one pod on a node (one was replaced while another was created): keep the one of

@@ -89,10 +89,12 @@ bool DeploymentController::ScalePods(const json& deployment, PodMap& pods) {
   const std::string prefix = absl::StrCat(deployment["metadata"].value("name", ""), "-", hash, "-");
   for (int i = 0; i < to_create; ++i) {
     const NodeInfo& node = options_.nodes[next_node_++ % options_.nodes.size()];
-    if (ManagedPod* pod = lifecycle_.CreatePod(deployment, prefix, hash,
-                                               {{"pod-template-hash", hash}}, node.name, pods)) {
-      current.push_back(pod);
-    }
+    ManagedPod* pod = lifecycle_.CreatePod(deployment, prefix, hash,
+                                           {{"pod-template-hash", hash}}, node.name, pods);
+    // Not created: CreatePod logged why and queued the Deployment again after a back-off; a
+    // change reported here would run it again at once, creating a pod every millisecond.
+    if (pod == nullptr) break;
+    current.push_back(pod);
     changed = true;
   }
   std::sort(old.begin(), old.end(), [](ManagedPod* a, ManagedPod* b) { return a->seq < b->seq; });
