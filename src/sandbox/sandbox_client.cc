@@ -14,9 +14,10 @@ absl::StatusOr<nlohmann::json> SandboxClient::Request(const std::string& method,
   if (!client.ok()) return client.status();
   auto answer = SendJson(**client, method, path, content_type, body);
   if (absl::IsUnavailable(answer.status())) {
-    return absl::UnavailableError(absl::StrCat(
-        answer.status().message(),
-        " (is the sandbox that wrote these credentials still running?)"));
+    return absl::UnavailableError(
+        absl::StrCat("cannot reach the sandbox (is the sandbox that wrote these credentials "
+                     "still running?): ",
+                     answer.status().message()));
   }
   return answer;
 }
