@@ -100,6 +100,12 @@ int RunDemoCommand(const DemoFlags& flags) {
       return 2;
     }
     std::string ns = config->default_namespace;
+    if (ns.empty()) {
+      std::cerr << "demo: --in-cluster: the ServiceAccount mount names no namespace (its "
+                   "namespace file is missing or empty)"
+                << std::endl;
+      return 2;
+    }
     options.make_cluster = demo::KubernetesClusterFactory(
         {.config = *config,
          .ns = ns,

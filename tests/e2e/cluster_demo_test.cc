@@ -172,6 +172,11 @@ TEST_F(ClusterDemoTest, BadFlagsAreRefusedBeforeTouchingTheCluster) {
   EXPECT_THAT(output, HasSubstr("needs a kubeconfig"));
   EXPECT_EQ(RunCommand(DemoArgs({"--report", cluster_->dir() + "/r.html"}), &output), 2);
   EXPECT_THAT(output, HasSubstr("--report is not available with --cluster"));
+  EXPECT_EQ(RunCommand(DemoArgs({"--in-cluster"}), &output), 2);
+  EXPECT_THAT(output, HasSubstr("--cluster and --in-cluster exclude each other"));
+  // The Job's own mode, outside a cluster: no in-cluster environment to run with.
+  EXPECT_EQ(RunCommand({PodlbBinary(), "demo", "--in-cluster"}, &output), 2);
+  EXPECT_THAT(output, HasSubstr("demo: --in-cluster: kubernetes: not running in a cluster"));
   EXPECT_TRUE(DemoNamespaces().empty());
 }
 
