@@ -7,24 +7,18 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string_view>
+#include <vector>
 
+#include "balancing/candidate.h"
 #include "balancing/endpoint_stats.h"
 #include "balancing/service_policy.h"
+#include "balancing/weighted_schedule.h"
 #include "core/hash.h"
 
 namespace podlb::balancing {
-
-// One endpoint a picker may choose. `index` is the endpoint's position in the Balancer's
-// EndpointTable (what the adapter maps to its connection); `key` identifies the pod stably
-// across tables (ring positions hash it).
-struct Candidate {
-  uint32_t index = 0;
-  uint32_t weight = 1;
-  EndpointStats* stats = nullptr;  // owned by the table, which outlives the picker
-  std::string_view key;            // "host:port", owned by the table
-};
 
 inline constexpr uint32_t kNoEndpoint = UINT32_MAX;
 
@@ -95,20 +89,39 @@ inline uint64_t StartingCursor(std::span<const Candidate> candidates) {
 // rotating cursor (so ties spread calls evenly at low load), the second at random;
 // `second_better(first, second, now)` says whether the second wins. Then the winner if the
 // adapter accepts it, else the loser, else the first acceptable candidate after the cursor's.
+// Unequal weights (an endpoints file's, subsetting's) shape both draws: the cursor walks a
+// smooth weighted schedule and the second is drawn in proportion to weight, so where the
+// comparison ties (idle pods, equally fast) calls go in proportion to weight, as Envoy's
+// least_request does with weights; the adapters' comparisons count load per unit of weight.
 template <typename SecondBetter>
 class PowerOfTwoChoicesPicker final : public Picker {
  public:
   PowerOfTwoChoicesPicker(std::span<const Candidate> candidates, SecondBetter second_better)
       : candidates_(candidates),
         second_better_(std::move(second_better)),
-        next_(StartingCursor(candidates)) {}
+        next_(StartingCursor(candidates)) {
+    if (!EqualWeights(candidates)) {
+      schedule_ = WeightedSchedule(candidates);
+      draw_.emplace(candidates);
+    }
+  }
 
   uint32_t Pick(const PickArgs& args) const override {
     const size_t n = candidates_.size();
     if (n == 1) return candidates_[0].index;
-    const size_t a = next_.fetch_add(1, std::memory_order_relaxed) % n;
-    size_t b = args.random % (n - 1);
-    if (b >= a) ++b;  // distinct from a
+    const uint64_t turn = next_.fetch_add(1, std::memory_order_relaxed);
+    size_t a, b;
+    if (!draw_) {
+      a = turn % n;
+      b = args.random % (n - 1);
+      if (b >= a) ++b;  // distinct from a
+    } else {
+      a = schedule_[turn % schedule_.size()];
+      b = draw_->Draw(args.random);
+      // The heavy candidate may be drawn twice; then any other, uniformly (the random's upper
+      // half, which the draw above hardly depends on).
+      if (b == a) b = (a + 1 + (args.random >> 32) % (n - 1)) % n;
+    }
     const Candidate* winner = &candidates_[a];
     const Candidate* loser = &candidates_[b];
     if (second_better_(*winner, *loser, args.now_nanos)) std::swap(winner, loser);
@@ -126,6 +139,9 @@ class PowerOfTwoChoicesPicker final : public Picker {
   const SecondBetter second_better_;
   // Relaxed: the order need not be exact, only even.
   mutable std::atomic<uint64_t> next_;
+  // Unequal weights only: the cursor's weighted turns, and the second draw.
+  std::vector<uint32_t> schedule_;
+  std::optional<WeightedDraw> draw_;
 };
 
 }  // namespace podlb::balancing

@@ -182,6 +182,37 @@ TEST(LeastRequestTest, FewerCallsInFlightWins) {
   EXPECT_NEAR(share["pod-1"], 150, 30);
 }
 
+// Weights shape the power-of-two pickers too: where the comparison ties (idle pods, equally
+// fast), calls go in proportion to weight. Before, least_request gave idle pods equal turns and
+// peak_ewma sent every idle tie to the heavier pod.
+TEST(LeastRequestTest, IdlePodsTakeCallsInProportionToWeight) {
+  for (PolicyKind kind : {PolicyKind::kLeastRequest, PolicyKind::kPeakEwma}) {
+    SCOPED_TRACE(std::string(ToString(kind)));
+    Balancer balancer({"default", "greeter", "grpc"}, {.defaults = With(kind)});
+    balancer.Update(Set({Pod(1, "a", 1), Pod(2, "a", 3), Pod(3, "a", 4)}), 0);
+    Driver driver(balancer);
+    std::map<std::string, int> share;
+    for (int i = 0; i < 800; ++i) ++share[driver.PodOf(driver.Pick(0))];
+    EXPECT_EQ(share["pod-1"], 100);
+    EXPECT_EQ(share["pod-2"], 300);
+    EXPECT_EQ(share["pod-3"], 400);
+  }
+}
+
+TEST(LeastRequestTest, WeightedPodsBalanceCallsInFlightPerUnitOfWeight) {
+  Balancer balancer({"default", "greeter", "grpc"}, {.defaults = With(PolicyKind::kLeastRequest)});
+  balancer.Update(Set({Pod(1, "a", 1), Pod(2, "a", 4)}), 0);
+  Driver driver(balancer);
+  // Calls that never end: each pick adds one in flight. Whenever the two are compared, the one
+  // with fewer calls per unit of weight wins, so the in-flight counts stay near 1:4.
+  auto snapshot = balancer.Current(0);
+  for (int i = 0; i < 500; ++i) driver.Endpoint(driver.Pick(0)).stats->CallStarted();
+  const int64_t light = snapshot->at(0).stats->in_flight();
+  const int64_t heavy = snapshot->at(1).stats->in_flight();
+  EXPECT_EQ(light + heavy, 500);
+  EXPECT_NEAR(static_cast<double>(heavy) / static_cast<double>(light), 4.0, 0.2);
+}
+
 TEST(RoundRobinTest, EvenAndWeighted) {
   Balancer balancer({"default", "greeter", "grpc"}, {.defaults = With(PolicyKind::kRoundRobin)});
   balancer.Update(Set({Pod(1, "a", 1), Pod(2, "a", 3)}), 0);

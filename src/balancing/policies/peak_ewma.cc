@@ -26,13 +26,18 @@ struct LowerCost {
   bool operator()(const Candidate& first, const Candidate& second, int64_t now_nanos) const {
     const double latency_first = Latency(first, now_nanos);
     const double latency_second = Latency(second, now_nanos);
-    // Calls in flight + 1, per unit of weight, without division.
-    const double load_first = static_cast<double>(first.stats->in_flight() + 1) * second.weight;
-    const double load_second = static_cast<double>(second.stats->in_flight() + 1) * first.weight;
     const bool same_latency = latency_first < latency_second * kSameLatencyFactor &&
                               latency_second < latency_first * kSameLatencyFactor;
-    return same_latency ? load_second < load_first
-                        : latency_second * load_second < latency_first * load_first;
+    const double in_flight_first = static_cast<double>(first.stats->in_flight());
+    const double in_flight_second = static_cast<double>(second.stats->in_flight());
+    if (same_latency) {
+      // Fewer calls in flight per unit of weight, without division; a tie (idle pods) goes to
+      // the cursor's pick, whose turns follow the weights.
+      return in_flight_second * first.weight < in_flight_first * second.weight;
+    }
+    // Latency × (calls in flight + 1), per unit of weight, without division.
+    return latency_second * (in_flight_second + 1) * first.weight <
+           latency_first * (in_flight_first + 1) * second.weight;
   }
 };
 

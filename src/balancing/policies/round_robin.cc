@@ -1,24 +1,18 @@
 // round_robin: endpoints in turn, each as often as its weight (smooth weighted round robin, so
 // a heavy endpoint's turns are spread out rather than bunched).
-#include <algorithm>
 #include <atomic>
-#include <numeric>
 #include <vector>
 
 #include "balancing/picker.h"
+#include "balancing/weighted_schedule.h"
 
 namespace podlb::balancing {
 namespace {
 
-// Longest schedule kept; larger weight sums are scaled down to fit.
-constexpr uint64_t kMaxScheduleLength = 1 << 16;
-
 class RoundRobinPicker final : public Picker {
  public:
   RoundRobinPicker(std::span<const Candidate> candidates, uint64_t start)
-      : candidates_(candidates), next_(start) {
-    BuildSchedule();
-  }
+      : candidates_(candidates), schedule_(WeightedSchedule(candidates)), next_(start) {}
 
   uint32_t Pick(const PickArgs& args) const override {
     const size_t n = schedule_.size();
@@ -32,40 +26,6 @@ class RoundRobinPicker final : public Picker {
   }
 
  private:
-  void BuildSchedule() {
-    uint64_t total = 0;
-    uint32_t common = 0;
-    for (const Candidate& c : candidates_) {
-      total += std::max<uint32_t>(c.weight, 1);
-      common = std::gcd(common, std::max<uint32_t>(c.weight, 1));
-    }
-    if (common == static_cast<uint32_t>(total / candidates_.size()) &&
-        total == uint64_t{common} * candidates_.size()) {
-      schedule_.resize(candidates_.size());  // equal weights: plain rotation
-      std::iota(schedule_.begin(), schedule_.end(), 0);
-      return;
-    }
-    std::vector<int64_t> weights;
-    for (const Candidate& c : candidates_) {
-      uint64_t w = std::max<uint32_t>(c.weight, 1) / common;
-      uint64_t scaled_total = total / common;
-      if (scaled_total > kMaxScheduleLength) w = std::max<uint64_t>(1, w * kMaxScheduleLength / scaled_total);
-      weights.push_back(static_cast<int64_t>(w));
-    }
-    const int64_t sum = std::accumulate(weights.begin(), weights.end(), int64_t{0});
-    std::vector<int64_t> current(weights.size(), 0);
-    schedule_.reserve(sum);
-    for (int64_t step = 0; step < sum; ++step) {
-      size_t best = 0;
-      for (size_t i = 0; i < weights.size(); ++i) {
-        current[i] += weights[i];
-        if (current[i] > current[best]) best = i;
-      }
-      current[best] -= sum;
-      schedule_.push_back(static_cast<uint32_t>(best));
-    }
-  }
-
   std::span<const Candidate> candidates_;
   std::vector<uint32_t> schedule_;  // positions in candidates_
   // Relaxed: the order need not be exact, only even.
