@@ -18,6 +18,10 @@
 #include "core/registry.h"
 #include "discovery/kubernetes/kube_config.h"
 
+namespace podlb::sandbox {
+struct PodFault;
+}  // namespace podlb::sandbox
+
 namespace podlb::demo {
 
 struct ClusterOptions {
@@ -37,6 +41,9 @@ struct PodFaultSpec {
   double error_rate = 0;  // share of calls answered UNAVAILABLE
   bool stuck = false;
 };
+
+// The fault as the podlb.io/fault-* annotations say it (what SetPodFault writes).
+sandbox::PodFault ToPodFault(const PodFaultSpec& spec);
 
 class DemoCluster {
  public:

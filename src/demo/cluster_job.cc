@@ -276,8 +276,9 @@ absl::StatusOr<int> ClusterDemoJob::AwaitJob() {
   size_t relayed = 0;  // bytes of the log already relayed to progress
   std::string pod_name;
   auto relay = [&](const std::string& log) {
+    // Up to the result, or to the last whole line while there is none yet.
     size_t end = log.find(kJobResultMarker);
-    if (end == std::string::npos) end = log.rfind('\n') == std::string::npos ? 0 : log.rfind('\n') + 1;
+    if (end == std::string::npos) end = log.find_last_of('\n') + 1;  // npos + 1 == 0
     if (end > relayed && options_.progress) {
       *options_.progress << log.substr(relayed, end - relayed) << std::flush;
       relayed = end;

@@ -14,8 +14,7 @@
 #include "discovery/kubernetes/kubernetes_source.h"
 #include "grpcpp/grpcpp.h"
 #include "nlohmann/json.hpp"
-#include "sandbox/controllers/store_watch.h"
-#include "sandbox/pods/pod_fault.h"
+#include "sandbox/sandbox_client.h"
 
 namespace podlb::demo {
 namespace {
@@ -70,38 +69,20 @@ class KubernetesDemoCluster final : public DemoCluster {
     return absl::OkStatus();
   }
 
+  // Changes as kubectl makes them (scale, rollout restart, annotate), through the one client
+  // the sandbox's own verbs use.
   absl::Status Scale(int replicas) override {
-    // `kubectl scale deployment/greeter --replicas=N`
-    json patch = {{"spec", {{"replicas", replicas}}}};
-    return Patch(DeploymentPath(kServiceName) + "/scale", "application/merge-patch+json", patch);
+    return Client().Scale(cluster_.ns, kServiceName, replicas);
   }
-
   absl::Status RollingRestart() override {
-    // `kubectl rollout restart deployment/greeter`
-    json patch = {
-        {"spec",
-         {{"template",
-           {{"metadata",
-             {{"annotations",
-               {{"kubectl.kubernetes.io/restartedAt", sandbox::NowRfc3339()}}}}}}}}}};
-    return Patch(DeploymentPath(kServiceName), "application/strategic-merge-patch+json", patch);
+    return Client().RolloutRestart(cluster_.ns, kServiceName);
   }
-
   absl::Status SetPodFault(const std::string& pod, const PodFaultSpec& spec) override {
-    // `kubectl annotate pod POD podlb.io/fault-…=…`: the test-server follows its own pod.
-    sandbox::PodFault fault{.delay = absl::FromChrono(spec.delay),
-                            .error_rate = spec.error_rate,
-                            .stuck = spec.stuck};
-    json annotations = json::object();
-    for (const std::string& key : sandbox::PodFaultAnnotationKeys()) annotations[key] = nullptr;
-    for (const auto& [key, value] : sandbox::PodFaultAnnotations(fault)) annotations[key] = value;
-    return Patch(absl::StrCat("/api/v1/namespaces/", cluster_.ns, "/pods/", pod),
-                 "application/merge-patch+json", {{"metadata", {{"annotations", annotations}}}});
+    // The test-server follows its own pod's annotations (--faults-from-pod).
+    return Client().SetPodFault(cluster_.ns, pod, ToPodFault(spec));
   }
-
   absl::Status AnnotateService(const std::map<std::string, std::string>& annotations) override {
-    return Patch(ServicePath(kServiceName), "application/merge-patch+json",
-                 {{"metadata", {{"annotations", annotations}}}});
+    return Client().AnnotateService(cluster_.ns, kServiceName, annotations);
   }
 
   void Stop() override {
@@ -152,11 +133,7 @@ class KubernetesDemoCluster final : public DemoCluster {
     return created;
   }
 
-  absl::Status Patch(const std::string& path, const std::string& content_type,
-                     const json& patch) {
-    if (!client_) return absl::FailedPreconditionError("demo cluster: not started");
-    return SendJson(*client_, "PATCH", path, content_type, patch.dump()).status();
-  }
+  sandbox::SandboxClient Client() const { return sandbox::SandboxClient(cluster_.config); }
 
   // Each fresh backend process pays for its first calls (allocations, server threads; 3-4x a
   // warm call) here, before any strategy measures it, as the sandbox's in-process pods have

@@ -62,18 +62,11 @@ class InProcessSandboxCluster final : public DemoCluster {
   absl::Status RollingRestart() override { return Client().RolloutRestart("default", "greeter"); }
 
   absl::Status SetPodFault(const std::string& pod, const PodFaultSpec& spec) override {
-    sandbox::PodFault fault{.delay = absl::FromChrono(spec.delay),
-                            .error_rate = spec.error_rate,
-                            .stuck = spec.stuck};
-    return Client().SetPodFault("default", pod, fault);
+    return Client().SetPodFault("default", pod, ToPodFault(spec));
   }
 
   absl::Status AnnotateService(const std::map<std::string, std::string>& annotations) override {
-    // `kubectl annotate service greeter K=V`: a merge PATCH of metadata.annotations.
-    nlohmann::json patch = {{"metadata", {{"annotations", annotations}}}};
-    auto answer = Client().Request("PATCH", "/api/v1/namespaces/default/services/greeter",
-                                   "application/merge-patch+json", patch.dump());
-    return answer.ok() ? absl::OkStatus() : answer.status();
+    return Client().AnnotateService("default", "greeter", annotations);
   }
 
   void Stop() override {
@@ -99,6 +92,11 @@ class InProcessSandboxCluster final : public DemoCluster {
 };
 
 }  // namespace
+
+sandbox::PodFault ToPodFault(const PodFaultSpec& spec) {
+  return sandbox::PodFault{
+      .delay = absl::FromChrono(spec.delay), .error_rate = spec.error_rate, .stuck = spec.stuck};
+}
 
 absl::Status AwaitReadyEndpoints(Registry& registry, const ServiceKey& service, size_t replicas,
                                  absl::Duration timeout) {

@@ -67,6 +67,15 @@ absl::Status SandboxClient::SetPodFault(const std::string& ns, const std::string
   return result.status();
 }
 
+absl::Status SandboxClient::AnnotateService(
+    const std::string& ns, const std::string& name,
+    const std::map<std::string, std::string>& annotations) {
+  nlohmann::json patch = {{"metadata", {{"annotations", annotations}}}};
+  return Request("PATCH", absl::StrCat("/api/v1/namespaces/", ns, "/services/", name),
+                 "application/merge-patch+json", patch.dump())
+      .status();
+}
+
 absl::Status SandboxClient::ClearPodFault(const std::string& ns, const std::string& pod) {
   return SetPodFault(ns, pod, PodFault{});
 }

@@ -3,6 +3,7 @@
 // scale|restart|fault` commands, the demo and tests. One thread per client object.
 #pragma once
 
+#include <map>
 #include <string>
 
 #include "absl/status/status.h"
@@ -30,6 +31,9 @@ class SandboxClient {
   absl::Status SetPodFault(const std::string& ns, const std::string& pod, const PodFault& fault);
   // Removes every fault annotation: the pod is healthy again.
   absl::Status ClearPodFault(const std::string& ns, const std::string& pod);
+  // `kubectl annotate service NAME K=V...`: a merge PATCH of metadata.annotations.
+  absl::Status AnnotateService(const std::string& ns, const std::string& name,
+                               const std::map<std::string, std::string>& annotations);
 
   // One request; returns the parsed JSON body of a 2xx answer.
   absl::StatusOr<nlohmann::json> Request(const std::string& method, const std::string& path,
