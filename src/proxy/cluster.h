@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "balancing/balancer.h"
-#include "proxy/event_loop.h"
+#include "h2/event_loop.h"
 #include "proxy/header_block.h"
 #include "proxy/proxy_options.h"
 #include "proxy/proxy_stats.h"
@@ -21,6 +21,8 @@
 #include "proxy/upstream_context.h"
 
 namespace podlb::proxy {
+
+using h2::Clock;
 
 class HealthChecker;
 class UpstreamSession;

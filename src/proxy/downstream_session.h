@@ -11,12 +11,17 @@
 #include <unordered_map>
 
 #include "core/endpoint.h"
-#include "proxy/h2_connection.h"
+#include "h2/h2_connection.h"
 #include "proxy/proxy_options.h"
 #include "proxy/proxy_stats.h"
 #include "proxy/proxy_stream.h"
 
 namespace podlb::proxy {
+
+using h2::EventLoop;
+using h2::Clock;
+using h2::H2Connection;
+using h2::TlsHandshakeStep;
 
 class Cluster;
 class DownstreamSession;

@@ -8,9 +8,11 @@
 #include <memory>
 #include <unordered_map>
 
-#include "proxy/event_loop.h"
+#include "h2/event_loop.h"
 
 namespace podlb::proxy {
+
+using h2::EventLoop;
 
 class Cluster;
 struct UpstreamHost;

@@ -10,9 +10,14 @@
 
 #include "balancing/service_policy.h"
 #include "core/endpoint.h"
-#include "proxy/tls.h"
+#include "h2/tls.h"
 
 namespace podlb::proxy {
+
+using h2::UpstreamTlsOptions;
+using h2::SslCtxPtr;
+using h2::MakeServerTlsContext;
+using h2::MakeClientTlsContext;
 
 struct ListenerConfig {
   std::string host = "127.0.0.1";

@@ -1,58 +1,16 @@
 #include "proxy/proxy_server.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "core/logging.h"
 #include "fmt/format.h"
+#include "h2/listener.h"
 #include "proxy/worker.h"
 
 namespace podlb::proxy {
-namespace {
-
-absl::StatusOr<int> BindListener(const std::string& host, uint16_t port) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE;
-  addrinfo* res = nullptr;
-  std::string port_text = std::to_string(port);
-  int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), port_text.c_str(), &hints, &res);
-  if (rc != 0) {
-    return absl::InvalidArgumentError("ProxyOptions::listeners " + host + ":" + port_text +
-                                      ": cannot resolve the host: " + gai_strerror(rc));
-  }
-  int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-  if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 4096) != 0) {
-    std::string error = strerror(errno);
-    close(fd);
-    freeaddrinfo(res);
-    return absl::UnavailableError("ProxyOptions::listeners " + host + ":" + port_text + ": " + error +
-                                  " (is another process bound to it?)");
-  }
-  freeaddrinfo(res);
-  return fd;
-}
-
-uint16_t BoundPort(int fd) {
-  sockaddr_storage addr{};
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  if (addr.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
-  return ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
-}
-
-}  // namespace
 
 ProxyServer::ProxyServer(ProxyOptions options, Registry& registry)
     : options_(std::move(options)),
@@ -84,13 +42,13 @@ absl::Status ProxyServer::Start() {
   for (const ListenerConfig& l : options_.listeners) {
     uint16_t port = l.port;
     for (int w = 0; w < options_.workers; ++w) {
-      auto fd = BindListener(l.host, port);
+      auto fd = h2::BindReusePortListener(l.host, port, "ProxyOptions::listeners");
       if (!fd.ok()) {
         for (auto& sockets : per_worker)
           for (auto& s : sockets) close(s.fd);
         return fd.status();
       }
-      port = BoundPort(*fd);  // port 0: the others join the port the first one got
+      port = h2::BoundPort(*fd);  // port 0: the others join the port the first one got
       per_worker[w].push_back({*fd, &l});
     }
     ports_.push_back(port);

@@ -8,10 +8,16 @@
 #include "core/logging.h"
 #include "proxy/cluster.h"
 #include "proxy/downstream_session.h"
-#include "proxy/grpc_util.h"
+#include "h2/grpc_util.h"
 #include "proxy/upstream_session.h"
 
 namespace podlb::proxy {
+
+using h2::kGrpcDeadlineExceeded;
+using h2::kGrpcUnavailable;
+using h2::kGrpcUnknown;
+using h2::ParseGrpcTimeout;
+using h2::PercentEncode;
 namespace {
 
 // Request bytes kept after they went upstream, so a refused stream can be replayed elsewhere.

@@ -15,10 +15,13 @@
 #include <vector>
 
 #include "proxy/byte_queue.h"
-#include "proxy/event_loop.h"
+#include "h2/event_loop.h"
 #include "proxy/upstream_stream.h"
 
 namespace podlb::proxy {
+
+using h2::EventLoop;
+using h2::Clock;
 
 class Cluster;
 class DownstreamSession;

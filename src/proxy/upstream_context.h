@@ -10,11 +10,13 @@
 #include <string>
 
 #include "core/split_mix64.h"
-#include "proxy/event_loop.h"
+#include "h2/event_loop.h"
 #include "proxy/proxy_options.h"
 #include "proxy/proxy_stats.h"
 
 namespace podlb::proxy {
+
+using h2::EventLoop;
 
 // How an UpstreamSession connects.
 struct UpstreamConnectionConfig {

@@ -10,10 +10,15 @@
 #include <string_view>
 #include <unordered_map>
 
-#include "proxy/h2_connection.h"
+#include "h2/h2_connection.h"
 #include "proxy/upstream_context.h"
 
 namespace podlb::proxy {
+
+using h2::EventLoop;
+using h2::H2Connection;
+using h2::UpstreamTlsOptions;
+using h2::TlsHandshakeStep;
 
 class UpstreamStreamHandler;
 class Cluster;

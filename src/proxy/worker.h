@@ -22,13 +22,17 @@
 #include "core/split_mix64.h"
 #include "proxy/cluster.h"
 #include "proxy/downstream_session.h"
-#include "proxy/event_loop.h"
+#include "h2/event_loop.h"
 #include "proxy/proxy_options.h"
 #include "proxy/proxy_stats.h"
 #include "proxy/service_balancers.h"
 #include "proxy/upstream_context.h"
 
 namespace podlb::proxy {
+
+using h2::EventLoop;
+using h2::IoHandler;
+using h2::Clock;
 
 struct ListenSocket {
   int fd = -1;

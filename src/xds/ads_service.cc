@@ -59,7 +59,9 @@ void AdsService::PushLoop() {
     // counted in /metrics, and nothing in the fan-out asks for it.
     cache_.ForgetDeleted(keys);
     absl::Time fanout_start = absl::Now();
-    std::vector<std::shared_ptr<AdsStream>> streams;
+    // Per loop, the streams it carries that watch a changed Service.
+    std::map<h2::EventLoop*, std::vector<std::shared_ptr<AdsStream>>> by_loop;
+    size_t reached = 0;
     {
       absl::MutexLock lock(&streams_mu_);
       std::vector<uint64_t> ids(wildcard_streams_.begin(), wildcard_streams_.end());
@@ -69,37 +71,45 @@ void AdsService::PushLoop() {
       }
       std::sort(ids.begin(), ids.end());
       ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-      streams.reserve(ids.size());
       for (uint64_t id : ids) {
         auto it = streams_.find(id);
-        if (it != streams_.end()) streams.push_back(it->second.stream);
+        if (it == streams_.end()) continue;
+        by_loop[it->second.loop].push_back(it->second.stream);
+        ++reached;
       }
     }
-    // No lock held: a stream may run reactions inline from StartWrite.
-    for (const auto& stream : streams) stream->OnServicesChanged(keys, since);
-    metrics_.ObserveFanout(absl::Now() - fanout_start, streams.size());
+    // One task per loop: each marks its streams and their connections write on that thread.
+    // The keys are shared by the tasks, not copied per stream.
+    auto shared_keys = std::make_shared<const std::set<ServiceKey>>(std::move(keys));
+    for (auto& [loop, streams] : by_loop) {
+      loop->Post([streams = std::move(streams), shared_keys, since] {
+        for (const auto& stream : streams) stream->OnServicesChanged(*shared_keys, since);
+      });
+    }
+    metrics_.ObserveFanout(absl::Now() - fanout_start, reached);
     // After the fan-out: its Gets have brought every entry still asked for to the new version
     // (keeping the old pointer where the bytes did not change, so streams skip it at once), and
     // what is left of an older version nobody asked for.
-    cache_.Forget(keys);
+    cache_.Forget(*shared_keys);
   }
 }
 
-grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* AdsService::StreamAggregatedResources(grpc::CallbackServerContext* context) {
+std::shared_ptr<AdsStream> AdsService::OpenStream(std::string peer, h2::EventLoop* loop) {
   std::shared_ptr<AdsStream> stream;
   {
     absl::MutexLock lock(&streams_mu_);
     uint64_t id = next_stream_id_++;
-    stream = std::make_shared<AdsStream>(this, id, context->peer());
-    streams_[id].stream = stream;
+    stream = std::make_shared<AdsStream>(this, id, std::move(peer));
+    StreamEntry& entry = streams_[id];
+    entry.stream = stream;
+    entry.loop = loop;
   }
   metrics_.streams_total.fetch_add(1, std::memory_order_relaxed);
   metrics_.connected_clients.fetch_add(1, std::memory_order_relaxed);
-  stream->Begin();
-  return stream.get();
+  return stream;
 }
 
-void AdsService::RemoveStream(uint64_t id) {
+void AdsService::CloseStream(uint64_t id) {
   std::shared_ptr<AdsStream> last;  // destroyed after the lock is released
   absl::MutexLock lock(&streams_mu_);
   auto it = streams_.find(id);

@@ -1,19 +1,16 @@
-// AdsService: the xDS v3 Aggregated Discovery Service (state of the world) over a Registry.
-//
-// Why grpc++'s callback API (ServerBidiReactor) rather than a synchronous server with a thread
-// per stream: a control plane holds thousands of mostly idle streams; reactors cost a few KB
-// each instead of one or two blocked threads, and a push is a non-blocking StartWrite from the
-// one push thread, so fan-out time does not depend on thread scheduling.
+// AdsService: the xDS v3 Aggregated Discovery Service (state of the world) over a Registry,
+// independent of the transport: XdsServer's connections (src/xds/ads_connection.h) open a stream
+// here per ADS call and carry its bytes.
 //
 // Registry changes are coalesced on the push thread (a window of a few ms from the first change,
 // so a rolling restart's storm of slice updates becomes a few pushes without delaying any single
 // change by more than the window), then fanned out to the streams that watch the changed
 // Services, found through an index (Service → streams), so a change costs in proportion to its
-// watchers, not to every connected stream; every stream takes encoded resources from one shared
-// ResourceCache. The ADS method is registered raw (ByteBuffer in and out) so that a response is
-// assembled from the cache's shared bytes rather than copied into a message per stream.
-// Start/Stop from one control thread; the reactions run on gRPC threads; accessors are
-// thread-safe.
+// watchers, not to every connected stream. The fan-out is one posted task per event loop, which
+// marks its streams' changes and lets their connections write: the responses are built and sent
+// on the loops' threads in parallel, with no lock shared between streams, and every stream takes
+// encoded resources from one shared ResourceCache.
+// Start/Stop from one control thread; accessors are thread-safe.
 #pragma once
 
 #include <chrono>
@@ -25,7 +22,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "core/registry.h"
-#include "envoy/service/discovery/v3/ads.grpc.pb.h"
+#include "h2/event_loop.h"
 #include "xds/resource_cache.h"
 #include "xds/xds_metrics.h"
 
@@ -38,26 +35,20 @@ struct AdsServiceOptions {
   std::string control_plane_id = "podlb";
 };
 
-using AdsServiceBase = envoy::service::discovery::v3::AggregatedDiscoveryService::
-    WithRawCallbackMethod_StreamAggregatedResources<
-        envoy::service::discovery::v3::AggregatedDiscoveryService::
-            WithCallbackMethod_DeltaAggregatedResources<
-                envoy::service::discovery::v3::AggregatedDiscoveryService::Service>>;
-
-class AdsService final : public AdsServiceBase {
+class AdsService final {
  public:
   AdsService(Registry& registry, AdsServiceOptions options = {});
-  ~AdsService() override;  // calls Stop
+  ~AdsService();  // calls Stop
 
   // Subscribes to the Registry and starts the push thread.
   void Start();
-  // Stops pushing. Call after the grpc::Server has shut down (its streams are then finished).
+  // Stops pushing. Call once the loops carrying the streams have stopped.
   void Stop();
 
-  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* StreamAggregatedResources(
-      grpc::CallbackServerContext* context) override;
-  // DeltaAggregatedResources is not overridden: the base class answers UNIMPLEMENTED, and
-  // clients fall back to state of the world.
+  // A new ADS stream from `peer`, carried by a connection on `loop`, whose thread makes every
+  // call into the stream. The transport calls CloseStream(id) when the stream ends.
+  std::shared_ptr<AdsStream> OpenStream(std::string peer, h2::EventLoop* loop);
+  void CloseStream(uint64_t id);
 
   const XdsMetrics& metrics() const { return metrics_; }
   // metrics() plus gauges of what the service holds (resource cache, Registry keys), as
@@ -69,7 +60,6 @@ class AdsService final : public AdsServiceBase {
 
  private:
   friend class AdsStream;
-  void RemoveStream(uint64_t id);
   // The Services stream `id` watches now (and whether it has a wildcard subscription), for the
   // fan-out index. Called by the stream with its own lock held.
   void UpdateWatches(uint64_t id, std::set<ServiceKey> keys, bool wildcard);
@@ -78,6 +68,7 @@ class AdsService final : public AdsServiceBase {
 
   struct StreamEntry {
     std::shared_ptr<AdsStream> stream;
+    h2::EventLoop* loop = nullptr;
     std::set<ServiceKey> keys;  // as indexed in watchers_
     bool wildcard = false;
   };

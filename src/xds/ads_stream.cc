@@ -4,101 +4,50 @@
 #include "core/hash.h"
 #include "core/logging.h"
 #include "google/protobuf/util/json_util.h"
-#include "grpcpp/impl/codegen/proto_utils.h"
 #include "xds/ads_service.h"
 
 namespace podlb::xds {
 
 using envoy::service::discovery::v3::DiscoveryRequest;
 
-namespace {
-
-// A slice over the cache's encoded bytes that keeps the entry alive until gRPC is done with it:
-// every stream sending the resource shares the one buffer.
-grpc::Slice SharedSlice(const EncodedResourceConstSharedPtr& resource) {
-  auto* hold = new EncodedResourceConstSharedPtr(resource);
-  return grpc::Slice(const_cast<char*>(resource->response_field.data()),
-                     resource->response_field.size(),
-                     [](void* p) { delete static_cast<EncodedResourceConstSharedPtr*>(p); }, hold);
-}
-
-}  // namespace
-
 AdsStream::AdsStream(AdsService* service, uint64_t id, std::string peer)
     : service_(service), id_(id), peer_(std::move(peer)) {}
 
-void AdsStream::Begin() { StartRead(&request_); }
-
-void AdsStream::OnReadDone(bool ok) {
-  if (!ok) {
-    {
-      absl::MutexLock lock(&mu_);
-      read_closed_ = true;
-    }
-    Pump();
-    return;
-  }
+absl::Status AdsStream::OnRequest(std::string_view bytes) {
   DiscoveryRequest request;
-  grpc::Status parsed = grpc::SerializationTraits<DiscoveryRequest>::Deserialize(&request_, &request);
+  if (!request.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    absl::MutexLock lock(&mu_);
+    LogWarn("xds: client {} ({}) sent a message that is not a DiscoveryRequest ({} bytes); "
+            "closing its stream",
+            node_id_, peer_, bytes.size());
+    return absl::InvalidArgumentError("podlb: the request is not a valid DiscoveryRequest");
+  }
   {
     absl::MutexLock lock(&mu_);
-    if (!parsed.ok()) {
-      // Not a DiscoveryRequest: nothing later on this stream can be trusted to parse either.
-      LogWarn("xds: client {} ({}) sent a message that is not a DiscoveryRequest ({}); closing "
-              "its stream",
-              node_id_, peer_, parsed.error_message());
-      finish_status_ = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                    "podlb: the request is not a valid DiscoveryRequest");
-      read_closed_ = true;
-    } else {
-      HandleRequestLocked(request);
-    }
+    HandleRequestLocked(request);
   }
-  if (parsed.ok()) StartRead(&request_);
-  Pump();
+  if (sink_ != nullptr) sink_->OnResponseDue();
+  return absl::OkStatus();
 }
 
-void AdsStream::OnWriteDone(bool ok) {
-  {
-    absl::MutexLock lock(&mu_);
-    writing_ = false;
-    // A failed write means the stream is gone; the outstanding read fails too and closes it.
-    if (!ok) read_closed_ = true;
-  }
-  Pump();
+void AdsStream::OnClosed() {
+  absl::MutexLock lock(&mu_);
+  LogInfo("xds: client {} ({}, {}) disconnected", node_id_, user_agent_, peer_);
 }
 
-void AdsStream::OnDone() {
-  {
-    absl::MutexLock lock(&mu_);
-    LogInfo("xds: client {} ({}, {}) disconnected", node_id_, user_agent_, peer_);
+bool AdsStream::TakeResponse(AdsResponse* out) {
+  absl::MutexLock lock(&mu_);
+  for (ResourceType type : kAllResourceTypes) {
+    TypeState& state = types_[static_cast<size_t>(type)];
+    if (!state.dirty_all && state.dirty_names.empty()) continue;
+    bool send = BuildResponseLocked(type, state, out);
+    state.dirty_all = false;
+    state.dirty_names.clear();
+    state.force = false;
+    state.pending_since.reset();
+    if (send) return true;
   }
-  service_->RemoveStream(id_);  // may destroy this
-}
-
-void AdsStream::Pump() {
-  enum { kNothing, kWrite, kFinish } action = kNothing;
-  {
-    absl::MutexLock lock(&mu_);
-    if (finished_ || writing_) return;
-    if (read_closed_) {
-      finished_ = true;
-      action = kFinish;
-    } else if (BuildNextResponseLocked()) {
-      writing_ = true;
-      action = kWrite;
-    }
-  }
-  // response_ is stable while writing_ is set: only Pump writes it, and only when not writing.
-  if (action == kWrite) StartWrite(&response_);
-  if (action == kFinish) {
-    grpc::Status status;
-    {
-      absl::MutexLock lock(&mu_);
-      status = finish_status_;
-    }
-    Finish(status);
-  }
+  return false;
 }
 
 void AdsStream::OnServicesChanged(const std::set<ServiceKey>& keys, absl::Time changed_at) {
@@ -128,7 +77,7 @@ void AdsStream::OnServicesChanged(const std::set<ServiceKey>& keys, absl::Time c
     }
     if (!affected) return;
   }
-  Pump();
+  if (sink_ != nullptr) sink_->OnResponseDue();
 }
 
 void AdsStream::HandleRequestLocked(const DiscoveryRequest& request) {
@@ -221,21 +170,7 @@ void AdsStream::RecomputeWatchedKeysLocked() {
   service_->UpdateWatches(id_, std::move(keys), any_wildcard_);
 }
 
-bool AdsStream::BuildNextResponseLocked() {
-  for (ResourceType type : kAllResourceTypes) {
-    TypeState& state = types_[static_cast<size_t>(type)];
-    if (!state.dirty_all && state.dirty_names.empty()) continue;
-    bool send = BuildResponseLocked(type, state);
-    state.dirty_all = false;
-    state.dirty_names.clear();
-    state.force = false;
-    state.pending_since.reset();
-    if (send) return true;
-  }
-  return false;
-}
-
-bool AdsStream::BuildResponseLocked(ResourceType type, TypeState& state) {
+bool AdsStream::BuildResponseLocked(ResourceType type, TypeState& state, AdsResponse* out) {
   ResourceCache& cache = service_->cache_;
   const ResourceMap& before = *state.sent;
   auto current = std::make_shared<ResourceMap>();
@@ -287,11 +222,10 @@ bool AdsStream::BuildResponseLocked(ResourceType type, TypeState& state) {
   header.set_version_info(ContentVersion(*current));
   header.set_nonce(std::to_string(++nonce_counter_));
   header.mutable_control_plane()->set_identifier(service_->options_.control_plane_id);
-  std::vector<grpc::Slice> slices;
-  slices.reserve(carried.size() + 1);
-  slices.emplace_back(header.SerializeAsString());
-  for (const auto* entry : carried) slices.push_back(SharedSlice(entry->second));
-  response_ = grpc::ByteBuffer(slices.data(), slices.size());
+  out->header = header.SerializeAsString();
+  out->resources.clear();
+  out->resources.reserve(carried.size());
+  for (const auto* entry : carried) out->resources.push_back(entry->second);
   state.sent_version = header.version_info();
   state.sent_nonce = header.nonce();
   state.sent = std::move(current);
@@ -299,7 +233,7 @@ bool AdsStream::BuildResponseLocked(ResourceType type, TypeState& state) {
   XdsMetrics& metrics = service_->metrics_;
   metrics.pushes_total.fetch_add(1, std::memory_order_relaxed);
   metrics.resources_sent_total.fetch_add(carried.size(), std::memory_order_relaxed);
-  metrics.bytes_sent_total.fetch_add(response_.Length(), std::memory_order_relaxed);
+  metrics.bytes_sent_total.fetch_add(out->size(), std::memory_order_relaxed);
   if (state.pending_since) metrics.ObservePushLatency(absl::Now() - *state.pending_since);
   LogDebug("xds: client {}: {} version {} with {} resources", node_id_, ShortName(type),
            state.sent_version, carried.size());

@@ -79,9 +79,10 @@ class ResourceCache {
   void ForgetDeleted(const std::set<ServiceKey>& keys);
 
   // `keys` changed in the Registry: drops every entry of those that no longer exist, and the
-  // entries built from an older EndpointSet of the others. The push thread calls it after the
-  // fan-out, whose Gets have brought the variants still asked for to the new version, so only
-  // what nobody asked for goes. Cost: the entries of `keys`, once per batch, not per stream.
+  // entries built from an older EndpointSet of the others. The push thread calls it once it has
+  // posted the fan-out; the streams' Gets then build each variant still asked for once, at the
+  // new version, and what nobody asks for again is not kept. Cost: the entries of `keys`, once
+  // per batch, not per stream.
   void Forget(const std::set<ServiceKey>& keys);
 
   // Encoded resources held, and Services they belong to (for /metrics and the soak).

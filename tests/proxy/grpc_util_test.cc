@@ -1,10 +1,10 @@
 // grpc-timeout parsing and grpc-message encoding (pure functions of the proxy data path).
-#include "proxy/grpc_util.h"
+#include "h2/grpc_util.h"
 
 #include "gtest/gtest.h"
 #include "proxy/byte_queue.h"
 
-namespace podlb::proxy {
+namespace podlb::h2 {
 namespace {
 
 using std::chrono::nanoseconds;
@@ -41,4 +41,4 @@ TEST(ByteQueueTest, AppendsPopsAndCompacts) {
 }
 
 }  // namespace
-}  // namespace podlb::proxy
+}  // namespace podlb::h2

@@ -6,7 +6,7 @@
 
 #include "core/registry.h"
 #include "proxy/proxy_server.h"
-#include "proxy/tls.h"
+#include "h2/tls.h"
 
 namespace podlb::proxy {
 namespace {

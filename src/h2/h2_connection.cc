@@ -1,11 +1,11 @@
-#include "proxy/h2_connection.h"
+#include "h2/h2_connection.h"
 
 #include <errno.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
-namespace podlb::proxy {
+namespace podlb::h2 {
 namespace {
 
 // nghttp2 output is gathered up to this much before one write(2)/SSL_write.
@@ -204,4 +204,4 @@ void H2Connection::CloseSocket() {
   }
 }
 
-}  // namespace podlb::proxy
+}  // namespace podlb::h2

@@ -1,4 +1,4 @@
-#include "proxy/event_loop.h"
+#include "h2/event_loop.h"
 
 #include <string.h>
 #include <sys/epoll.h>
@@ -8,7 +8,7 @@
 #include <cerrno>
 #include <string>
 
-namespace podlb::proxy {
+namespace podlb::h2 {
 namespace {
 
 // The eventfd is registered with this sentinel instead of a handler.
@@ -155,4 +155,4 @@ void EventLoop::Run() {
   deletes_.clear();
 }
 
-}  // namespace podlb::proxy
+}  // namespace podlb::h2

@@ -1,8 +1,8 @@
-#include "proxy/grpc_util.h"
+#include "h2/grpc_util.h"
 
 #include <cstdint>
 
-namespace podlb::proxy {
+namespace podlb::h2 {
 
 std::optional<std::chrono::nanoseconds> ParseGrpcTimeout(std::string_view value) {
   if (value.size() < 2 || value.size() > 9) return std::nullopt;
@@ -46,4 +46,4 @@ std::string PercentEncode(std::string_view message) {
   return out;
 }
 
-}  // namespace podlb::proxy
+}  // namespace podlb::h2

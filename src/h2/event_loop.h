@@ -16,7 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 
-namespace podlb::proxy {
+namespace podlb::h2 {
 
 using Clock = std::chrono::steady_clock;
 
@@ -88,4 +88,4 @@ class EventLoop {
   bool stop_requested_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-}  // namespace podlb::proxy
+}  // namespace podlb::h2

@@ -1,4 +1,4 @@
-// Small gRPC-over-HTTP/2 helpers for the proxy data path: parsing grpc-timeout and escaping
+// Small gRPC-over-HTTP/2 helpers for the proxy and the ADS transport: parsing grpc-timeout and escaping
 // grpc-message. Pure functions, any thread.
 #pragma once
 
@@ -7,12 +7,15 @@
 #include <string>
 #include <string_view>
 
-namespace podlb::proxy {
+namespace podlb::h2 {
 
-// gRPC status codes the proxy produces itself.
+// gRPC status codes podlb produces itself.
+inline constexpr int kGrpcOk = 0;
 inline constexpr int kGrpcUnknown = 2;
+inline constexpr int kGrpcInvalidArgument = 3;
 inline constexpr int kGrpcDeadlineExceeded = 4;
 inline constexpr int kGrpcResourceExhausted = 8;
+inline constexpr int kGrpcUnimplemented = 12;
 inline constexpr int kGrpcInternal = 13;
 inline constexpr int kGrpcUnavailable = 14;
 
@@ -22,4 +25,4 @@ std::optional<std::chrono::nanoseconds> ParseGrpcTimeout(std::string_view value)
 // Percent-encodes a grpc-message value as the spec asks (bytes outside 0x20..0x7e and '%').
 std::string PercentEncode(std::string_view message);
 
-}  // namespace podlb::proxy
+}  // namespace podlb::h2

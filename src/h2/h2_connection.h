@@ -14,10 +14,10 @@
 #include <string>
 #include <string_view>
 
-#include "proxy/event_loop.h"
-#include "proxy/tls.h"
+#include "h2/event_loop.h"
+#include "h2/tls.h"
 
-namespace podlb::proxy {
+namespace podlb::h2 {
 
 class H2Connection : public IoHandler, public Flushable, public Deletable {
  public:
@@ -105,4 +105,4 @@ class H2Connection : public IoHandler, public Flushable, public Deletable {
   std::string tls_error_;  // OpenSSL's reason for the last fatal RawRead/RawWrite
 };
 
-}  // namespace podlb::proxy
+}  // namespace podlb::h2

@@ -13,7 +13,7 @@
 
 #include "absl/status/statusor.h"
 
-namespace podlb::proxy {
+namespace podlb::h2 {
 
 struct SslCtxDeleter {
   void operator()(SSL_CTX* ctx) const { SSL_CTX_free(ctx); }
@@ -28,7 +28,20 @@ struct UpstreamTlsOptions {
   std::string server_name;  // SNI, and the name the certificate must carry; empty: chain only
 };
 
-// Downstream: serves `cert_file`/`key_file`, TLS 1.2+, ALPN h2 only.
+// The files of a TLS server, and how errors name them (the options they came from).
+struct ServerTlsFiles {
+  std::string cert_file;
+  std::string key_file;
+  std::string client_ca_file;  // non-empty: mTLS, a client certificate signed by it is required
+  std::string cert_option = "ProxyOptions::tls_cert_file";
+  std::string key_option = "ProxyOptions::tls_key_file";
+  std::string client_ca_option;
+};
+
+// Server side: serves the certificate chain and key, TLS 1.2+, ALPN h2 only; with a client CA,
+// refuses the handshake of a client without a certificate that CA signed.
+absl::StatusOr<SslCtxPtr> MakeServerTlsContext(const ServerTlsFiles& files);
+// The proxy's downstream: no client certificates.
 absl::StatusOr<SslCtxPtr> MakeServerTlsContext(const std::string& cert_file,
                                                const std::string& key_file);
 // Upstream: offers ALPN h2 and verifies the endpoint's chain (and name, when given).
@@ -52,4 +65,4 @@ TlsHandshakeStep ContinueTlsHandshake(SSL* ssl);
 // The oldest queued OpenSSL error as text (and clears the queue); `fallback` if there is none.
 std::string TakeTlsError(const std::string& fallback);
 
-}  // namespace podlb::proxy
+}  // namespace podlb::h2

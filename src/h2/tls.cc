@@ -1,10 +1,10 @@
-#include "proxy/tls.h"
+#include "h2/tls.h"
 
 #include <errno.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
-namespace podlb::proxy {
+namespace podlb::h2 {
 namespace {
 
 constexpr unsigned char kAlpnH2[] = {2, 'h', '2'};
@@ -41,16 +41,37 @@ std::string TakeTlsError(const std::string& fallback) {
   return buf;
 }
 
-absl::StatusOr<SslCtxPtr> MakeServerTlsContext(const std::string& cert_file,
-                                               const std::string& key_file) {
+absl::StatusOr<SslCtxPtr> MakeServerTlsContext(const ServerTlsFiles& files) {
   SslCtxPtr ctx = NewContext(TLS_server_method());
-  if (SSL_CTX_use_certificate_chain_file(ctx.get(), cert_file.c_str()) != 1 ||
-      SSL_CTX_use_PrivateKey_file(ctx.get(), key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
-    return absl::InvalidArgumentError("TLS: cannot load ProxyOptions::tls_cert_file " + cert_file +
-                                      " / ProxyOptions::tls_key_file " + key_file + ": " + TakeTlsError("?"));
+  if (SSL_CTX_use_certificate_chain_file(ctx.get(), files.cert_file.c_str()) != 1 ||
+      SSL_CTX_use_PrivateKey_file(ctx.get(), files.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    return absl::InvalidArgumentError("TLS: cannot load " + files.cert_option + " " +
+                                      files.cert_file + " / " + files.key_option + " " +
+                                      files.key_file + ": " + TakeTlsError("?"));
+  }
+  if (SSL_CTX_check_private_key(ctx.get()) != 1) {
+    return absl::InvalidArgumentError("TLS: " + files.key_option + " " + files.key_file +
+                                      " is not the key of " + files.cert_option + " " +
+                                      files.cert_file + ": " + TakeTlsError("?"));
+  }
+  if (!files.client_ca_file.empty()) {
+    STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(files.client_ca_file.c_str());
+    if (names == nullptr ||
+        SSL_CTX_load_verify_locations(ctx.get(), files.client_ca_file.c_str(), nullptr) != 1) {
+      if (names != nullptr) sk_X509_NAME_pop_free(names, X509_NAME_free);
+      return absl::InvalidArgumentError("TLS: cannot load " + files.client_ca_option + " " +
+                                        files.client_ca_file + ": " + TakeTlsError("no certificate in it"));
+    }
+    SSL_CTX_set_client_CA_list(ctx.get(), names);  // takes ownership
+    SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
   }
   SSL_CTX_set_alpn_select_cb(ctx.get(), &SelectH2, nullptr);
   return ctx;
+}
+
+absl::StatusOr<SslCtxPtr> MakeServerTlsContext(const std::string& cert_file,
+                                               const std::string& key_file) {
+  return MakeServerTlsContext(ServerTlsFiles{.cert_file = cert_file, .key_file = key_file});
 }
 
 absl::StatusOr<SslCtxPtr> MakeClientTlsContext(const UpstreamTlsOptions& options) {
@@ -133,4 +154,4 @@ ssize_t TlsWrite(SSL* ssl, const uint8_t* buf, size_t len, std::string* error) {
   return r == 0 ? -1 : r;
 }
 
-}  // namespace podlb::proxy
+}  // namespace podlb::h2
