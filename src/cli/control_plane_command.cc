@@ -21,6 +21,7 @@ struct ControlPlaneFlags {
   std::string tls_key;
   std::string tls_client_ca;
   double coalesce_ms = 2;
+  int workers = 0;
   std::string log_level = "info";
 };
 
@@ -42,6 +43,7 @@ int RunControlPlane(const ControlPlaneFlags& flags) {
   options.listen = flags.listen;
   options.tls = {.cert_file = flags.tls_cert, .key_file = flags.tls_key,
                  .client_ca_file = flags.tls_client_ca};
+  options.workers = flags.workers;
   options.ads.coalesce_window =
       std::chrono::microseconds(static_cast<int64_t>(flags.coalesce_ms * 1000));
   xds::XdsServer server(registry, options);
@@ -108,6 +110,10 @@ void AddControlPlaneCommand(CLI::App& app, CommandTable& table) {
                   "milliseconds endpoint changes are gathered before a push")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1000.0));
+  sub->add_option("--workers", flags->workers,
+                  "event loops serving xDS connections (0: one per core)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 64));
   sub->add_option("--log-level", flags->log_level, "debug, info, warn or error")->capture_default_str();
   flags->source.AddTo(*sub);
   table.push_back({sub, [flags] { return RunControlPlane(*flags); }});

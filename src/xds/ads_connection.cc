@@ -49,6 +49,7 @@ struct AdsConnection::Call final : public AdsStreamSink {
   size_t offset = 0;
   // Ending: trailers with this status once nothing is left to send.
   bool finishing = false;
+  bool send_due = false;  // ...counting the responses due when it began to end
   int status = h2::kGrpcOk;
   std::string message;
   std::string encoded_message;  // grpc-message, alive until nghttp2 copied the trailers
@@ -62,16 +63,18 @@ AdsConnection::AdsConnection(h2::EventLoop& loop, AdsService& service, AdsConnec
       owner_(owner),
       limits_(limits),
       peer_(std::move(peer)),
-      tls_handshake_done_(ssl == nullptr) {
+      tls_handshake_done_(ssl == nullptr),
+      flood_window_start_(loop.now()) {
   fd_ = fd;
   ssl_ = ssl;
   nghttp2_option* option;
   nghttp2_option_new(&option);
-  // Hostile peers: nghttp2 answers SETTINGS/PING floods by dropping the connection, and a
-  // rapid-reset storm likewise; an xDS client sends a handful of each.
-  nghttp2_option_set_max_outbound_ack(option, 1000);
+  // nghttp2's own limits are backstops behind ours (OnControlFrame), which answer with
+  // ENHANCE_YOUR_CALM before nghttp2 drops the connection.
+  nghttp2_option_set_max_outbound_ack(option, 10 * limits.max_control_frames_per_second + 1000);
   nghttp2_option_set_max_settings(option, 32);
-  nghttp2_option_set_stream_reset_rate_limit(option, 2000, 1000);
+  nghttp2_option_set_stream_reset_rate_limit(option, 10 * limits.max_resets_per_second + 1000,
+                                             2 * limits.max_resets_per_second);
   nghttp2_option_set_no_closed_streams(option, 1);
   NewSession(Role::kServer, option);
   nghttp2_option_del(option);
@@ -122,10 +125,14 @@ bool AdsConnection::OnInput(const uint8_t* data, size_t len) {
     if (handshake_timer_ != 0) loop_.CancelTimer(handshake_timer_);
     handshake_timer_ = 0;
   }
-  ssize_t rv = nghttp2_session_mem_recv(session_, data, len);
-  if (rv < 0) {
-    LogDebug("xds: {}: HTTP/2 error: {}", peer_, nghttp2_strerror(static_cast<int>(rv)));
-    return false;
+  // Small slices, so that once a flood was detected the rest of the input is not processed.
+  constexpr size_t kSlice = 16 * 1024;
+  for (size_t offset = 0; offset < len && !calmed_; offset += kSlice) {
+    ssize_t rv = nghttp2_session_mem_recv(session_, data + offset, std::min(kSlice, len - offset));
+    if (rv < 0) {
+      LogDebug("xds: {}: HTTP/2 error: {}", peer_, nghttp2_strerror(static_cast<int>(rv)));
+      return false;
+    }
   }
   loop_.ScheduleFlush(this);
   return true;
@@ -240,12 +247,47 @@ void AdsConnection::OnHeadersEnd(void* stream, bool first_block, bool end_stream
   if (first_block) StartCall(call);
   // The client half-closed: an ADS stream it stops sending on is over (gRPC clients cancel
   // rather than half-close, but a client may do either).
-  if (end_stream && call.stream) FinishCall(call, h2::kGrpcOk, "");
+  if (end_stream && call.stream) FinishCall(call, h2::kGrpcOk, "", /*send_due=*/true);
 }
 
 void AdsConnection::OnDataEnd(void* stream) {
   Call& call = *AsCall(stream);
-  if (call.stream) FinishCall(call, h2::kGrpcOk, "");
+  if (call.stream) FinishCall(call, h2::kGrpcOk, "", /*send_due=*/true);
+}
+
+bool AdsConnection::CountFlood(uint32_t* counter, uint32_t limit) {
+  h2::Clock::time_point now = loop_.now();
+  if (now - flood_window_start_ >= std::chrono::seconds(1)) {
+    flood_window_start_ = now;
+    resets_in_window_ = 0;
+    control_frames_in_window_ = 0;
+  }
+  return ++*counter > limit;
+}
+
+void AdsConnection::CalmDown(const char* why) {
+  if (calmed_) return;
+  LogInfo("xds: closing the connection of {} with ENHANCE_YOUR_CALM: {}", peer_, why);
+  calmed_ = true;
+  nghttp2_session_terminate_session(session_, NGHTTP2_ENHANCE_YOUR_CALM);
+  loop_.ScheduleFlush(this);
+}
+
+void AdsConnection::OnControlFrame(const nghttp2_frame& frame) {
+  switch (frame.hd.type) {
+    case NGHTTP2_RST_STREAM:
+      if (CountFlood(&resets_in_window_, limits_.max_resets_per_second))
+        CalmDown("too many RST_STREAM frames (rapid reset)");
+      return;
+    case NGHTTP2_SETTINGS:
+    case NGHTTP2_PING:
+      if (!(frame.hd.flags & NGHTTP2_FLAG_ACK) &&
+          CountFlood(&control_frames_in_window_, limits_.max_control_frames_per_second))
+        CalmDown("too many SETTINGS/PING frames");
+      return;
+    default:
+      return;
+  }
 }
 
 void AdsConnection::StartCall(Call& call) {
@@ -324,9 +366,10 @@ void AdsConnection::DeliverRequests(Call& call) {
   }
 }
 
-void AdsConnection::FinishCall(Call& call, int status, std::string message) {
+void AdsConnection::FinishCall(Call& call, int status, std::string message, bool send_due) {
   if (call.finishing) return;
   call.finishing = true;
+  call.send_due = send_due;
   call.status = status;
   call.message = std::move(message);
   Resume(call);
@@ -344,7 +387,7 @@ ssize_t AdsConnection::ReadBody(void* stream, uint8_t* buf, size_t len, uint32_t
   while (n < len) {
     if (!call.sending) {
       AdsResponse response;
-      if (call.finishing || !call.stream->TakeResponse(&response)) break;
+      if ((call.finishing && !call.send_due) || !call.stream->TakeResponse(&response)) break;
       const size_t size = response.size();
       call.head.resize(kGrpcPrefix);
       call.head[0] = 0;
@@ -375,6 +418,7 @@ ssize_t AdsConnection::ReadBody(void* stream, uint8_t* buf, size_t len, uint32_t
   }
   if (n > 0) return static_cast<ssize_t>(n);
   if (!call.finishing) return NGHTTP2_ERR_DEFERRED;
+  call.send_due = false;  // what was due went; a change from now on is not sent
   *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
   std::string status_text = std::to_string(call.status);
   call.encoded_message = h2::PercentEncode(call.message);

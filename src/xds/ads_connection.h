@@ -43,6 +43,10 @@ struct AdsConnectionLimits {
   uint32_t max_request_bytes = 4 * 1024 * 1024;
   // A connection that has sent nothing (no HTTP/2 preface) for this long is closed.
   std::chrono::milliseconds handshake_timeout{10000};
+  // Past these per second, the connection ends with GOAWAY(ENHANCE_YOUR_CALM): rapid reset
+  // (CVE-2023-44487) and SETTINGS/PING floods. An xDS client sends a handful of each.
+  uint32_t max_resets_per_second = 200;
+  uint32_t max_control_frames_per_second = 200;
 };
 
 // What connections need from the worker that accepted them. Loop thread only.
@@ -80,13 +84,18 @@ class AdsConnection final : public h2::H2Connection {
   void OnDataEnd(void* stream) override;
   void OnStreamData(void* stream, int32_t stream_id, const uint8_t* data, size_t len) override;
   void OnStreamClose(void* stream, int32_t stream_id, uint32_t error_code) override;
+  void OnControlFrame(const nghttp2_frame& frame) override;
   ssize_t ReadBody(void* stream, uint8_t* buf, size_t len, uint32_t* flags) override;
   bool OnInput(const uint8_t* data, size_t len) override;
 
   // The call's request headers are complete: open its AdsStream, or answer trailers-only.
   void StartCall(Call& call);
-  // Ends the call once what it is sending went out: trailers with `status` and `message`.
-  void FinishCall(Call& call, int status, std::string message);
+  // Ends the call with trailers carrying `status` and `message`, after the response being sent
+  // and, with `send_due`, the responses already due (a client that half-closed still gets them).
+  void FinishCall(Call& call, int status, std::string message, bool send_due = false);
+  // Counts a frame against a per-second limit; true once over it.
+  bool CountFlood(uint32_t* counter, uint32_t limit);
+  void CalmDown(const char* why);
   // Whole gRPC messages in the call's input go to its stream.
   void DeliverRequests(Call& call);
   // A response may be due on the call: let nghttp2 ask ReadBody again.
@@ -103,7 +112,11 @@ class AdsConnection final : public h2::H2Connection {
   bool owner_gone_ = false;
   bool got_input_ = false;
   bool shutting_down_ = false;
+  bool calmed_ = false;
   uint64_t handshake_timer_ = 0;
+  h2::Clock::time_point flood_window_start_;
+  uint32_t resets_in_window_ = 0;
+  uint32_t control_frames_in_window_ = 0;
   std::unordered_map<int32_t, std::unique_ptr<Call>> calls_;
 };
 

@@ -32,7 +32,12 @@ absl::Status AdsStream::OnRequest(std::string_view bytes) {
 
 void AdsStream::OnClosed() {
   absl::MutexLock lock(&mu_);
-  LogInfo("xds: client {} ({}, {}) disconnected", node_id_, user_agent_, peer_);
+  // A stream that never said who it is (reset at once, or not an xDS client) is not news.
+  if (have_node_) {
+    LogInfo("xds: client {} ({}, {}) disconnected", node_id_, user_agent_, peer_);
+  } else {
+    LogDebug("xds: a stream from {} ended before it named its node", peer_);
+  }
 }
 
 bool AdsStream::TakeResponse(AdsResponse* out) {

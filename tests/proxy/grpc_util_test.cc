@@ -1,11 +1,14 @@
-// grpc-timeout parsing and grpc-message encoding (pure functions of the proxy data path).
+// grpc-timeout parsing and grpc-message encoding (pure functions of the proxy and ADS data paths).
 #include "h2/grpc_util.h"
 
 #include "gtest/gtest.h"
 #include "proxy/byte_queue.h"
 
-namespace podlb::h2 {
+namespace podlb::proxy {
 namespace {
+
+using h2::ParseGrpcTimeout;
+using h2::PercentEncode;
 
 using std::chrono::nanoseconds;
 
@@ -41,4 +44,4 @@ TEST(ByteQueueTest, AppendsPopsAndCompacts) {
 }
 
 }  // namespace
-}  // namespace podlb::h2
+}  // namespace podlb::proxy
