@@ -17,6 +17,7 @@
 #include "absl/synchronization/notification.h"
 #include "core/host_port.h"
 #include "core/logging.h"
+#include "core/sigpipe.h"
 #include "h2/event_loop.h"
 #include "h2/listener.h"
 #include "h2/tls.h"
@@ -77,6 +78,7 @@ class XdsServer::Worker final : public h2::IoHandler, public AdsConnectionOwner 
     if (absl::Status status = loop_.Init(); !status.ok()) return status;
     loop_.Add(listen_fd_, EPOLLIN, this);
     thread_ = std::thread([this] {
+      BlockSigpipeInThisThread();  // a TLS write to a client that left must not kill the process
       loop_.Run();
       connections_.clear();
     });

@@ -257,6 +257,9 @@ TEST_F(JobControllerTest, ApiRefusesBadJobsWithTheRealMessages) {
       CreateJob(JobObject("fixed", LongRunning("127.0.91.250"), "Never", {{"suspend", true}}));
   json changed = job;
   changed["spec"]["template"]["spec"]["containers"][0]["args"] = json::array({"--version"});
+  // Unconditional (no resourceVersion): the controller writes the Job's status meanwhile, and a
+  // stale version would be refused with 409 before the template is even looked at.
+  changed["metadata"].erase("resourceVersion");
   auto updated = store_->Update("jobs", "default", changed);
   ASSERT_FALSE(updated.ok());
   EXPECT_EQ(updated.status().code(), absl::StatusCode::kInvalidArgument);
@@ -267,6 +270,7 @@ TEST_F(JobControllerTest, ApiRefusesBadJobsWithTheRealMessages) {
             job["spec"]["template"]);
   // Other fields stay mutable (the controller's status, suspend, ttl).
   json resumed = *store_->Get("jobs", "default", "fixed");
+  resumed["metadata"].erase("resourceVersion");
   resumed["spec"]["ttlSecondsAfterFinished"] = 5;
   EXPECT_TRUE(store_->Update("jobs", "default", resumed).ok());
 }

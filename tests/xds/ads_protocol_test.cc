@@ -199,6 +199,39 @@ TEST_F(AdsProtocolTest, DeletedServiceIsWithdrawnAndLeavesTheCache) {
   EXPECT_EQ(Read().resources_size(), 2);
 }
 
+TEST_F(AdsProtocolTest, EndpointSetsLargerThanTheFlowControlWindowArriveWhole) {
+  // 5,000 endpoints are ~150 KB, over twice gRPC's initial 64 KB stream window: the response
+  // goes out as the client's WINDOW_UPDATEs allow, and the next change after it.
+  const std::string cluster = "default/greeter:50051";
+  auto many = [](int n, int port) {
+    std::vector<Endpoint> endpoints;
+    for (int i = 0; i < n; ++i) {
+      Endpoint e = Ep("10." + std::to_string(i / 65536) + "." + std::to_string(i / 256 % 256) +
+                      "." + std::to_string(i % 256));
+      e.port = port;
+      endpoints.push_back(e);
+    }
+    return endpoints;
+  };
+  registry_.Publish({{"default", "greeter", "grpc"}, {"default", "greeter", "50051"}},
+                    many(5000, 50051));
+  Send(kClusterLoadAssignmentType, {cluster});
+  DiscoveryResponse r = Read();
+  envoy::config::endpoint::v3::ClusterLoadAssignment cla;
+  ASSERT_EQ(r.resources_size(), 1);
+  ASSERT_TRUE(r.resources(0).UnpackTo(&cla));
+  EXPECT_EQ(cla.endpoints(0).lb_endpoints_size(), 5000);
+  EXPECT_GT(r.ByteSizeLong(), 2u * 65535);
+  Ack(r, {cluster});
+  registry_.Publish({{"default", "greeter", "grpc"}, {"default", "greeter", "50051"}},
+                    many(4999, 50052));
+  DiscoveryResponse pushed = Read();
+  ASSERT_TRUE(pushed.resources(0).UnpackTo(&cla));
+  ASSERT_EQ(cla.endpoints(0).lb_endpoints_size(), 4999);
+  EXPECT_EQ(cla.endpoints(0).lb_endpoints(4998).endpoint().address().socket_address().port_value(),
+            50052u);
+}
+
 TEST_F(AdsProtocolTest, DeltaIsUnimplemented) {
   grpc::ClientContext context;
   auto delta = stub_->DeltaAggregatedResources(&context);
