@@ -178,6 +178,48 @@ TlsHandshakeStep H2Connection::StepTlsHandshake() {
   return step;
 }
 
+H2Connection::ServerHandshake H2Connection::StepServerTlsHandshake(std::string* why) {
+  TlsHandshakeStep step = StepTlsHandshake();
+  switch (step.state) {
+    case TlsHandshakeStep::State::kDone:
+      if (step.alpn == "h2") return ServerHandshake::kDone;
+      *why = "the client did not negotiate ALPN h2";
+      return ServerHandshake::kFailed;
+    case TlsHandshakeStep::State::kWantRead:
+    case TlsHandshakeStep::State::kWantWrite:
+      return ServerHandshake::kPending;
+    case TlsHandshakeStep::State::kFailed:
+      *why = step.error;
+      return ServerHandshake::kFailed;
+  }
+  return ServerHandshake::kFailed;
+}
+
+const char* H2Connection::CountFlood(const nghttp2_frame& frame, const FloodLimits& limits) {
+  uint32_t* counter;
+  uint32_t limit;
+  const char* what;
+  if (frame.hd.type == NGHTTP2_RST_STREAM) {
+    counter = &resets_in_window_;
+    limit = limits.resets_per_second;
+    what = "too many RST_STREAM frames (rapid reset)";
+  } else if ((frame.hd.type == NGHTTP2_SETTINGS || frame.hd.type == NGHTTP2_PING) &&
+             !(frame.hd.flags & NGHTTP2_FLAG_ACK)) {
+    counter = &control_frames_in_window_;
+    limit = limits.control_frames_per_second;
+    what = "too many SETTINGS/PING frames";
+  } else {
+    return nullptr;
+  }
+  Clock::time_point now = loop_.now();
+  if (now - flood_window_start_ >= std::chrono::seconds(1)) {
+    flood_window_start_ = now;
+    resets_in_window_ = 0;
+    control_frames_in_window_ = 0;
+  }
+  return ++*counter > limit ? what : nullptr;
+}
+
 ssize_t H2Connection::RawRead(uint8_t* buf, size_t len) {
   return ssl_ != nullptr ? TlsRead(ssl_, buf, len, &tls_error_) : read(fd_, buf, len);
 }

@@ -83,6 +83,21 @@ class H2Connection : public IoHandler, public Flushable, public Deletable {
   void SetWantOut(bool want_out);
   // One step of the TLS handshake; while it waits, the epoll interest follows what it waits for.
   TlsHandshakeStep StepTlsHandshake();
+  // The server's side of it: kDone once the handshake is over and the client chose ALPN h2;
+  // kFailed with `why` when it failed or the client did not offer h2.
+  enum class ServerHandshake { kDone, kPending, kFailed };
+  ServerHandshake StepServerTlsHandshake(std::string* why);
+
+  // What a server lets a client send per second before it ends the connection with
+  // GOAWAY(ENHANCE_YOUR_CALM): RST_STREAM (rapid reset, CVE-2023-44487), and SETTINGS/PING
+  // frames that are not ACKs.
+  struct FloodLimits {
+    uint32_t resets_per_second;
+    uint32_t control_frames_per_second;
+  };
+  // Counts `frame` against `limits` over one-second windows of the loop's clock: the flood's
+  // description once over a limit, else nullptr.
+  const char* CountFlood(const nghttp2_frame& frame, const FloodLimits& limits);
   // read(2)/write(2) conventions; with fd_ < 0 (the fuzzer) output goes nowhere.
   ssize_t RawRead(uint8_t* buf, size_t len);
   ssize_t RawWrite(const uint8_t* buf, size_t len);
@@ -103,6 +118,9 @@ class H2Connection : public IoHandler, public Flushable, public Deletable {
   static H2Connection* Self(void* user_data) { return static_cast<H2Connection*>(user_data); }
 
   std::string tls_error_;  // OpenSSL's reason for the last fatal RawRead/RawWrite
+  Clock::time_point flood_window_start_{};
+  uint32_t resets_in_window_ = 0;
+  uint32_t control_frames_in_window_ = 0;
 };
 
 }  // namespace podlb::h2

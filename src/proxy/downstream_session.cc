@@ -20,8 +20,7 @@ DownstreamSession::DownstreamSession(const DownstreamContext& context, int fd,
       listener_(listener),
       tls_handshake_done_(ssl == nullptr),
       created_(context.loop.now()),
-      last_activity_(created_),
-      flood_window_start_(created_) {
+      last_activity_(created_) {
   fd_ = fd;
   ssl_ = ssl;
   const ProxyOptions& o = context.options;
@@ -163,16 +162,6 @@ void DownstreamSession::CalmDown(const char* why) {
   loop_.ScheduleFlush(this);
 }
 
-bool DownstreamSession::CountFlood(uint32_t* counter, uint32_t limit) {
-  Clock::time_point now = loop_.now();
-  if (now - flood_window_start_ >= std::chrono::seconds(1)) {
-    flood_window_start_ = now;
-    resets_in_window_ = 0;
-    control_frames_in_window_ = 0;
-  }
-  return ++*counter > limit;
-}
-
 void DownstreamSession::OnIo(uint32_t events) {
   if (closed_) return;
   if (lingering_) {
@@ -199,21 +188,15 @@ void DownstreamSession::OnIo(uint32_t events) {
 }
 
 bool DownstreamSession::HandleTlsHandshake() {
-  TlsHandshakeStep step = StepTlsHandshake();
-  switch (step.state) {
-    case TlsHandshakeStep::State::kDone:
-      if (step.alpn != "h2") {
-        LogDebug("proxy: TLS client did not negotiate ALPN h2; closing");
-        Close();
-        return false;
-      }
+  std::string why;
+  switch (StepServerTlsHandshake(&why)) {
+    case ServerHandshake::kDone:
       tls_handshake_done_ = true;
       return true;
-    case TlsHandshakeStep::State::kWantRead:
-    case TlsHandshakeStep::State::kWantWrite:
+    case ServerHandshake::kPending:
       return false;
-    case TlsHandshakeStep::State::kFailed:
-      LogDebug("proxy: TLS handshake with a client failed: {}", step.error);
+    case ServerHandshake::kFailed:
+      LogDebug("proxy: TLS handshake with a client failed: {}", why);
       Close();
       return false;
   }
@@ -302,20 +285,8 @@ void DownstreamSession::OnStreamData(void* stream, int32_t, const uint8_t* data,
 
 void DownstreamSession::OnControlFrame(const nghttp2_frame& frame) {
   const ProxyOptions& o = options();
-  switch (frame.hd.type) {
-    case NGHTTP2_RST_STREAM:
-      if (CountFlood(&resets_in_window_, o.max_resets_per_second))
-        CalmDown("too many RST_STREAM frames (rapid reset)");
-      return;
-    case NGHTTP2_SETTINGS:
-    case NGHTTP2_PING:
-      if (!(frame.hd.flags & NGHTTP2_FLAG_ACK) &&
-          CountFlood(&control_frames_in_window_, o.max_control_frames_per_second))
-        CalmDown("too many SETTINGS/PING frames");
-      return;
-    default:
-      return;
-  }
+  if (const char* flood = CountFlood(frame, {o.max_resets_per_second, o.max_control_frames_per_second}))
+    CalmDown(flood);
 }
 
 void DownstreamSession::OnStreamClose(void*, int32_t stream_id, uint32_t) {

@@ -21,7 +21,6 @@ namespace podlb::proxy {
 using h2::EventLoop;
 using h2::Clock;
 using h2::H2Connection;
-using h2::TlsHandshakeStep;
 
 class Cluster;
 class DownstreamSession;
@@ -99,7 +98,6 @@ class DownstreamSession final : public H2Connection {
   void Close();
   void Linger();
   void CalmDown(const char* why);
-  bool CountFlood(uint32_t* counter, uint32_t limit);
   // Completes the TLS handshake; false while it is not done (or failed, and then closed).
   bool HandleTlsHandshake();
 
@@ -115,9 +113,6 @@ class DownstreamSession final : public H2Connection {
   bool got_preface_ = false;
   Clock::time_point created_;
   Clock::time_point last_activity_;
-  Clock::time_point flood_window_start_;
-  uint32_t resets_in_window_ = 0;
-  uint32_t control_frames_in_window_ = 0;
   std::unordered_map<int32_t, std::unique_ptr<ProxyStream>> streams_;
 };
 

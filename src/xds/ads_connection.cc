@@ -63,8 +63,7 @@ AdsConnection::AdsConnection(h2::EventLoop& loop, AdsService& service, AdsConnec
       owner_(owner),
       limits_(limits),
       peer_(std::move(peer)),
-      tls_handshake_done_(ssl == nullptr),
-      flood_window_start_(loop.now()) {
+      tls_handshake_done_(ssl == nullptr) {
   fd_ = fd;
   ssl_ = ssl;
   nghttp2_option* option;
@@ -158,27 +157,21 @@ void AdsConnection::OnIo(uint32_t events) {
 }
 
 bool AdsConnection::HandleTlsHandshake() {
-  h2::TlsHandshakeStep step = StepTlsHandshake();
-  switch (step.state) {
-    case h2::TlsHandshakeStep::State::kDone:
-      if (step.alpn != "h2") {
-        LogInfo("xds: TLS client {} did not negotiate ALPN h2; closing", peer_);
-        Close();
-        return false;
-      }
+  // The handshake is input: it stops the handshake timer as the preface would.
+  if (!got_input_) {
+    got_input_ = true;
+    if (handshake_timer_ != 0) loop_.CancelTimer(handshake_timer_);
+    handshake_timer_ = 0;
+  }
+  std::string why;
+  switch (StepServerTlsHandshake(&why)) {
+    case ServerHandshake::kDone:
       tls_handshake_done_ = true;
       return true;
-    case h2::TlsHandshakeStep::State::kWantRead:
-    case h2::TlsHandshakeStep::State::kWantWrite:
-      // The handshake is input: it stops the handshake timer like the preface would.
-      if (!got_input_) {
-        got_input_ = true;
-        if (handshake_timer_ != 0) loop_.CancelTimer(handshake_timer_);
-        handshake_timer_ = 0;
-      }
+    case ServerHandshake::kPending:
       return false;
-    case h2::TlsHandshakeStep::State::kFailed:
-      LogInfo("xds: TLS handshake with {} failed: {}", peer_, step.error);
+    case ServerHandshake::kFailed:
+      LogInfo("xds: TLS handshake with {} failed: {}", peer_, why);
       Close();
       return false;
   }
@@ -255,16 +248,6 @@ void AdsConnection::OnDataEnd(void* stream) {
   if (call.stream) FinishCall(call, h2::kGrpcOk, "", /*send_due=*/true);
 }
 
-bool AdsConnection::CountFlood(uint32_t* counter, uint32_t limit) {
-  h2::Clock::time_point now = loop_.now();
-  if (now - flood_window_start_ >= std::chrono::seconds(1)) {
-    flood_window_start_ = now;
-    resets_in_window_ = 0;
-    control_frames_in_window_ = 0;
-  }
-  return ++*counter > limit;
-}
-
 void AdsConnection::CalmDown(const char* why) {
   if (calmed_) return;
   LogInfo("xds: closing the connection of {} with ENHANCE_YOUR_CALM: {}", peer_, why);
@@ -274,20 +257,9 @@ void AdsConnection::CalmDown(const char* why) {
 }
 
 void AdsConnection::OnControlFrame(const nghttp2_frame& frame) {
-  switch (frame.hd.type) {
-    case NGHTTP2_RST_STREAM:
-      if (CountFlood(&resets_in_window_, limits_.max_resets_per_second))
-        CalmDown("too many RST_STREAM frames (rapid reset)");
-      return;
-    case NGHTTP2_SETTINGS:
-    case NGHTTP2_PING:
-      if (!(frame.hd.flags & NGHTTP2_FLAG_ACK) &&
-          CountFlood(&control_frames_in_window_, limits_.max_control_frames_per_second))
-        CalmDown("too many SETTINGS/PING frames");
-      return;
-    default:
-      return;
-  }
+  if (const char* flood = CountFlood(frame, {limits_.max_resets_per_second,
+                                             limits_.max_control_frames_per_second}))
+    CalmDown(flood);
 }
 
 void AdsConnection::StartCall(Call& call) {

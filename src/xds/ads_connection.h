@@ -93,8 +93,6 @@ class AdsConnection final : public h2::H2Connection {
   // Ends the call with trailers carrying `status` and `message`, after the response being sent
   // and, with `send_due`, the responses already due (a client that half-closed still gets them).
   void FinishCall(Call& call, int status, std::string message, bool send_due = false);
-  // Counts a frame against a per-second limit; true once over it.
-  bool CountFlood(uint32_t* counter, uint32_t limit);
   void CalmDown(const char* why);
   // Whole gRPC messages in the call's input go to its stream.
   void DeliverRequests(Call& call);
@@ -114,9 +112,7 @@ class AdsConnection final : public h2::H2Connection {
   bool shutting_down_ = false;
   bool calmed_ = false;
   uint64_t handshake_timer_ = 0;
-  h2::Clock::time_point flood_window_start_;
-  uint32_t resets_in_window_ = 0;
-  uint32_t control_frames_in_window_ = 0;
+
   std::unordered_map<int32_t, std::unique_ptr<Call>> calls_;
 };
 
