@@ -13,9 +13,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "proxy"))
 import h2_attacks  # noqa: E402
-from h2_attacks import Conn, goaway_code, grpc_message  # noqa: E402
-from hyperframe.frame import (DataFrame, GoAwayFrame, HeadersFrame, PingFrame,  # noqa: E402
-                              RstStreamFrame)
+from h2_attacks import Conn, grpc_message  # noqa: E402
+from hyperframe.frame import DataFrame, GoAwayFrame, HeadersFrame, RstStreamFrame  # noqa: E402
 
 ADS_PATH = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
 CDS = b"type.googleapis.com/envoy.config.cluster.v3.Cluster"
@@ -86,28 +85,10 @@ def main():
         end = c.until(lambda f: isinstance(f, (HeadersFrame, RstStreamFrame)) and f.stream_id == 1)
         status = dict(end.decoded).get("grpc-status") if isinstance(end, HeadersFrame) else end
         print("RESULT first=%s end=%s" % (first, status))
-    elif scenario == "rapid_reset":
-        c = Conn(port)
-        sid = 1
+    elif scenario in ("rapid_reset", "ping_flood", "settings_flood"):
+        # The proxy's floods, on the ADS method.
         h2_attacks.PATH = ADS_PATH
-        try:
-            for _ in range(40):
-                batch = []
-                for _ in range(100):
-                    batch += [c.headers(sid), RstStreamFrame(sid, error_code=8)]
-                    sid += 2
-                c.send(*batch)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        print("RESULT goaway=%s streams=%d" % (goaway_code(c), sid // 2))
-    elif scenario == "ping_flood":
-        c = Conn(port)
-        try:
-            for _ in range(50):
-                c.send(*[PingFrame(0, opaque_data=b"12345678") for _ in range(200)])
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        print("RESULT goaway=%s" % goaway_code(c))
+        h2_attacks.main()
     elif scenario == "no_preface":
         c = Conn(port, preface=False)
         c.sock.settimeout(10)

@@ -100,7 +100,7 @@ TEST_F(AdsHostileInputTest, HalfClosingClientGetsItsResponseThenOk) {
 
 TEST_F(AdsHostileInputTest, RapidResetEndsTheConnection) {
   std::string result = Attack("rapid_reset");
-  // 4,000 resets in a burst, against a limit of 200 a second: GOAWAY(ENHANCE_YOUR_CALM).
+  // 2,000 resets in a burst, against a limit of 200 a second: GOAWAY(ENHANCE_YOUR_CALM).
   EXPECT_THAT(result, StartsWith("goaway=11")) << result;
   ExpectStillServing();
   EXPECT_EQ(server_->service().StreamCount(), 0u);
