@@ -65,6 +65,7 @@ struct Connection {
   uint32_t events = 0;  // registered with epoll
   bool dead = false;
   bool in_setup = false;
+  std::string protocol_error;  // nghttp2's words for the last bad frame it saw
   int unanswered = 0;
 };
 
@@ -161,7 +162,13 @@ class NativeAdsFleet::Worker {
   static int OnStreamClose(nghttp2_session* s, int32_t id, uint32_t error_code, void* user) {
     Stream* st = StreamOf(s, id);
     if (st == nullptr || st->closed) return 0;
-    Worker* w = static_cast<Connection*>(user)->worker;
+    static_cast<Connection*>(user)->worker->EndStream(st, error_code);
+    return 0;
+  }
+
+  // The call is over (the server ended it, or the stream closed): a failure unless the server
+  // said grpc-status 0, which the grpc++ client does not count as a failure either.
+  void EndStream(Stream* st, uint32_t error_code) {
     std::string reason;
     if (st->grpc_status > 0) {
       reason = absl::StrCat("grpc-status ", st->grpc_status, ": ", st->grpc_message);
@@ -171,19 +178,47 @@ class NativeAdsFleet::Worker {
       reason = absl::StrCat("stream ended without grpc-status (HTTP status ", st->http_status,
                             ")");
     }
-    // grpc-status 0: the server ended the stream cleanly, which the grpc++ client does not
-    // count as a failure either.
-    w->CloseStream(st, reason);
+    CloseStream(st, reason);
+  }
+
+  static int OnFrame(nghttp2_session* s, const nghttp2_frame* frame, void* user) {
+    auto* c = static_cast<Connection*>(user);
+    if (frame->hd.type == NGHTTP2_GOAWAY) {
+      const auto& g = frame->goaway;
+      std::string debug(reinterpret_cast<const char*>(g.opaque_data), g.opaque_data_len);
+      c->worker->Fail(c, absl::StrCat("GOAWAY ", nghttp2_http2_strerror(g.error_code),
+                                      debug.empty() ? "" : ": ", debug));
+      return 0;
+    }
+    // The server ended the call (trailers, or trailers-only): it is over even though our half
+    // of the stream is open, so close that half too.
+    if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
+        (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+      Stream* st = StreamOf(s, frame->hd.stream_id);
+      if (st == nullptr || st->closed) return 0;
+      c->worker->EndStream(st, NGHTTP2_NO_ERROR);
+      nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_NO_ERROR);
+    }
     return 0;
   }
 
-  static int OnFrame(nghttp2_session*, const nghttp2_frame* frame, void* user) {
-    if (frame->hd.type != NGHTTP2_GOAWAY) return 0;
+  // A GOAWAY we send is nghttp2 rejecting what the server sent (a bad frame).
+  static int OnFrameSent(nghttp2_session*, const nghttp2_frame* frame, void* user) {
     auto* c = static_cast<Connection*>(user);
+    if (frame->hd.type != NGHTTP2_GOAWAY || !c->protocol_error.empty()) return 0;
     const auto& g = frame->goaway;
-    std::string debug(reinterpret_cast<const char*>(g.opaque_data), g.opaque_data_len);
-    c->worker->Fail(c, absl::StrCat("GOAWAY ", nghttp2_http2_strerror(g.error_code),
-                            debug.empty() ? "" : ": ", debug));
+    c->protocol_error =
+        absl::StrCat("the client closed the session with GOAWAY ",
+                     nghttp2_http2_strerror(g.error_code), g.opaque_data_len ? ": " : "",
+                     std::string(reinterpret_cast<const char*>(g.opaque_data), g.opaque_data_len));
+    return 0;
+  }
+
+  // nghttp2 answers a bad frame itself (GOAWAY or RST_STREAM) and reports it here.
+  static int OnError(nghttp2_session*, int lib_error_code, const char* msg, size_t len,
+                     void* user) {
+    static_cast<Connection*>(user)->protocol_error =
+        absl::StrCat(std::string(msg, len), " (", nghttp2_strerror(lib_error_code), ")");
     return 0;
   }
 
@@ -363,6 +398,8 @@ class NativeAdsFleet::Worker {
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, OnData);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, OnStreamClose);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, OnFrame);
+    nghttp2_session_callbacks_set_error_callback2(cbs, OnError);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, OnFrameSent);
     int rv = nghttp2_session_client_new(&c->session, cbs, c);
     nghttp2_session_callbacks_del(cbs);
     if (rv != 0) {
@@ -423,7 +460,9 @@ class NativeAdsFleet::Worker {
       }
       ssize_t rv = nghttp2_session_mem_recv(c->session, buf_, static_cast<size_t>(n));
       if (rv < 0) {
-        Fail(c, absl::StrCat("bad HTTP/2 from the server: ", nghttp2_strerror(static_cast<int>(rv))));
+        Fail(c, absl::StrCat("bad HTTP/2 from the server: ",
+                             c->protocol_error.empty() ? nghttp2_strerror(static_cast<int>(rv))
+                                                       : c->protocol_error));
         break;
       }
       if (static_cast<size_t>(n) < sizeof buf_) break;
@@ -461,7 +500,9 @@ class NativeAdsFleet::Worker {
     }
     Watch(c, false);
     if (!nghttp2_session_want_read(c->session) && !nghttp2_session_want_write(c->session)) {
-      Fail(c, "the HTTP/2 session ended");
+      Fail(c, c->protocol_error.empty()
+                  ? std::string("the HTTP/2 session ended")
+                  : absl::StrCat("bad HTTP/2 from the server: ", c->protocol_error));
     }
   }
 
