@@ -98,7 +98,9 @@ class NativeAdsFleet::Worker {
       int n = epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), -1);
       if (n < 0) {
         if (errno == EINTR) continue;
-        fleet_->StreamFailed(absl::StrCat("epoll_wait: ", strerror(errno)));
+        // This loop is the only thing that serves its connections: they are all lost.
+        const std::string reason = absl::StrCat("epoll_wait: ", strerror(errno));
+        for (auto& conn : connections_) Fail(conn.get(), reason);
         return;
       }
       for (int i = 0; i < n; ++i) {
