@@ -3,7 +3,8 @@
 
 Checks the figures the harness writes with --json, not only its exit code: no stream ever saw an
 older endpoint set after a newer one, none decoded wrong content, none failed, every change of
-both phases reached every stream watching it, and the clients decoded responses at all.
+both phases reached every stream watching it, and the clients decoded responses at all. First,
+that bad client flags are refused with exit status 2 and a message naming them.
 Usage: fanout_smoke_test.py XDS_FANOUT PODLB
 """
 import json
@@ -13,8 +14,20 @@ import sys
 import tempfile
 
 
+def check_flag_errors(fanout, podlb):
+    """A bad --client or --client-threads is refused before anything starts, saying why."""
+    for flags, message in ((["--client", "grcp"], "--client grcp: expected native or grpc"),
+                           (["--client-threads", "0"], "client-threads"),
+                           (["--connect-window", "x"], "--connect-window x: not a number")):
+        run = subprocess.run([fanout, "--podlb", podlb] + flags, capture_output=True, text=True,
+                             timeout=30)
+        assert run.returncode == 2, f"{flags}: exit {run.returncode}, want 2"
+        assert message in run.stderr, f"{flags}: {run.stderr!r} does not say {message!r}"
+
+
 def main():
     fanout, podlb = sys.argv[1], sys.argv[2]
+    check_flag_errors(fanout, podlb)
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "fanout.json")
         run = subprocess.run(
