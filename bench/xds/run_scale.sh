@@ -7,6 +7,8 @@
 #  2. Past the 20,000-descriptor limit: 20,000 and 50,000 streams sharing connections.
 #  3. A 5,000-endpoint Service: one EDS encode per version for 200 streams, bytes per change.
 #  4. The discovery core's time per EndpointSlice change at 50, 500 and 5,000 endpoints.
+# The xds_fanout runs use its native nghttp2 client (the default; ~50 us per response where the
+# grpc++ client, `--client grpc`, costs ~200-350 us): BENCHMARKS.md "Scale", section 5.
 # Usage: bench/xds/run_scale.sh BUILD_DIR [quick]   ("quick": 1,000 streams, short phases)
 set -uo pipefail
 build="${1:-build}"

@@ -13,9 +13,14 @@
 // than one it already had ("regressions", must be 0).
 // Server figures come from /proc/PID (utime+stime, VmRSS, VmHWM) and its admin /metrics
 // (responses and bytes written, encodes, the push thread's fan-out time).
+// Two clients: --client native (default) is nghttp2 sessions on --client-threads epoll loops,
+// a few microseconds per response, so the figures are the server's; --client grpc is grpc++
+// channels (~300 us per response: on 2 cores the clients then cost more than the server).
+// --json PATH also writes the figures as JSON (the smoke test reads it).
 //   xds_fanout --podlb build/podlb [--streams 10000] [--streams-per-connection 1]
 //              [--services 100] [--watch 10] [--endpoints 10] [--rate 20]
-//              [--steady-seconds 20] [--bursts 20] [--seed 1]
+//              [--steady-seconds 20] [--bursts 20] [--seed 1] [--client native|grpc]
+//              [--client-threads 1] [--connect-window 256] [--json PATH]
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -43,12 +48,13 @@
 #include <vector>
 
 #include "absl/strings/numbers.h"
+#include "ads_stream_check.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "envoy/config/endpoint/v3/endpoint.pb.h"
 #include "envoy/service/discovery/v3/ads.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
-#include "xds/type_urls.h"
+#include "native_ads_client.h"
 
 extern char** environ;
 
@@ -70,69 +76,28 @@ struct Options {
   int bursts = 20;
   unsigned seed = 1;
   double coalesce_ms = 2;
+  std::string client = "native";
+  int client_threads = 1;
+  int connect_window = 256;
+  std::string json;
 };
 
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
-      .count();
-}
+using podlb::bench::AdsStreamCheck;
+using podlb::bench::Arrivals;
+using podlb::bench::EndpointAddress;
+using podlb::bench::kBasePort;
+using podlb::bench::NowNs;
+using podlb::bench::ServiceName;
 
-std::string ServiceName(int s) { return "default/svc" + std::to_string(s) + ":80"; }
-// Endpoint j of Service s: 10.s.(j / 250).(j % 250 + 1).
-std::string EndpointAddress(int s, int j) {
-  return absl::StrCat("10.", s % 256, ".", j / 250, ".", j % 250 + 1);
-}
-constexpr int kBasePort = 1000;
-constexpr int kMaxGenerations = 60000;
-
-// Per Service and generation: how many streams have that generation (or a newer one), and when
-// the last of them got it.
-struct Arrivals {
-  explicit Arrivals(int services) : services(services) {
-    count = std::make_unique<std::atomic<int>[]>(static_cast<size_t>(services) * kSlots);
-    done_ns = std::make_unique<std::atomic<int64_t>[]>(static_cast<size_t>(services) * kSlots);
-    expected.assign(services, 0);
-  }
-  static constexpr int kSlots = 4096;  // generations tracked per Service (ring)
-  int services;
-  std::unique_ptr<std::atomic<int>[]> count;
-  std::unique_ptr<std::atomic<int64_t>[]> done_ns;
-  std::vector<int> expected;  // streams watching each Service
-  std::atomic<int64_t> regressions{0};
-  std::atomic<int64_t> bad_content{0};
-  std::atomic<int64_t> responses{0};
-  std::atomic<int64_t> bytes{0};
-  std::atomic<int64_t> streams_failed{0};
-
-  size_t Slot(int s, int gen) const { return static_cast<size_t>(s) * kSlots + gen % kSlots; }
-  void Reset(int s, int gen) {
-    count[Slot(s, gen)].store(0);
-    done_ns[Slot(s, gen)].store(0);
-  }
-  void Arrive(int s, int gen, int64_t now) {
-    size_t i = Slot(s, gen);
-    if (count[i].fetch_add(1, std::memory_order_acq_rel) + 1 == expected[s]) done_ns[i].store(now);
-  }
-};
-
+// The grpc++ client (--client grpc): one bidi reactor per stream on grpc++ channels, kept as the
+// reference the native client is compared with.
 class LoadClient : public grpc::ClientBidiReactor<DiscoveryRequest, DiscoveryResponse> {
  public:
-  LoadClient(envoy::service::discovery::v3::AggregatedDiscoveryService::Stub* stub, int id,
-             std::vector<int> watched, const Options& options, Arrivals* arrivals)
-      : arrivals_(arrivals), endpoints_(options.endpoints), watched_(std::move(watched)) {
-    for (int s : watched_) last_gen_[s] = -1;
+  LoadClient(envoy::service::discovery::v3::AggregatedDiscoveryService::Stub* stub,
+             std::unique_ptr<AdsStreamCheck> check, Arrivals* arrivals)
+      : arrivals_(arrivals), check_(std::move(check)) {
     stub->async()->StreamAggregatedResources(&context_, this);
-    for (auto type : {podlb::xds::kClusterType, podlb::xds::kClusterLoadAssignmentType}) {
-      DiscoveryRequest r;
-      if (type == podlb::xds::kClusterType) {
-        r.mutable_node()->set_id("bench-" + std::to_string(id));
-        r.mutable_node()->set_user_agent_name("xds_fanout");
-      }
-      r.set_type_url(std::string(type));
-      for (int s : watched_) r.add_resource_names(ServiceName(s));
-      subscriptions_.push_back(r);
-      Enqueue(std::move(r));
-    }
+    for (const DiscoveryRequest& r : check_->subscriptions()) Enqueue(r);
     StartRead(&response_);
     AddHold();  // the read loop; released on the last failed read
     StartCall();
@@ -143,29 +108,10 @@ class LoadClient : public grpc::ClientBidiReactor<DiscoveryRequest, DiscoveryRes
       RemoveHold();
       return;
     }
-    arrivals_->responses.fetch_add(1, std::memory_order_relaxed);
-    arrivals_->bytes.fetch_add(static_cast<int64_t>(response_.ByteSizeLong()),
-                               std::memory_order_relaxed);
-    if (response_.type_url() == podlb::xds::kClusterLoadAssignmentType) {
-      int64_t now = NowNs();
-      envoy::config::endpoint::v3::ClusterLoadAssignment cla;
-      for (const auto& any : response_.resources()) {
-        if (!any.UnpackTo(&cla)) {
-          arrivals_->bad_content.fetch_add(1);
-          continue;
-        }
-        CheckAndRecord(cla, now);
-      }
-    }
+    check_->OnResponse(response_, response_.ByteSizeLong(), NowNs(), &cla_);
     // ACK, as a real client does.
-    for (const auto& sub : subscriptions_) {
-      if (sub.type_url() != response_.type_url()) continue;
-      DiscoveryRequest ack = sub;
-      ack.clear_node();
-      ack.set_version_info(response_.version_info());
-      ack.set_response_nonce(response_.nonce());
-      Enqueue(std::move(ack));
-    }
+    DiscoveryRequest ack;
+    if (check_->Ack(response_, &ack)) Enqueue(std::move(ack));
     StartRead(&response_);
   }
 
@@ -201,52 +147,6 @@ class LoadClient : public grpc::ClientBidiReactor<DiscoveryRequest, DiscoveryRes
   }
 
  private:
-  // Checks a decoded endpoint set by its content and records the generation it carries.
-  void CheckAndRecord(const envoy::config::endpoint::v3::ClusterLoadAssignment& cla, int64_t now) {
-    const std::string& name = cla.cluster_name();
-    int s = -1;
-    if (name.size() < 15 || !absl::SimpleAtoi(name.substr(11, name.size() - 14), &s) ||
-        !last_gen_.count(s)) {
-      arrivals_->bad_content.fetch_add(1);
-      return;
-    }
-    // The control plane orders endpoints its own way: check the set, not the order.
-    int gen = -1;
-    int count = 0;
-    bool ok = true;
-    std::vector<bool> seen(endpoints_, false);
-    const std::string prefix = absl::StrCat("10.", s % 256, ".");
-    for (const auto& locality : cla.endpoints()) {
-      for (const auto& lb : locality.lb_endpoints()) {
-        const auto& address = lb.endpoint().address().socket_address();
-        int g = static_cast<int>(address.port_value()) - kBasePort;
-        if (gen < 0) gen = g;
-        int hi = 0, lo = 0;
-        const std::string& a = address.address();
-        size_t dot = a.rfind('.');
-        ok = ok && g == gen && a.rfind(prefix, 0) == 0 && dot != std::string::npos &&
-             absl::SimpleAtoi(a.substr(prefix.size(), dot - prefix.size()), &hi) &&
-             absl::SimpleAtoi(a.substr(dot + 1), &lo);
-        int j = hi * 250 + lo - 1;
-        ok = ok && lo >= 1 && lo <= 250 && j < endpoints_ && !seen[j];
-        if (ok) seen[j] = true;
-        ++count;
-      }
-    }
-    if (!ok || count != endpoints_ || gen < 0) {
-      arrivals_->bad_content.fetch_add(1);
-      return;
-    }
-    int& last = last_gen_[s];
-    if (gen < last) {
-      arrivals_->regressions.fetch_add(1);
-      return;
-    }
-    // Having generation `gen` means having every one before it: they were superseded.
-    for (int g = last + 1; g <= gen; ++g) arrivals_->Arrive(s, g, now);
-    last = std::max(last, gen);
-  }
-
   void Enqueue(DiscoveryRequest r) {
     absl::MutexLock lock(&mu_);
     queue_.push_back(std::move(r));
@@ -258,11 +158,9 @@ class LoadClient : public grpc::ClientBidiReactor<DiscoveryRequest, DiscoveryRes
 
   grpc::ClientContext context_;
   Arrivals* arrivals_;
-  const int endpoints_;
-  std::vector<int> watched_;
-  std::map<int, int> last_gen_;  // read side only (one read at a time)
-  std::vector<DiscoveryRequest> subscriptions_;
+  std::unique_ptr<AdsStreamCheck> check_;  // read side only (one read at a time)
   DiscoveryResponse response_;
+  envoy::config::endpoint::v3::ClusterLoadAssignment cla_;
   std::atomic<bool> cancelled_{false};
   absl::Mutex mu_;
   std::deque<DiscoveryRequest> queue_ ABSL_GUARDED_BY(mu_);
@@ -447,6 +345,7 @@ struct PhaseResult {
   int64_t deliveries = 0;  // change × watching streams
   double server_cpu = 0;
   double client_cpu = 0;
+  int64_t client_responses = 0;  // responses the clients decoded during the phase
   double seconds = 0;
   std::map<std::string, double> metrics_delta;
 };
@@ -506,6 +405,10 @@ int ParseFlags(int argc, char** argv, Options* o) {
     else if (flag == "--bursts") ok = absl::SimpleAtoi(value, &o->bursts);
     else if (flag == "--seed") ok = absl::SimpleAtoi(value, &o->seed);
     else if (flag == "--coalesce-ms") ok = absl::SimpleAtod(value, &o->coalesce_ms);
+    else if (flag == "--client") o->client = value;
+    else if (flag == "--client-threads") ok = absl::SimpleAtoi(value, &o->client_threads);
+    else if (flag == "--connect-window") ok = absl::SimpleAtoi(value, &o->connect_window);
+    else if (flag == "--json") o->json = value;
     else {
       std::fprintf(stderr, "xds_fanout: unknown flag %s (see the header of xds_fanout.cc)\n",
                    flag.c_str());
@@ -517,9 +420,15 @@ int ParseFlags(int argc, char** argv, Options* o) {
     }
   }
   if (o->streams < 1 || o->per_connection < 1 || o->services < 1 || o->watch < 1 ||
-      o->watch > o->services || o->endpoints < 1 || o->endpoints > 60000 || o->rate <= 0) {
-    std::fprintf(stderr, "xds_fanout: need streams, streams-per-connection, services >= 1, "
-                         "1 <= watch <= services, 1 <= endpoints <= 60000, rate > 0\n");
+      o->watch > o->services || o->endpoints < 1 || o->endpoints > 60000 || o->rate <= 0 ||
+      o->client_threads < 1 || o->connect_window < 1) {
+    std::fprintf(stderr, "xds_fanout: need streams, streams-per-connection, services, "
+                         "client-threads, connect-window >= 1, 1 <= watch <= services, "
+                         "1 <= endpoints <= 60000, rate > 0\n");
+    return 2;
+  }
+  if (o->client != "native" && o->client != "grpc") {
+    std::fprintf(stderr, "xds_fanout: --client %s: expected native or grpc\n", o->client.c_str());
     return 2;
   }
   return 0;
@@ -582,25 +491,53 @@ int main(int argc, char** argv) {
   }
 
   auto setup_start = Clock::now();
+  std::vector<std::unique_ptr<AdsStreamCheck>> checks;
+  checks.reserve(o.streams);
+  for (int i = 0; i < o.streams; ++i) {
+    checks.push_back(std::make_unique<AdsStreamCheck>(i, watched[i], o.endpoints, &arrivals));
+  }
   std::vector<std::shared_ptr<grpc::Channel>> channels;
   std::vector<std::unique_ptr<envoy::service::discovery::v3::AggregatedDiscoveryService::Stub>>
       stubs;
-  for (int c = 0; c < connections; ++c) {
-    grpc::ChannelArguments args;
-    // Each channel its own subchannel, so its own TCP connection, as separate client pods have.
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    args.SetMaxReceiveMessageSize(-1);
-    channels.push_back(grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(server.xds_port()),
-                                                 grpc::InsecureChannelCredentials(), args));
-    stubs.push_back(
-        envoy::service::discovery::v3::AggregatedDiscoveryService::NewStub(channels.back()));
-  }
   std::vector<std::unique_ptr<LoadClient>> fleet;
-  fleet.reserve(o.streams);
-  for (int i = 0; i < o.streams; ++i) {
-    fleet.push_back(std::make_unique<LoadClient>(stubs[i % connections].get(), i, watched[i], o,
-                                                 &arrivals));
+  std::unique_ptr<podlb::bench::NativeAdsFleet> native;
+  if (o.client == "native") {
+    podlb::bench::NativeAdsOptions native_options;
+    native_options.port = server.xds_port();
+    native_options.connections = connections;
+    native_options.threads = o.client_threads;
+    native_options.connect_window = o.connect_window;
+    native = std::make_unique<podlb::bench::NativeAdsFleet>(native_options, std::move(checks),
+                                                            &arrivals);
+    if (auto status = native->Start(); !status.ok()) {
+      std::fprintf(stderr, "xds_fanout: native client: %s\n", status.ToString().c_str());
+      return 1;
+    }
+  } else {
+    for (int c = 0; c < connections; ++c) {
+      grpc::ChannelArguments args;
+      // Each channel its own subchannel, so its own TCP connection, as separate client pods have.
+      args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+      args.SetMaxReceiveMessageSize(-1);
+      channels.push_back(grpc::CreateCustomChannel(
+          "127.0.0.1:" + std::to_string(server.xds_port()), grpc::InsecureChannelCredentials(),
+          args));
+      stubs.push_back(
+          envoy::service::discovery::v3::AggregatedDiscoveryService::NewStub(channels.back()));
+    }
+    fleet.reserve(o.streams);
+    for (int i = 0; i < o.streams; ++i) {
+      fleet.push_back(std::make_unique<LoadClient>(stubs[i % connections].get(),
+                                                   std::move(checks[i]), &arrivals));
+    }
   }
+  auto first_error = [&]() -> std::string {
+    if (native) return native->FirstError();
+    for (auto& client : fleet) {
+      if (std::string e = client->error(); !e.empty()) return e;
+    }
+    return "";
+  };
   // Set-up done when every stream holds generation 0 of everything it watches.
   PhaseResult setup;
   std::vector<Change> initial;
@@ -613,7 +550,7 @@ int main(int argc, char** argv) {
                  "xds_fanout: after %.0f s, %d Services had not reached every stream "
                  "(%ld streams failed; first error: %s)\n",
                  setup_seconds, setup.incomplete, static_cast<long>(arrivals.streams_failed.load()),
-                 fleet.empty() ? "" : fleet.front()->error().c_str());
+                 first_error().c_str());
   }
 
   auto run_phase = [&](const std::string& name, auto&& drive) {
@@ -622,12 +559,14 @@ int main(int argc, char** argv) {
     auto metrics_before = server.Metrics();
     double cpu_before = server.CpuSeconds();
     double self_before = SelfCpuSeconds();
+    int64_t responses_before = arrivals.responses.load();
     auto start = Clock::now();
     std::vector<Change> changes = drive();
     Collect(changes, arrivals, &result, std::chrono::seconds(30));
     result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
     result.server_cpu = server.CpuSeconds() - cpu_before;
     result.client_cpu = SelfCpuSeconds() - self_before;
+    result.client_responses = arrivals.responses.load() - responses_before;
     result.metrics_delta = Delta(server.Metrics(), metrics_before);
     return result;
   };
@@ -666,14 +605,18 @@ int main(int argc, char** argv) {
   double rss_end = server.StatusMb("VmRSS");
   double hwm = server.StatusMb("VmHWM");
 
+  const std::string load = LoadAverage();
   std::printf("xds_fanout: %d streams on %d connections, each watching %d of %d Services "
-              "(%d endpoints each); set-up %.1f s; load average %s\n",
-              o.streams, connections, o.watch, o.services, o.endpoints, setup_seconds,
-              LoadAverage().c_str());
+              "(%d endpoints each); %s client%s; set-up %.1f s; load average %s\n",
+              o.streams, connections, o.watch, o.services, o.endpoints, o.client.c_str(),
+              o.client == "native" ? absl::StrCat(", ", o.client_threads, " thread(s)").c_str()
+                                   : "",
+              setup_seconds, load.c_str());
   std::printf("| phase | changes | change -> last client p50 | p99 | max | incomplete | "
               "server CPU per push per client (net of the file source) | server push-thread time per batch (mean) | "
-              "bytes sent per change | encodes per change | client CPU |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
+              "bytes sent per change | encodes per change | client CPU | "
+              "client CPU per response received |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const PhaseResult& r : results) {
     double pushes = Get(r.metrics_delta, "podlb_xds_pushes_total");
     double bytes = Get(r.metrics_delta, "podlb_xds_bytes_sent_total");
@@ -684,7 +627,7 @@ int main(int argc, char** argv) {
     double net_cpu = r.server_cpu - source_cpu_per_change * static_cast<double>(
                                         r.latencies_ms.size() + static_cast<size_t>(r.incomplete));
     std::printf("| %s | %zu | %.1f ms | %.1f ms | %.1f ms | %d | %.1f us (%.1f us; %.0f responses) | %s | "
-                "%s | %s | %.2f s |\n",
+                "%s | %s | %.2f s | %.1f us (%ld responses) |\n",
                 r.name.c_str(), n, Percentile(r.latencies_ms, 0.5),
                 Percentile(r.latencies_ms, 0.99),
                 r.latencies_ms.empty() ? -1.0
@@ -697,7 +640,9 @@ int main(int argc, char** argv) {
                                  .c_str()
                            : "n/a",
                 encodes >= 0 ? absl::StrCat(encodes / std::max<size_t>(1, n)).c_str() : "n/a",
-                r.client_cpu);
+                r.client_cpu,
+                r.client_cpu * 1e6 / static_cast<double>(std::max<int64_t>(1, r.client_responses)),
+                static_cast<long>(r.client_responses));
   }
   std::printf("\n| server | value |\n|---|---|\n");
   std::printf("| RSS idle (no clients) | %.0f MB |\n", rss_idle);
@@ -712,11 +657,35 @@ int main(int argc, char** argv) {
               static_cast<long>(arrivals.bad_content.load()));
   std::printf("| streams failed | %ld |\n", static_cast<long>(arrivals.streams_failed.load()));
   std::fflush(stdout);
+  if (!o.json.empty()) {
+    std::string phases;
+    for (const PhaseResult& r : results) {
+      absl::StrAppend(
+          &phases, phases.empty() ? "" : ", ", "{\"name\": \"", r.name,
+          "\", \"changes\": ", r.latencies_ms.size() + static_cast<size_t>(r.incomplete),
+          ", \"incomplete\": ", r.incomplete, ", \"p50_ms\": ", Percentile(r.latencies_ms, 0.5),
+          ", \"p99_ms\": ", Percentile(r.latencies_ms, 0.99),
+          ", \"client_cpu_s\": ", r.client_cpu, ", \"client_responses\": ", r.client_responses,
+          ", \"server_cpu_s\": ", r.server_cpu, "}");
+    }
+    std::ofstream out(o.json, std::ios::trunc);
+    out << absl::StrCat(
+        "{\"client\": \"", o.client, "\", \"streams\": ", o.streams,
+        ", \"connections\": ", connections, ", \"setup_seconds\": ", setup_seconds,
+        ", \"setup_incomplete\": ", setup.incomplete, ", \"load_average\": \"", load,
+        "\", \"regressions\": ", arrivals.regressions.load(),
+        ", \"bad_content\": ", arrivals.bad_content.load(),
+        ", \"streams_failed\": ", arrivals.streams_failed.load(),
+        ", \"responses\": ", arrivals.responses.load(), ", \"phases\": [", phases, "]}\n");
+    if (!out) std::fprintf(stderr, "xds_fanout: cannot write %s\n", o.json.c_str());
+  }
 
+  if (native) native->Stop();
   for (auto& c : fleet) c->CancelAndWait();
   fleet.clear();
+  // A stream that failed is a failed run even if its changes were counted before it failed.
   bool ok = arrivals.regressions.load() == 0 && arrivals.bad_content.load() == 0 &&
-            setup.incomplete == 0;
+            arrivals.streams_failed.load() == 0 && setup.incomplete == 0;
   for (const auto& r : results) ok = ok && r.incomplete == 0;
   std::filesystem::remove_all(dir);
   return ok ? 0 : 1;
