@@ -124,7 +124,14 @@ void AdsStream::HandleRequestLocked(const DiscoveryRequest& request) {
   // A request with a stale nonce still carries the client's current subscription list, which is
   // the truth we serve from; only its ACK/NACK meaning is void.
 
-  std::set<std::string> names(request.resource_names().begin(), request.resource_names().end());
+  // Most requests are ACKs that repeat the last list name for name: nothing else to do.
+  const auto& listed = request.resource_names();
+  if (state.seen_request && static_cast<size_t>(listed.size()) == state.request_names.size() &&
+      std::equal(listed.begin(), listed.end(), state.request_names.begin())) {
+    return;
+  }
+  state.request_names.assign(listed.begin(), listed.end());
+  std::set<std::string> names(listed.begin(), listed.end());
   const bool was_wildcard = state.wildcard;
   if (!state.seen_request) {
     // An empty first request for a full-state type is a wildcard subscription. Later empty
@@ -202,10 +209,19 @@ bool AdsStream::BuildResponseLocked(ResourceType type, TypeState& state, AdsResp
     }
   }
   std::vector<const ResourceMap::value_type*> changed;
-  for (const auto& entry : *current) {
+  auto differs = [&](const ResourceMap::value_type& entry) {
     auto it = before.find(entry.first);
-    if (it == before.end() || !EncodedResource::SameContent(it->second, entry.second)) {
-      changed.push_back(&entry);
+    return it == before.end() || !EncodedResource::SameContent(it->second, entry.second);
+  };
+  if (state.dirty_all) {
+    for (const auto& entry : *current) {
+      if (differs(entry)) changed.push_back(&entry);
+    }
+  } else {
+    // Only the names read again can differ from what was sent.
+    for (const std::string& name : state.dirty_names) {
+      auto it = current->find(name);
+      if (it != current->end() && differs(*it)) changed.push_back(&*it);
     }
   }
   bool removed = current->size() - changed.size() < before.size();

@@ -88,6 +88,9 @@ class AdsStream {
     bool seen_request = false;
     bool wildcard = false;
     std::set<std::string> names;
+    // The resource names of the last request as the client listed them: an ACK repeats them,
+    // and one comparison then says the subscription did not change.
+    std::vector<std::string> request_names;
     bool dirty_all = false;             // re-read every name (a subscription change)
     std::set<std::string> dirty_names;  // names whose Service changed since the last response
     bool force = false;  // send even if nothing changed (a new subscription)
