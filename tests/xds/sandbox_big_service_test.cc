@@ -153,11 +153,14 @@ class SandboxBigServiceTest : public ::testing::Test {
                                                 const std::set<std::string>& keep = {},
                                                 const std::set<std::string>& gone = {}) {
     auto deadline = Clock::now() + kLongTimeout;
+    size_t pushes = 0, last_healthy = 0;
     while (Clock::now() < deadline) {
       auto response = ads.Read();
       if (!response) break;
+      ++pushes;
       ads.Ack(*response, {kCluster});
       std::set<std::string> healthy = HealthyAddresses(*response);
+      last_healthy = healthy.size();
       size_t kept = 0;
       for (const std::string& a : keep) kept += healthy.count(a);
       EXPECT_EQ(kept, keep.size()) << "a push dropped a sibling of the changed slice";
@@ -165,7 +168,8 @@ class SandboxBigServiceTest : public ::testing::Test {
       for (const std::string& a : gone) any_gone = any_gone || healthy.count(a) > 0;
       if (healthy.size() == n && !any_gone) return healthy;
     }
-    ADD_FAILURE() << "the control plane never listed " << n << " healthy endpoints";
+    ADD_FAILURE() << "the control plane never listed " << n << " healthy endpoints (" << pushes
+                  << " pushes read, the last with " << last_healthy << " healthy)";
     return {};
   }
 
