@@ -12,7 +12,7 @@
 // ClusterLoadAssignment it decodes: the right addresses and count, and never a generation older
 // than one it already had ("regressions", must be 0).
 // Server figures come from /proc/PID (utime+stime, VmRSS, VmHWM) and its admin /metrics
-// (responses and bytes written, encodes, the push thread's fan-out time).
+// (responses and bytes written, encodes, the fan-out time per batch: the server's own push time).
 // Two clients: --client native (default) is nghttp2 sessions on --client-threads epoll loops,
 // a few microseconds per response, so the figures are the server's; --client grpc is grpc++
 // channels (~300 us per response: on 2 cores the clients then cost more than the server).
@@ -613,7 +613,7 @@ int main(int argc, char** argv) {
                                    : "",
               setup_seconds, load.c_str());
   std::printf("| phase | changes | change -> last client p50 | p99 | max | incomplete | "
-              "server CPU per push per client (net of the file source) | server push-thread time per batch (mean) | "
+              "server CPU per push per client (net of the file source) | server fan-out time per batch (mean: change batch to its last response written) | "
               "bytes sent per change | encodes per change | client CPU | "
               "client CPU per response received |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");

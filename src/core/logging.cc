@@ -35,6 +35,8 @@ void LogLine(LogLevel level, std::string_view message) { Logger().log(ToSpd(leve
 
 void SetLogLevel(LogLevel level) { Logger().set_level(ToSpd(level)); }
 
+bool LogEnabled(LogLevel level) { return Logger().should_log(ToSpd(level)); }
+
 bool ParseLogLevel(std::string_view text, LogLevel* out) {
   if (text == "debug") *out = LogLevel::kDebug;
   else if (text == "info") *out = LogLevel::kInfo;

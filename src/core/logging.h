@@ -17,21 +17,28 @@ enum class LogLevel { kDebug, kInfo, kWarn, kError };
 void LogLine(LogLevel level, std::string_view message);
 void SetLogLevel(LogLevel level);
 bool ParseLogLevel(std::string_view text, LogLevel* out);
+// Whether lines of `level` are written: the Log* functions below format nothing otherwise, so a
+// LogDebug on a per-call or per-push path costs a level check when debug is off.
+bool LogEnabled(LogLevel level);
 
 template <typename... Args>
 void LogDebug(fmt::format_string<Args...> f, Args&&... args) {
+  if (!LogEnabled(LogLevel::kDebug)) return;
   LogLine(LogLevel::kDebug, fmt::format(f, std::forward<Args>(args)...));
 }
 template <typename... Args>
 void LogInfo(fmt::format_string<Args...> f, Args&&... args) {
+  if (!LogEnabled(LogLevel::kInfo)) return;
   LogLine(LogLevel::kInfo, fmt::format(f, std::forward<Args>(args)...));
 }
 template <typename... Args>
 void LogWarn(fmt::format_string<Args...> f, Args&&... args) {
+  if (!LogEnabled(LogLevel::kWarn)) return;
   LogLine(LogLevel::kWarn, fmt::format(f, std::forward<Args>(args)...));
 }
 template <typename... Args>
 void LogError(fmt::format_string<Args...> f, Args&&... args) {
+  if (!LogEnabled(LogLevel::kError)) return;
   LogLine(LogLevel::kError, fmt::format(f, std::forward<Args>(args)...));
 }
 

@@ -79,14 +79,23 @@ void AdsService::PushLoop() {
       }
     }
     // One task per loop: each marks its streams and their connections write on that thread.
-    // The keys are shared by the tasks, not copied per stream.
+    // The keys are shared by the tasks, not copied per stream. A second task, which the loop
+    // runs after the turn that built and wrote the responses, tells when that loop is done; the
+    // last loop to be done records the batch's fan-out time (the server's own push time).
     auto shared_keys = std::make_shared<const std::set<ServiceKey>>(std::move(keys));
+    if (by_loop.empty()) metrics_.ObserveFanout(absl::Now() - fanout_start, 0);
+    auto loops_left = std::make_shared<std::atomic<size_t>>(by_loop.size());
     for (auto& [loop, streams] : by_loop) {
-      loop->Post([streams = std::move(streams), shared_keys, since] {
+      loop->Post([this, loop = loop, streams = std::move(streams), shared_keys, since,
+                  loops_left, fanout_start, reached] {
         for (const auto& stream : streams) stream->OnServicesChanged(*shared_keys, since);
+        loop->Post([this, loops_left, fanout_start, reached] {
+          if (loops_left->fetch_sub(1) == 1) {
+            metrics_.ObserveFanout(absl::Now() - fanout_start, reached);
+          }
+        });
       });
     }
-    metrics_.ObserveFanout(absl::Now() - fanout_start, reached);
     // After the fan-out: its Gets have brought every entry still asked for to the new version
     // (keeping the old pointer where the bytes did not change, so streams skip it at once), and
     // what is left of an older version nobody asked for.

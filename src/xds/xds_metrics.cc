@@ -56,8 +56,8 @@ std::string XdsMetrics::PrometheusText() const {
   counter("podlb_xds_fanout_streams_total", "Streams the fan-out batches reached.",
           fanout_streams_total.load());
   out += fmt::format(
-      "# HELP podlb_xds_fanout_seconds_total Push-thread time building and starting the writes "
-      "of fan-out batches.\n# TYPE podlb_xds_fanout_seconds_total counter\n"
+      "# HELP podlb_xds_fanout_seconds_total Time from a batch of coalesced changes to the last "
+      "response of its fan-out written (every event loop done).\n# TYPE podlb_xds_fanout_seconds_total counter\n"
       "podlb_xds_fanout_seconds_total {}\n"
       "# HELP podlb_xds_fanout_seconds_max The longest fan-out batch so far.\n"
       "# TYPE podlb_xds_fanout_seconds_max gauge\npodlb_xds_fanout_seconds_max {}\n",

@@ -1,5 +1,5 @@
 // Counters of the xDS server, exported on the admin port in Prometheus text format. Atomics:
-// updated from gRPC threads, read from admin threads.
+// updated from the event loops and the push thread, read from admin threads.
 #pragma once
 
 #include <array>
@@ -25,8 +25,9 @@ class XdsMetrics {
   // Resources encoded by the ResourceCache, per type: once per version and variant of a
   // Service, never per client (what proves the cache at scale).
   std::array<std::atomic<uint64_t>, kResourceTypeCount> encodes_total{};
-  // The push thread's fan-out: batches of coalesced changes, the streams they reached, and the
-  // time spent building and starting their writes (not the network's time to deliver them).
+  // The fan-out: batches of coalesced changes, the streams they reached, and the time from the
+  // batch to the last of its responses built and written by the event loops (not the network's
+  // time to deliver them, nor a slow client's: a stream whose socket is full writes later).
   std::atomic<uint64_t> fanout_batches_total{0};
   std::atomic<uint64_t> fanout_streams_total{0};
   std::atomic<uint64_t> fanout_micros_total{0};
