@@ -16,13 +16,14 @@ void XdsMetrics::ObservePushLatency(absl::Duration latency) {
 
 void XdsMetrics::ObserveFanout(absl::Duration took, size_t streams) {
   auto micros = static_cast<uint64_t>(absl::ToInt64Microseconds(took));
-  fanout_batches_total.fetch_add(1, std::memory_order_relaxed);
   fanout_streams_total.fetch_add(streams, std::memory_order_relaxed);
   fanout_micros_total.fetch_add(micros, std::memory_order_relaxed);
-  // Only the push thread writes the max, so a plain load-compare-store cannot lose an update.
-  if (micros > fanout_micros_max.load(std::memory_order_relaxed)) {
-    fanout_micros_max.store(micros, std::memory_order_relaxed);
+  // Batches finish on any event loop, concurrently.
+  uint64_t max = fanout_micros_max.load(std::memory_order_relaxed);
+  while (micros > max && !fanout_micros_max.compare_exchange_weak(max, micros)) {
   }
+  // Last, and ordered after the others: whoever sees a batch counted sees its streams and time.
+  fanout_batches_total.fetch_add(1, std::memory_order_release);
 }
 
 std::string XdsMetrics::PrometheusText() const {
