@@ -82,7 +82,7 @@ std::vector<uint32_t> Deterministic(const std::vector<uint64_t>& pods, uint64_t 
   return out;
 }
 
-// Rounds of hashed slots without the lumpiness correction (podlb's steps 1 and 2 only).
+// Rounds of hashed arcs alone (podlb's steps 1 and 2), without borrowing, lending or shares.
 std::vector<uint32_t> Arcs(const std::vector<uint64_t>& pods, uint64_t client, uint32_t k) {
   const uint32_t slots = SubsetSlots(pods.size(), k);
   const uint64_t seed = Mix64(client / slots + 77);

@@ -37,17 +37,20 @@ namespace {
 //     client connects to, so they cost no churn.
 // Measured by bench/balancing/subset_sim (BENCHMARKS.md, "Subsetting"): at 1,000 clients of
 // 5,000 pods and subsets of 25, calls max/min 1.17-1.21, connections 5..7, and a replacement
-// opens 5.5-5.7 connections on average, at most 9. Wider bounds balance calls worse in the last
+// opens 5.7-5.8 connections on average, at most 9. Wider bounds balance calls worse in the last
 // round; narrower ones move more pods per replacement (BENCHMARKS.md has the frontier).
 constexpr double kLeastOfSubset = 0.7;
 constexpr double kMostOfSubset = 1.3;
-// Passes over a round's clients (bench/balancing/subset_borrow_prototype: calls max/min 1.23
-// with one pass, 1.21 with four or twenty).
+// Passes over a round's clients (bench/balancing/subset_borrow_prototype, worst of six pod
+// sets: calls max/min 1.29 with one pass, 1.22 with two, 1.21 with four or twenty).
 constexpr int kSharePasses = 4;
-// Rounds whose loads a client computes for its shares (each costs one pass over the endpoints);
-// a client past them, or with a hashed id (whose round number is astronomically large and has
-// no earlier rounds of real clients), evens out its own round's calls only.
-constexpr uint64_t kMaxWeightedRounds = 64;
+// Rounds whose loads a client computes for its shares (each costs a pass over the endpoints,
+// 0.6 ms at 5,000). A client past them spreads its calls evenly: by then the earlier rounds'
+// even-out dominates each pod's calls, and one more round's lumps (arcs of 18..33) move them
+// little. So does a client with a hashed id, whose round number is astronomically large and has
+// no other real client (solving its round alone would follow phantom neighbours: calls max/min
+// 89 in subset_sim's hashed-id row, against 24 with even shares and 14 for random subsetting).
+constexpr uint64_t kMaxWeightedRounds = 16;
 // Every member gets at least this part of an even share of its client's calls: a member with no
 // calls would be a connection kept for nothing, whose health no call would check.
 constexpr double kMinShareOfEven = 0.25;
@@ -214,13 +217,13 @@ std::vector<SubsetMember> Choose(std::span<const uint64_t> key_hashes, uint64_t 
   const Round mine = LayOutRound(key_hashes, round, slots);
   std::vector<uint32_t> chosen;
   std::vector<double> share;
-  if (!with_shares) {
+  if (!with_shares || round > kMaxWeightedRounds) {
     chosen = SlotMembers(mine, own, slots, least, most);
     share.assign(chosen.size(), 1.0 / static_cast<double>(chosen.size()));
   } else {
     // The calls the clients of the earlier rounds send each endpoint, then this round's.
     std::vector<double> load(n, 0.0);
-    for (uint64_t r = round <= kMaxWeightedRounds ? 0 : round; r < round; ++r)
+    for (uint64_t r = 0; r < round; ++r)
       SpendRound(round_members(LayOutRound(key_hashes, r, slots)), 0, load);
     const std::vector<std::vector<uint32_t>> members = round_members(mine);
     share = SpendRound(members, own, load);

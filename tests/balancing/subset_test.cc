@@ -93,8 +93,8 @@ TEST(SubsetTest, ThousandClientsOfFiveThousandPodsMeetTheConnectionsAndCallsTarg
     most = std::max(most, n);
   }
   EXPECT_LE(most, 8);  // issue #12: max/min <= 2
-  // Issue #12's target is 1.3; over different pod sets the algorithm lands between 1.19 and
-  // 1.23 with its shares (BENCHMARKS.md).
+  // Issue #12's target is 1.3; over different pod sets the algorithm lands between 1.17 and
+  // 1.21 with its shares, and at about 2 with calls spread evenly (BENCHMARKS.md).
   EXPECT_LE(MaxOverMin(fleet.calls), 1.3);
   size_t smallest = SIZE_MAX, largest = 0;
   for (const auto& s : fleet.subsets) {
@@ -142,8 +142,9 @@ TEST(SubsetTest, ReplacingOnePodOpensAboutItsOwnConnectionsNotAReshuffle) {
     std::vector<uint64_t> next = without;
     next.push_back(SubsetKeyHash("web-new-" + std::to_string(t), ""));
     const int opened = Opened(before, middle) + Opened(middle, Assign(next, 1000, 25));
-    // The new pod needs its 5; borrowing moves one more now and then (BENCHMARKS.md: 5.3-5.5
-    // on average, never more than 9 in 1,200 trials). Deterministic subsetting opens ~1,000.
+    // The new pod needs its 5; borrowing and lending move one more now and then (BENCHMARKS.md:
+    // 5.7-5.8 on average, never more than 9 in 1,400 trials). Deterministic subsetting opens
+    // ~1,000.
     EXPECT_GE(opened, 5);
     EXPECT_LE(opened, 10);  // issue #12: at most twice the pod's own
     total += opened;
@@ -212,6 +213,10 @@ TEST(SubsetTest, SharesSumToOneKeepAFloorAndEvenOutWhatEarlierRoundsLeft) {
     }
     EXPECT_EQ(positions, ChooseSubset(pods, client, 25));
     EXPECT_NEAR(sum, 1.0, 1e-9);
+    // A hashed id has no real earlier rounds or round-mates to even out: an even spread.
+    if (client == hashed) {
+      for (const SubsetMember& m : members) EXPECT_DOUBLE_EQ(m.share, 1.0 / members.size());
+    }
   }
   // A later round's clients give more to the members that earlier rounds loaded least: over
   // the fleet's first 400 clients (two rounds), calls per pod are closer to even than after
