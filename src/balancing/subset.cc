@@ -67,7 +67,7 @@ uint64_t ArcStart(uint64_t s, uint32_t slots) {
   return static_cast<uint64_t>(((static_cast<unsigned __int128>(s) << 64) + slots - 1) / slots);
 }
 
-// One round: every endpoint's position on the ring and, per slot, its client's members.
+// One round's ring: every endpoint's position, and the endpoints in ring order cut into arcs.
 struct Round {
   // Endpoints (positions in key_hashes) in ring order; arc s is ring[arc[s] .. arc[s + 1]).
   std::vector<uint32_t> ring;
