@@ -2,13 +2,18 @@
 // C clients of one Service of N pods with subsets of K (no sockets: each client's subset is what
 // balancing::ChooseSubset gives it, exactly as the proxy and the library compute it) and prints:
 // connections per pod (min, max, ratio, pods without a client), calls per pod when every client
-// spreads equal traffic evenly over its subset (max/min), subset sizes, and the connections the
+// sends one unit of calls (max/min; spread by podlb's shares, ChooseWeightedSubset, in the rows
+// that say so, evenly over the subset in the others), subset sizes, and the connections the
 // fleet opens when one pod is replaced by a newly named one, in two steps as Kubernetes does it
-// (mean and max over many trials, beside the replaced pod's own connection count). Rows for the algorithms podlb's was chosen
-// over are computed by small reference implementations here, for comparison only.
+// (mean and max over many trials, beside the replaced pod's own connection count). Every row
+// sees the same pod set and the same replacements. Rows for the algorithms podlb's was chosen
+// over are computed by small reference implementations here, for comparison only. Last, what
+// one client's subset costs to compute.
 //
 //   build/bench/balancing/subset_sim [--clients 1000] [--pods 5000] [--subset 25] [--trials 200]
+//                                    [--seed 20261130] [--rows N: only the first N rows]
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -26,6 +31,8 @@ namespace {
 
 using podlb::Mix64;
 using podlb::balancing::ChooseSubset;
+using podlb::balancing::ChooseWeightedSubset;
+using podlb::balancing::SubsetMember;
 using podlb::balancing::SubsetClientFromId;
 using podlb::balancing::SubsetKeyHash;
 using podlb::balancing::SubsetSlots;
@@ -36,6 +43,15 @@ using Assign = std::function<std::vector<uint32_t>(const std::vector<uint64_t>& 
 
 std::vector<uint32_t> Podlb(const std::vector<uint64_t>& pods, uint64_t client, uint32_t k) {
   return ChooseSubset(pods, client, k);
+}
+
+// How a client spreads its calls over its subset: podlb's shares; null, evenly.
+using Shares = std::function<std::vector<SubsetMember>(const std::vector<uint64_t>& pods,
+                                                       uint64_t client_index, uint32_t k)>;
+
+std::vector<SubsetMember> PodlbShares(const std::vector<uint64_t>& pods, uint64_t client,
+                                      uint32_t k) {
+  return ChooseWeightedSubset(pods, client, k);
 }
 
 // gRFC A68 random subsetting: the k pods with the highest rendezvous hash for this client.
@@ -66,7 +82,7 @@ std::vector<uint32_t> Deterministic(const std::vector<uint64_t>& pods, uint64_t 
   return out;
 }
 
-// Rounds of hashed slots without the lumpiness correction (podlb's steps 1 and 2 only).
+// Rounds of hashed arcs alone (podlb's steps 1 and 2), without borrowing, lending or shares.
 std::vector<uint32_t> Arcs(const std::vector<uint64_t>& pods, uint64_t client, uint32_t k) {
   const uint32_t slots = SubsetSlots(pods.size(), k);
   const uint64_t seed = Mix64(client / slots + 77);
@@ -76,6 +92,52 @@ std::vector<uint32_t> Arcs(const std::vector<uint64_t>& pods, uint64_t client, u
     if (static_cast<uint32_t>((static_cast<unsigned __int128>(h) * slots) >> 64) == client % slots)
       out.push_back(i);
   }
+  return out;
+}
+
+// podlb's algorithm until 2026-12-01: rounds of hashed slots whose overfull slots (more than
+// k + 1 pods) move their lowest-priority extras to the emptiest of 6 alternative slots when that
+// one is short (home counts only). Balanced calls 1.23-1.31 evenly spread, but a replacement
+// opened 12 connections on average.
+std::vector<uint32_t> BoundedOverflow(const std::vector<uint64_t>& pods, uint64_t client,
+                                      uint32_t k) {
+  const uint32_t n = static_cast<uint32_t>(pods.size()), slots = SubsetSlots(n, k);
+  auto slot_of = [&](uint64_t h) {
+    return static_cast<uint32_t>((static_cast<unsigned __int128>(h) * slots) >> 64);
+  };
+  const uint64_t seed = Mix64((client / slots) ^ 0x5ab5e7c0ffee1234ULL);
+  std::vector<uint64_t> position(n);
+  std::vector<uint32_t> home(n), count(slots, 0);
+  std::vector<std::vector<uint32_t>> by_slot(slots);
+  for (uint32_t i = 0; i < n; ++i) {
+    position[i] = Mix64(pods[i] ^ seed);
+    home[i] = slot_of(position[i]);
+    ++count[home[i]];
+    by_slot[home[i]].push_back(i);
+  }
+  std::vector<uint32_t> final_slot(home);
+  for (uint32_t s = 0; s < slots; ++s) {
+    if (count[s] <= k + 1) continue;
+    std::vector<std::pair<uint64_t, uint32_t>> members;
+    for (uint32_t i : by_slot[s]) members.emplace_back(Mix64(position[i] ^ 0x9e3779b97f4a7c15ULL), i);
+    std::nth_element(members.begin(), members.begin() + k + 1, members.end());
+    for (size_t m = k + 1; m < members.size(); ++m) {
+      const uint32_t i = members[m].second;
+      uint32_t best = s, best_count = UINT32_MAX;
+      for (uint32_t a = 0; a < 6; ++a) {
+        const uint32_t alt = slot_of(Mix64(position[i] ^ (0xc2b2ae3d27d4eb4fULL * (a + 1))));
+        if (count[alt] < best_count) {
+          best = alt;
+          best_count = count[alt];
+        }
+      }
+      if (best_count < k) final_slot[i] = best;
+    }
+  }
+  std::vector<uint32_t> out;
+  for (uint32_t step = 0; step < slots && out.empty(); ++step)
+    for (uint32_t i = 0; i < n; ++i)
+      if (final_slot[i] == (client % slots + step) % slots) out.push_back(i);
   return out;
 }
 
@@ -96,8 +158,9 @@ std::vector<std::vector<uint64_t>> AssignAll(const Assign& assign, const std::ve
   return out;
 }
 
-Figures Measure(const Assign& assign, const std::vector<uint64_t>& clients, size_t n, uint32_t k,
-                int trials, std::mt19937_64& rng) {
+Figures Measure(const Assign& assign, const Shares& shares,
+                const std::vector<uint64_t>& clients, size_t n, uint32_t k, int trials,
+                std::mt19937_64& rng) {
   std::vector<uint64_t> pods(n);
   for (auto& p : pods) p = SubsetKeyHash("pod-" + std::to_string(rng()), "");
   auto subsets = AssignAll(assign, pods, clients, k);
@@ -113,8 +176,12 @@ Figures Measure(const Assign& assign, const std::vector<uint64_t>& clients, size
     f.subset_max = std::max(f.subset_max, s.size());
     for (uint64_t p : s) {
       ++conn[position[p]];
-      calls[position[p]] += 1.0 / static_cast<double>(s.size());
+      if (!shares) calls[position[p]] += 1.0 / static_cast<double>(s.size());
     }
+  }
+  if (shares) {
+    for (uint64_t client : clients)
+      for (const SubsetMember& m : shares(pods, client, k)) calls[m.position] += m.share;
   }
   f.conn_min = *std::min_element(conn.begin(), conn.end());
   f.conn_max = *std::max_element(conn.begin(), conn.end());
@@ -191,18 +258,29 @@ int main(int argc, char** argv) {
   struct Row {
     const char* name;
     Assign assign;
+    Shares shares;
     const std::vector<uint64_t>* clients;
     int trials;
   };
   const std::vector<Row> rows = {
-      {"podlb: rounds + bounded overflow (ordinal)", Podlb, &ordinal_clients, trials},
-      {"podlb, ids without ordinal (Deployment)", Podlb, &named_clients, trials},
-      {"rounds of hashed slots, no correction", Arcs, &ordinal_clients, trials},
-      {"deterministic (SRE book)", Deterministic, &ordinal_clients, std::max(1, trials / 10)},
-      {"random / rendezvous (gRFC A68)", Random, &ordinal_clients, std::max(1, trials / 20)},
+      {"podlb: arcs, borrowing, shares (ordinal)", Podlb, PodlbShares, &ordinal_clients, trials},
+      {"bounded overflow (podlb until 2026-12-01)", BoundedOverflow, nullptr, &ordinal_clients,
+       trials},
+      {"podlb, calls spread evenly (no shares)", Podlb, nullptr, &ordinal_clients, trials},
+      {"podlb, ids without ordinal (Deployment)", Podlb, PodlbShares, &named_clients, trials},
+      {"rounds of hashed slots, no correction", Arcs, nullptr, &ordinal_clients, trials},
+      {"deterministic (SRE book)", Deterministic, nullptr, &ordinal_clients,
+       std::max(1, trials / 10)},
+      {"random / rendezvous (gRFC A68)", Random, nullptr, &ordinal_clients,
+       std::max(1, trials / 20)},
   };
-  for (const Row& row : rows) {
-    Figures f = Measure(row.assign, *row.clients, static_cast<size_t>(pods_n), k, row.trials, rng);
+  const size_t first_rows = static_cast<size_t>(Flag(argc, argv, "--rows", 99));
+  for (size_t r = 0; r < std::min(first_rows, rows.size()); ++r) {
+    const Row& row = rows[r];
+    // Every row sees the same pod set and the same replacements (paired comparison).
+    std::mt19937_64 row_rng = rng;
+    Figures f = Measure(row.assign, row.shares, *row.clients, static_cast<size_t>(pods_n), k,
+                        row.trials, row_rng);
     char conn[32], subset[32], churn[32];
     std::snprintf(conn, sizeof conn, "%d..%d", f.conn_min, f.conn_max);
     std::snprintf(subset, sizeof subset, "%zu..%zu", f.subset_min, f.subset_max);
@@ -211,6 +289,29 @@ int main(int argc, char** argv) {
                 f.conn_min ? std::to_string(double(f.conn_max) / f.conn_min).substr(0, 4).c_str()
                            : "inf",
                 f.empty, f.calls_ratio, subset, f.had_mean, churn, f.churn_ratio_max);
+    std::fflush(stdout);
+  }
+  // What one client pays per endpoint-set change: its subset alone, and with shares (a pass
+  // over the endpoints per earlier round; the fleet's last client has the most).
+  {
+    std::vector<uint64_t> pods(static_cast<size_t>(pods_n));
+    for (auto& p : pods) p = SubsetKeyHash("pod-" + std::to_string(rng()), "");
+    const uint64_t last = ordinal_clients.back();
+    auto time_us = [&](auto&& fn) {
+      constexpr int kRuns = 20;
+      const auto start = std::chrono::steady_clock::now();
+      size_t sink = 0;
+      for (int i = 0; i < kRuns; ++i) sink += fn().size();
+      const auto end = std::chrono::steady_clock::now();
+      if (sink == 0) std::printf("(empty)\n");
+      return std::chrono::duration<double, std::micro>(end - start).count() / kRuns;
+    };
+    std::printf("\nper client and endpoint-set change (client %llu, round %llu): ChooseSubset %.0f us, "
+                "ChooseWeightedSubset %.0f us\n",
+                static_cast<unsigned long long>(last),
+                static_cast<unsigned long long>(last / SubsetSlots(pods.size(), k)),
+                time_us([&] { return ChooseSubset(pods, last, k); }),
+                time_us([&] { return ChooseWeightedSubset(pods, last, k); }));
   }
   std::printf("\ntargets (issue #12): conn/pod max/min <= 2 with no empty pod; calls max/min <= 1.3;"
               " new connections per replacement about the pod's own (~%.0f), at most twice.\n",

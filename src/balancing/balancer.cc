@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <map>
 
 #include "absl/strings/str_join.h"
@@ -9,6 +10,22 @@
 #include "fmt/format.h"
 
 namespace podlb::balancing {
+namespace {
+
+// Shares are fractions of one client's calls; as weights they are scaled so that the smallest
+// useful share still weighs much more than the least weight there is (1), which a member the
+// water-filling gave nothing gets (it takes calls only when the others cannot).
+constexpr double kShareScale = 1'000'000;
+
+uint32_t CandidateWeight(const BalancedEndpoint& e) {
+  const uint64_t weight = std::max<uint32_t>(e.endpoint.weight, 1);
+  if (!e.subset_share) return static_cast<uint32_t>(weight);
+  const auto share = static_cast<uint64_t>(std::llround(*e.subset_share * kShareScale));
+  return static_cast<uint32_t>(
+      std::min<uint64_t>(weight * std::max<uint64_t>(share, 1), UINT32_MAX));
+}
+
+}  // namespace
 
 int64_t MonotonicNanos() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -74,7 +91,7 @@ void Balancer::Update(const EndpointSetConstSharedPtr& set, int64_t now_nanos) {
   if (set) {
     next->version = set->version();
     next->subset = policy_.subset_size > 0;
-    const std::vector<bool> members = Members(*set, previous);
+    const std::vector<std::optional<double>> members = Members(*set, previous);
     const std::vector<Endpoint>& endpoints = set->endpoints();
     for (size_t i = 0; i < endpoints.size(); ++i) {
       const Endpoint& endpoint = endpoints[i];
@@ -83,6 +100,7 @@ void Balancer::Update(const EndpointSetConstSharedPtr& set, int64_t now_nanos) {
       if (!members[i]) continue;
       BalancedEndpoint entry;
       entry.endpoint = endpoint;
+      if (next->subset) entry.subset_share = *members[i];
       entry.host_port = endpoint.HostPort();
       entry.draining = health == EndpointHealth::kDraining;
       std::shared_ptr<const void> attachment_before;
@@ -101,14 +119,14 @@ void Balancer::Update(const EndpointSetConstSharedPtr& set, int64_t now_nanos) {
   RebuildLocked(now_nanos);
 }
 
-std::vector<bool> Balancer::Members(
+std::vector<std::optional<double>> Balancer::Members(
     const EndpointSet& set,
     const std::map<std::string_view, const BalancedEndpoint*>& previous) const {
   const std::vector<Endpoint>& endpoints = set.endpoints();
-  std::vector<bool> members(endpoints.size(), false);
+  std::vector<std::optional<double>> members(endpoints.size());
   if (policy_.subset_size == 0) {
     for (size_t i = 0; i < endpoints.size(); ++i)
-      members[i] = endpoints[i].Health() != EndpointHealth::kExcluded;
+      if (endpoints[i].Health() != EndpointHealth::kExcluded) members[i] = 1.0;
     return members;
   }
   // The subset is chosen among the eligible endpoints, which every client sees alike. A member
@@ -126,14 +144,15 @@ std::vector<bool> Balancer::Members(
         keys.push_back(SubsetKeyHash(e.pod_name, e.pod_name.empty() ? e.HostPort() : ""));
         break;
       case EndpointHealth::kDraining:
-        members[i] = previous.contains(e.HostPort());
+        if (previous.contains(e.HostPort())) members[i] = 0.0;
         break;
       case EndpointHealth::kExcluded:
         break;
     }
   }
-  for (uint32_t chosen : ChooseSubset(keys, subset_client_.index, policy_.subset_size))
-    members[eligible[chosen]] = true;
+  for (const SubsetMember& member :
+       ChooseWeightedSubset(keys, subset_client_.index, policy_.subset_size))
+    members[eligible[member.position]] = member.share;
   return members;
 }
 
@@ -189,7 +208,7 @@ void Balancer::RebuildLocked(int64_t now_nanos) {
   for (uint32_t i : chosen) {
     const BalancedEndpoint& e = endpoints[i];
     snapshot->candidates.push_back(Candidate{.index = i,
-                                             .weight = std::max<uint32_t>(e.endpoint.weight, 1),
+                                             .weight = CandidateWeight(e),
                                              .stats = e.stats.get(),
                                              .key = e.host_port});
   }

@@ -14,6 +14,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,9 @@ struct BalancedEndpoint {
   Endpoint endpoint;
   std::string host_port;
   bool draining = false;  // terminating but serving: keeps its calls, takes no new ones
+  // Subsetting: this endpoint's share of the client's calls (ChooseWeightedSubset), which
+  // scales its weight; unset without subsetting.
+  std::optional<double> subset_share;
   std::shared_ptr<EndpointStats> stats;
   // The adapter's object for this endpoint (the library's per-pod channel), kept while the pod
   // stays; null for adapters that keep their own (the proxy's workers).
@@ -132,7 +136,9 @@ class Balancer {
 
   // The endpoints of `set` this client takes calls to: every one that is not excluded, or with
   // subsetting its subset of the eligible ones plus the draining ones `previous` still holds.
-  std::vector<bool> Members(const EndpointSet& set,
+  // Per endpoint of `set`: nullopt if not in the table, else its subset share (1 without
+  // subsetting, 0 for a draining member kept until it is gone).
+  std::vector<std::optional<double>> Members(const EndpointSet& set,
                             const std::map<std::string_view, const BalancedEndpoint*>& previous) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

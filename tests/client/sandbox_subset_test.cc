@@ -2,9 +2,10 @@
 // channels (clients "client-0" ... "client-9", subsets of 4) watching it through the Kubernetes
 // source, each with its own connections (distinct channel arguments, so gRPC does not share
 // subchannels between them as it would between channels of one process). Asserted on what the
-// pods really see: every pod has a client and the connection counts follow the subsets, each
-// client's calls land only in its subset, and replacing a pod moves few connections while every
-// kept one stays the very same TCP connection. The fleet-scale figures are bench/balancing/
+// pods really see: every pod has 2 to 4 clients and the connection counts follow the subsets,
+// each client's calls land only in its subset (and reach every member, whatever its share), and
+// replacing a pod moves few connections while every kept one stays the very same TCP
+// connection. The fleet-scale figures are bench/balancing/
 // subset_sim's.
 #include <cstdio>
 #include <map>
@@ -87,7 +88,9 @@ class SandboxSubsetTest : public ::testing::Test {
       for (const auto& [pod, clients] : assignment.clients_of)
         if (clients.contains(i)) subset.insert(pod);
       std::set<std::string> answered;
-      for (int call = 0; call < 40 && answered != subset; ++call) {
+      // Shares differ (subsetting evens out the fleet's calls), but every member gets at least
+      // a quarter of an even share: with at most 11 members, one call in 44 or more.
+      for (int call = 0; call < 200 && answered != subset; ++call) {
         const std::string pod = CallForPodName(*clients_[i].stub, milliseconds(5000), true);
         ASSERT_FALSE(pod.empty()) << "client-" << i << " call failed";
         EXPECT_TRUE(subset.contains(pod)) << "client-" << i << " reached " << pod
@@ -113,15 +116,28 @@ class SandboxSubsetTest : public ::testing::Test {
     return connections;
   }
 
+  // Issue #12's balance at this size: every pod has 2 to 4 clients (max/min <= 2) and every
+  // client at least 3 pods (0.7 × 4, rounded up), however lumpy the hashed arcs.
+  static void ExpectBalanced(const Assignment& assignment) {
+    std::map<int, int> subset_size;
+    for (const auto& [pod, clients] : assignment.clients_of) {
+      EXPECT_GE(clients.size(), 2u) << pod;
+      EXPECT_LE(clients.size(), 4u) << pod;
+      for (int client : clients) ++subset_size[client];
+    }
+    for (int i = 0; i < kClients; ++i) EXPECT_GE(subset_size[i], 3) << "client-" << i;
+  }
+
   std::unique_ptr<SandboxCluster> cluster_;
   std::vector<Client> clients_;
 };
 
 TEST_F(SandboxSubsetTest, EveryPodHasAClientCallsStayInSubsetsAndAReplacementMovesFew) {
   const Assignment before = WaitForAssignment();
-  // 10 clients × 4 / 20 pods: two whole rounds, so exactly two clients per pod.
+  // 10 clients × 4 / 20 pods: two whole rounds, so two clients per pod, and at most one more
+  // per round where a lumpy arc borrows or lends it.
   ASSERT_EQ(before.clients_of.size(), kPods) << "a pod without a client";
-  for (const auto& [pod, clients] : before.clients_of) EXPECT_EQ(clients.size(), 2u) << pod;
+  ExpectBalanced(before);
   ExpectCallsStayInSubsets(before);
   // What the pods see: one connection from each client whose subset holds them, none from others.
   const auto connections = ConnectionsMatching(before);
@@ -132,7 +148,7 @@ TEST_F(SandboxSubsetTest, EveryPodHasAClientCallsStayInSubsetsAndAReplacementMov
   cluster_->WaitReadyPods(kPods, {replaced});
   const Assignment after = WaitForAssignment({replaced});
   ASSERT_EQ(after.clients_of.size(), kPods);
-  for (const auto& [pod, clients] : after.clients_of) EXPECT_EQ(clients.size(), 2u) << pod;
+  ExpectBalanced(after);
   ExpectCallsStayInSubsets(after);
 
   // New connections, as the pods see them: local ports not there before. A client that dropped a
@@ -149,13 +165,13 @@ TEST_F(SandboxSubsetTest, EveryPodHasAClientCallsStayInSubsetsAndAReplacementMov
       opened += !same;
     }
   }
-  // The replaced pod had 2 connections; its replacement takes 2 and the lumpiness correction
-  // may move a few more: at most 3× at this size over 9,000 simulated two-step replacements
-  // (bench/balancing/subset_sim --clients 10 --pods 20 --subset 4 --trials 3000).
+  // The replacement takes at least one client per round (2). Borrowing and lending move a few
+  // more, or fewer when the old pod was lent: over 40,000 simulated two-step replacements at
+  // this size (2,000 pod sets), 2 to 8 new connections, 3 on average (BENCHMARKS.md).
   std::printf("replacing %s (%zu connections) opened %d new connections, kept %zu\n",
               replaced.c_str(), had, opened, kept);
-  EXPECT_GE(opened, static_cast<int>(had));
-  EXPECT_LE(opened, static_cast<int>(3 * had));
+  EXPECT_GE(opened, 2);
+  EXPECT_LE(opened, 8);
 }
 
 }  // namespace
