@@ -178,21 +178,36 @@ TlsHandshakeStep H2Connection::StepTlsHandshake() {
   return step;
 }
 
-H2Connection::ServerHandshake H2Connection::StepServerTlsHandshake(std::string* why) {
-  TlsHandshakeStep step = StepTlsHandshake();
-  switch (step.state) {
-    case TlsHandshakeStep::State::kDone:
-      if (step.alpn == "h2") return ServerHandshake::kDone;
-      *why = "the client did not negotiate ALPN h2";
-      return ServerHandshake::kFailed;
-    case TlsHandshakeStep::State::kWantRead:
-    case TlsHandshakeStep::State::kWantWrite:
-      return ServerHandshake::kPending;
-    case TlsHandshakeStep::State::kFailed:
-      *why = step.error;
-      return ServerHandshake::kFailed;
+bool H2Connection::ServeReadable(uint32_t events, std::string* handshake_failure) {
+  if (!(events & (EPOLLIN | EPOLLERR | EPOLLHUP))) return true;
+  if (!tls_handshake_done_) {
+    TlsHandshakeStep step = StepTlsHandshake();
+    switch (step.state) {
+      case TlsHandshakeStep::State::kWantRead:
+      case TlsHandshakeStep::State::kWantWrite:
+        return true;
+      case TlsHandshakeStep::State::kFailed:
+        *handshake_failure = step.error;
+        return false;
+      case TlsHandshakeStep::State::kDone:
+        if (step.alpn != "h2") {
+          *handshake_failure = "the client did not negotiate ALPN h2";
+          return false;
+        }
+        tls_handshake_done_ = true;
+        break;
+    }
   }
-  return ServerHandshake::kFailed;
+  switch (ReadInput()) {
+    case ReadEnd::kDrained:
+    case ReadEnd::kStopped:
+      return true;
+    case ReadEnd::kPeerClosed:
+    case ReadEnd::kFailed:
+    case ReadEnd::kInputRejected:
+      return false;
+  }
+  return false;
 }
 
 const char* H2Connection::CountFlood(const nghttp2_frame& frame, const FloodLimits& limits) {

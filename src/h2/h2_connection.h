@@ -83,10 +83,18 @@ class H2Connection : public IoHandler, public Flushable, public Deletable {
   void SetWantOut(bool want_out);
   // One step of the TLS handshake; while it waits, the epoll interest follows what it waits for.
   TlsHandshakeStep StepTlsHandshake();
-  // The server's side of it: kDone once the handshake is over and the client chose ALPN h2;
-  // kFailed with `why` when it failed or the client did not offer h2.
-  enum class ServerHandshake { kDone, kPending, kFailed };
-  ServerHandshake StepServerTlsHandshake(std::string* why);
+  // A server connection's accepted socket, and its accept-state SSL (which the connection then
+  // owns; null for h2c). Until the TLS handshake is done, ServeReadable steps it.
+  void AdoptServerSocket(int fd, SSL* ssl) {
+    fd_ = fd;
+    ssl_ = ssl;
+    tls_handshake_done_ = ssl == nullptr;
+  }
+  // The readable half of a server connection's event: the TLS handshake first (the client must
+  // choose ALPN h2), then the input for nghttp2. False when the connection must close; a failed
+  // handshake says why in `handshake_failure` (a peer that closed, or a failed read, needs no
+  // words).
+  bool ServeReadable(uint32_t events, std::string* handshake_failure);
 
   // What a server lets a client send per second before it ends the connection with
   // GOAWAY(ENHANCE_YOUR_CALM): RST_STREAM (rapid reset, CVE-2023-44487), and SETTINGS/PING
@@ -112,6 +120,7 @@ class H2Connection : public IoHandler, public Flushable, public Deletable {
   nghttp2_session* session_ = nullptr;
   bool want_out_ = false;  // EPOLLOUT is in the registered interest
   std::string out_;        // bytes nghttp2 produced that the socket did not take yet
+  bool tls_handshake_done_ = true;  // server side: false until ServeReadable finished it
 
  private:
   static const nghttp2_session_callbacks* Callbacks();

@@ -18,11 +18,9 @@ DownstreamSession::DownstreamSession(const DownstreamContext& context, int fd,
     : H2Connection(context.loop),
       context_(context),
       listener_(listener),
-      tls_handshake_done_(ssl == nullptr),
       created_(context.loop.now()),
       last_activity_(created_) {
-  fd_ = fd;
-  ssl_ = ssl;
+  AdoptServerSocket(fd, ssl);
   const ProxyOptions& o = context.options;
   nghttp2_option* option;
   nghttp2_option_new(&option);
@@ -170,37 +168,14 @@ void DownstreamSession::OnIo(uint32_t events) {
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) Close();
     return;
   }
-  if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
-    if (tls_handshake_done_ || HandleTlsHandshake()) {
-      switch (ReadInput()) {
-        case ReadEnd::kDrained:
-        case ReadEnd::kStopped:
-          break;
-        case ReadEnd::kPeerClosed:
-        case ReadEnd::kFailed:
-        case ReadEnd::kInputRejected:
-          Close();
-          break;
-      }
-    }
+  std::string handshake_failure;
+  if (!ServeReadable(events, &handshake_failure)) {
+    if (!handshake_failure.empty())
+      LogDebug("proxy: TLS handshake with a client failed: {}", handshake_failure);
+    Close();
+    return;
   }
   if (!closed_) Flush();
-}
-
-bool DownstreamSession::HandleTlsHandshake() {
-  std::string why;
-  switch (StepServerTlsHandshake(&why)) {
-    case ServerHandshake::kDone:
-      tls_handshake_done_ = true;
-      return true;
-    case ServerHandshake::kPending:
-      return false;
-    case ServerHandshake::kFailed:
-      LogDebug("proxy: TLS handshake with a client failed: {}", why);
-      Close();
-      return false;
-  }
-  return false;
 }
 
 void DownstreamSession::Flush() {

@@ -98,12 +98,9 @@ class DownstreamSession final : public H2Connection {
   void Close();
   void Linger();
   void CalmDown(const char* why);
-  // Completes the TLS handshake; false while it is not done (or failed, and then closed).
-  bool HandleTlsHandshake();
 
   const DownstreamContext& context_;
   const ListenerConfig* listener_;
-  bool tls_handshake_done_;
   bool closed_ = false;
   bool owner_gone_ = false;
   bool calmed_ = false;     // flood detected: stop feeding input to nghttp2

@@ -62,10 +62,8 @@ AdsConnection::AdsConnection(h2::EventLoop& loop, AdsService& service, AdsConnec
       service_(service),
       owner_(owner),
       limits_(limits),
-      peer_(std::move(peer)),
-      tls_handshake_done_(ssl == nullptr) {
-  fd_ = fd;
-  ssl_ = ssl;
+      peer_(std::move(peer)) {
+  AdoptServerSocket(fd, ssl);
   nghttp2_option* option;
   nghttp2_option_new(&option);
   // nghttp2's own limits are backstops behind ours (OnControlFrame), which answer with
@@ -86,12 +84,11 @@ AdsConnection::AdsConnection(h2::EventLoop& loop, AdsService& service, AdsConnec
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, 4);
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, 4 << 20);
   if (fd_ >= 0) loop_.Add(fd_, EPOLLIN, this);
+  // Cancelled by the first input (OnIo); a connection that sends nothing is closed.
   handshake_timer_ = loop_.AddTimer(limits.handshake_timeout, [this] {
     handshake_timer_ = 0;
-    if (!got_input_) {
-      LogDebug("xds: {} sent nothing within the handshake timeout; closing", peer_);
-      Close();
-    }
+    LogDebug("xds: {} sent nothing within the handshake timeout; closing", peer_);
+    Close();
   });
   // The server preface (SETTINGS) goes out right away; TLS waits for its handshake.
   if (tls_handshake_done_) loop_.ScheduleFlush(this);
@@ -119,11 +116,6 @@ void AdsConnection::Shutdown() {
 
 bool AdsConnection::OnInput(const uint8_t* data, size_t len) {
   if (closed_) return false;
-  if (!got_input_) {
-    got_input_ = true;
-    if (handshake_timer_ != 0) loop_.CancelTimer(handshake_timer_);
-    handshake_timer_ = 0;
-  }
   // Small slices, so that once a flood was detected the rest of the input is not processed.
   constexpr size_t kSlice = 16 * 1024;
   for (size_t offset = 0; offset < len && !calmed_; offset += kSlice) {
@@ -139,43 +131,19 @@ bool AdsConnection::OnInput(const uint8_t* data, size_t len) {
 
 void AdsConnection::OnIo(uint32_t events) {
   if (closed_) return;
-  if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
-    if (tls_handshake_done_ || HandleTlsHandshake()) {
-      switch (ReadInput()) {
-        case ReadEnd::kDrained:
-        case ReadEnd::kStopped:
-          break;
-        case ReadEnd::kPeerClosed:
-        case ReadEnd::kFailed:
-        case ReadEnd::kInputRejected:
-          Close();
-          break;
-      }
-    }
-  }
-  if (!closed_) Flush();
-}
-
-bool AdsConnection::HandleTlsHandshake() {
-  // The handshake is input: it stops the handshake timer as the preface would.
-  if (!got_input_) {
-    got_input_ = true;
-    if (handshake_timer_ != 0) loop_.CancelTimer(handshake_timer_);
+  if (handshake_timer_ != 0 && (events & EPOLLIN)) {
+    // Input (a TLS hello or the HTTP/2 preface, or bytes that are neither): not silent.
+    loop_.CancelTimer(handshake_timer_);
     handshake_timer_ = 0;
   }
-  std::string why;
-  switch (StepServerTlsHandshake(&why)) {
-    case ServerHandshake::kDone:
-      tls_handshake_done_ = true;
-      return true;
-    case ServerHandshake::kPending:
-      return false;
-    case ServerHandshake::kFailed:
-      LogInfo("xds: TLS handshake with {} failed: {}", peer_, why);
-      Close();
-      return false;
+  std::string handshake_failure;
+  if (!ServeReadable(events, &handshake_failure)) {
+    if (!handshake_failure.empty())
+      LogInfo("xds: TLS handshake with {} failed: {}", peer_, handshake_failure);
+    Close();
+    return;
   }
-  return false;
+  if (!closed_) Flush();
 }
 
 void AdsConnection::Flush() {
@@ -199,12 +167,7 @@ void AdsConnection::Close() {
   closed_ = true;
   if (handshake_timer_ != 0) loop_.CancelTimer(handshake_timer_);
   handshake_timer_ = 0;
-  for (auto& [id, call] : calls_) {
-    if (!call->stream) continue;
-    call->stream->Detach();
-    call->stream->OnClosed();
-    service_.CloseStream(call->stream->id());
-  }
+  for (auto& [id, call] : calls_) EndStream(*call);
   calls_.clear();
   const bool had_socket = fd_ >= 0;
   CloseSocket();
@@ -400,15 +363,17 @@ ssize_t AdsConnection::ReadBody(void* stream, uint8_t* buf, size_t len, uint32_t
   return 0;
 }
 
+void AdsConnection::EndStream(Call& call) {
+  if (!call.stream) return;
+  call.stream->Detach();
+  call.stream->OnClosed();
+  service_.CloseStream(call.stream->id());
+}
+
 void AdsConnection::OnStreamClose(void*, int32_t stream_id, uint32_t) {
   auto it = calls_.find(stream_id);
   if (it == calls_.end()) return;
-  Call& call = *it->second;
-  if (call.stream) {
-    call.stream->Detach();
-    call.stream->OnClosed();
-    service_.CloseStream(call.stream->id());
-  }
+  EndStream(*it->second);
   calls_.erase(it);
 }
 

@@ -98,17 +98,16 @@ class AdsConnection final : public h2::H2Connection {
   void DeliverRequests(Call& call);
   // A response may be due on the call: let nghttp2 ask ReadBody again.
   void Resume(Call& call);
-  bool HandleTlsHandshake();
+  // The call's ADS stream (if it opened one) leaves the service.
+  void EndStream(Call& call);
   void Close();
 
   AdsService& service_;
   AdsConnectionOwner& owner_;
   const AdsConnectionLimits& limits_;
   const std::string peer_;
-  bool tls_handshake_done_;
   bool closed_ = false;
   bool owner_gone_ = false;
-  bool got_input_ = false;
   bool shutting_down_ = false;
   bool calmed_ = false;
   uint64_t handshake_timer_ = 0;

@@ -9,8 +9,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <fstream>
-#include <sstream>
 #include <thread>
 #include <unordered_map>
 
@@ -18,6 +16,7 @@
 #include "core/host_port.h"
 #include "core/logging.h"
 #include "core/sigpipe.h"
+#include "discovery/kubernetes/kube_config.h"
 #include "h2/event_loop.h"
 #include "h2/listener.h"
 #include "h2/tls.h"
@@ -40,11 +39,15 @@ std::string PeerName(const sockaddr_storage& addr) {
   return "ipv4:" + FormatHostPort(host, ntohs(in4.sin_port));
 }
 
-std::string ReadWhole(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
+// What the certificate files hold now, to tell a rotation from nothing (a missing file reads as
+// empty: then the context does not load, which is reported where it is built).
+std::string TlsFilesContent(const XdsTlsOptions& tls) {
+  std::string content;
+  for (const std::string* path : {&tls.cert_file, &tls.key_file, &tls.client_ca_file}) {
+    content += ReadWholeFile(*path).value_or("");
+    content += '\0';
+  }
+  return content;
 }
 
 absl::StatusOr<SharedSslCtx> MakeTlsContext(const XdsTlsOptions& tls) {
@@ -185,8 +188,7 @@ absl::Status XdsServer::Start() {
   }
   SharedSslCtx tls_context;
   if (!tls.cert_file.empty()) {
-    tls_files_loaded_ = ReadWhole(tls.cert_file) + '\0' + ReadWhole(tls.key_file) + '\0' +
-                        ReadWhole(tls.client_ca_file);
+    tls_files_loaded_ = TlsFilesContent(tls);
     auto ctx = MakeTlsContext(tls);
     if (!ctx.ok()) return ctx.status();
     tls_context = std::move(*ctx);
@@ -234,8 +236,7 @@ void XdsServer::ScheduleTlsReload() {
 
 void XdsServer::ReloadTls() {
   const XdsTlsOptions& tls = options_.tls;
-  std::string files = ReadWhole(tls.cert_file) + '\0' + ReadWhole(tls.key_file) + '\0' +
-                      ReadWhole(tls.client_ca_file);
+  std::string files = TlsFilesContent(tls);
   if (files == tls_files_loaded_) return;
   tls_files_loaded_ = files;
   auto ctx = MakeTlsContext(tls);

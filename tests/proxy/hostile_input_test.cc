@@ -2,15 +2,13 @@
 // rapid reset (CVE-2023-44487), SETTINGS and PING floods, oversized header lists, too many
 // streams, no preface, idle connections, and grpc-timeout enforcement by the proxy itself.
 // After each, the proxy is still up and a well-behaved grpc++ client is served.
-#include <cstdlib>
-#include <iostream>
 #include <regex>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proxy/proxy_server.h"
 #include "proxy/test_backend.h"
-#include "support/process.h"
+#include "support/attack_script.h"
 
 namespace podlb::proxy {
 namespace {
@@ -38,16 +36,7 @@ class HostileInputTest : public ::testing::Test {
 
   // Runs one scenario; returns its RESULT line.
   std::string Attack(const std::string& scenario) {
-    std::string output;
-    int rc = testing::RunCommand(
-        {"/usr/bin/python3", testing::SourceDir() + "/tests/proxy/h2_attacks.py",
-         std::to_string(proxy_->ports()[0]), scenario},
-        &output, std::chrono::seconds(30));
-    EXPECT_EQ(rc, 0) << output;
-    std::smatch m;
-    std::regex line("RESULT ([^\n]*)");
-    if (getenv("PODLB_DEBUG_ATTACKS")) std::cerr << output;
-    return std::regex_search(output, m, line) ? m[1].str() : "no result: " + output;
+    return testing::RunAttackScript("tests/proxy/h2_attacks.py", proxy_->ports()[0], scenario);
   }
 
   void ExpectStillServing() {
