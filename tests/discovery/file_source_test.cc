@@ -43,6 +43,68 @@ TEST(EndpointsFileTest, ParsesJsonToo) {
   EXPECT_EQ((*services)[0].endpoints[0].HostPort(), "[::1]:1");
 }
 
+// JSON content goes through a JSON parser, YAML through yaml-cpp; a file means the same in both,
+// including the scalars YAML reads from text (a quoted port, yes/no, a hex number).
+TEST(EndpointsFileTest, JsonAndYamlReadScalarsAlike) {
+  auto json = ParseEndpointsFile(R"({"services": [{"service": "default/greeter:grpc",
+      "aliases": ["default/greeter:50051"], "annotations": {"podlb.io/weight": 3},
+      "endpoints": [{"address": "10.0.0.1", "port": "0x1F90", "pod": 7, "ready": "no",
+                     "serving": "Yes", "terminating": false, "weight": "2", "zone": null}]}]})",
+                                 "e.json");
+  auto yaml = ParseEndpointsFile(R"(
+services:
+  - service: default/greeter:grpc
+    aliases: [default/greeter:50051]
+    annotations: {podlb.io/weight: 3}
+    endpoints:
+      - {address: 10.0.0.1, port: 0x1F90, pod: 7, ready: no, serving: Yes, terminating: FALSE,
+         weight: 2, zone: ~}
+)",
+                                 "e.yaml");
+  for (const auto* services : {&json, &yaml}) {
+    ASSERT_TRUE(services->ok()) << services->status();
+    ASSERT_EQ((*services)->size(), 1u);
+    const FileService& svc = (**services)[0];
+    EXPECT_EQ(svc.keys, (std::vector<ServiceKey>{{"default", "greeter", "grpc"},
+                                                 {"default", "greeter", "50051"}}));
+    EXPECT_EQ(svc.annotations.at("podlb.io/weight"), "3");
+    ASSERT_EQ(svc.endpoints.size(), 1u);
+    const Endpoint& e = svc.endpoints[0];
+    EXPECT_EQ(e.HostPort(), "10.0.0.1:8080");
+    EXPECT_EQ(e.pod_name, "7");
+    EXPECT_EQ(e.zone, "");  // null is absent
+    EXPECT_FALSE(e.ready);
+    EXPECT_TRUE(e.serving);
+    EXPECT_FALSE(e.terminating);
+    EXPECT_EQ(e.weight, 2u);
+  }
+  EXPECT_EQ((*json)[0].endpoints, (*yaml)[0].endpoints);
+}
+
+// Content that starts like JSON but is a YAML flow mapping is still YAML's to read.
+TEST(EndpointsFileTest, YamlFlowMappingIsNotMistakenForJson) {
+  auto services = ParseEndpointsFile(
+      "{services: [{service: default/a:1, endpoints: [{address: 10.0.0.1, port: 1}]}]}", "e.yaml");
+  ASSERT_TRUE(services.ok()) << services.status();
+  EXPECT_EQ((*services)[0].endpoints[0].HostPort(), "10.0.0.1:1");
+}
+
+// Nested aliases expand exponentially when the tree is copied: refused, not followed for 10^9
+// nodes.
+TEST(EndpointsFileTest, AliasBombIsRefused) {
+  std::string content = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i < 9; ++i) {
+    content += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [";
+    for (int j = 0; j < 10; ++j) content += (j ? ", *a" : "*a") + std::to_string(i - 1);
+    content += "]\n";
+  }
+  content += "services: []\n";
+  auto services = ParseEndpointsFile(content, "bomb.yaml");
+  ASSERT_FALSE(services.ok());
+  EXPECT_THAT(std::string(services.status().message()),
+              HasSubstr("bomb.yaml: aliases expand the document"));
+}
+
 TEST(EndpointsFileTest, ErrorsNameTheFileAndTheField) {
   struct Case {
     const char* content;
@@ -55,6 +117,28 @@ TEST(EndpointsFileTest, ErrorsNameTheFileAndTheField) {
       {"services: [{service: 'x/y:1', endpoints: [{address: 1.2.3.4, port: 70000}]}]",
        "port: must be 1..65535"},
       {"services: [unclosed", "e.yaml"},
+      {"{\"services\": [", "e.yaml"},  // neither JSON nor YAML
+      {"services: [{service: 'x/y:1', endpoints: [{address: 1.2.3.4, port: http}]}]",
+       "services[0].endpoints[0].port: \"http\" is not an integer"},
+      {R"({"services": [{"service": "x/y:1", "endpoints": [{"address": "1.2.3.4", "port": 1.5}]}]})",
+       "services[0].endpoints[0].port: expected an integer"},
+      {"services: [{service: 'x/y:1', endpoints: [{address: 1.2.3.4, port: 1, ready: maybe}]}]",
+       "services[0].endpoints[0].ready: \"maybe\" is not a boolean"},
+      {R"({"services": [{"service": "x/y:1", "endpoints": [{"address": "1.2.3.4", "port": 1, "ready": 1}]}]})",
+       "services[0].endpoints[0].ready: expected true or false"},
+      {"services: [{service: 'x/y:1', endpoints: [{address: 1.2.3.4, port: 1, weight: 0}]}]",
+       "services[0].endpoints[0].weight: must be at least 1"},
+      {"services: [{service: 'x/y:1', endpoints: [{address: [1.2.3.4], port: 1}]}]",
+       "services[0].endpoints[0].address: expected a string"},
+      {"services: [{service: 'x/y:1', aliases: 'x/y:2'}]", "services[0].aliases: expected a list"},
+      {"services: [{service: 'x/y:1', annotations: [a]}]",
+       "services[0].annotations: expected a mapping"},
+      {"services: [{service: 'x/y:1', endpoints: {address: 1.2.3.4}}]",
+       "services[0].endpoints: expected a list"},
+      {"services: [{service: 'x/y:1', endpoints: [{? [a] : b}]}]",
+       "e.yaml: line 1: a mapping key must be a scalar"},
+      {"services: [{service: 'x/y:1', endpoints: [{address: ~, port: 1}]}]",
+       "services[0].endpoints[0]: missing address"},
   };
   for (const auto& c : cases) {
     auto services = ParseEndpointsFile(c.content, "e.yaml");
@@ -92,6 +176,23 @@ services:
                                "the bad edit to be noticed"));
   EXPECT_EQ(waiter.Publications(), before);
   EXPECT_THAT(EligibleAddresses(*registry.Current(key)), ElementsAre("127.0.0.2", "127.0.0.4"));
+
+  // The same through the JSON parser: a good JSON edit is published, a bad one keeps it.
+  testing::WriteFile(path, R"({"services": [{"service": "default/greeter:grpc",
+                                "endpoints": [{"address": "127.0.0.5", "port": 50051}]}]})");
+  ASSERT_TRUE(waiter.WaitFor(
+      [](const EndpointSet& s) { return EligibleAddresses(s) == std::vector<std::string>{"127.0.0.5"}; },
+      std::chrono::seconds(5), "the JSON edit to be published"));
+  EXPECT_TRUE(source.Health().ok());
+  before = waiter.Publications();
+  testing::WriteFile(path, R"({"services": [{"service": "default/greeter:grpc",
+                                "endpoints": [{"address": "127.0.0.6", "port": "grpc"}]}]})");
+  ASSERT_TRUE(testing::WaitFor([&] { return !source.Health().ok(); }, std::chrono::seconds(5),
+                               "the bad JSON edit to be noticed"));
+  EXPECT_THAT(std::string(source.Health().message()),
+              HasSubstr("services[0].endpoints[0].port: \"grpc\" is not an integer"));
+  EXPECT_EQ(waiter.Publications(), before);
+  EXPECT_THAT(EligibleAddresses(*registry.Current(key)), ElementsAre("127.0.0.5"));
   source.Stop();
 }
 
