@@ -120,11 +120,13 @@ TEST(EndpointsFileTest, ErrorsNameTheFileAndTheField) {
       {"{\"services\": [", "e.yaml"},  // neither JSON nor YAML
       {"services: [{service: 'x/y:1', endpoints: [{address: 1.2.3.4, port: http}]}]",
        "services[0].endpoints[0].port: \"http\" is not an integer"},
-      {R"({"services": [{"service": "x/y:1", "endpoints": [{"address": "1.2.3.4", "port": 1.5}]}]})",
+      {R"({"services": [{"service": "x/y:1",)"
+       R"( "endpoints": [{"address": "1.2.3.4", "port": 1.5}]}]})",
        "services[0].endpoints[0].port: expected an integer"},
       {"services: [{service: 'x/y:1', endpoints: [{address: 1.2.3.4, port: 1, ready: maybe}]}]",
        "services[0].endpoints[0].ready: \"maybe\" is not a boolean"},
-      {R"({"services": [{"service": "x/y:1", "endpoints": [{"address": "1.2.3.4", "port": 1, "ready": 1}]}]})",
+      {R"({"services": [{"service": "x/y:1",)"
+       R"( "endpoints": [{"address": "1.2.3.4", "port": 1, "ready": 1}]}]})",
        "services[0].endpoints[0].ready: expected true or false"},
       {"services: [{service: 'x/y:1', endpoints: [{address: 1.2.3.4, port: 1, weight: 0}]}]",
        "services[0].endpoints[0].weight: must be at least 1"},
@@ -181,7 +183,9 @@ services:
   testing::WriteFile(path, R"({"services": [{"service": "default/greeter:grpc",
                                 "endpoints": [{"address": "127.0.0.5", "port": 50051}]}]})");
   ASSERT_TRUE(waiter.WaitFor(
-      [](const EndpointSet& s) { return EligibleAddresses(s) == std::vector<std::string>{"127.0.0.5"}; },
+      [](const EndpointSet& s) {
+        return EligibleAddresses(s) == std::vector<std::string>{"127.0.0.5"};
+      },
       std::chrono::seconds(5), "the JSON edit to be published"));
   EXPECT_TRUE(source.Health().ok());
   before = waiter.Publications();

@@ -50,8 +50,8 @@ absl::StatusOr<Json> YamlToJson(const YAML::Node& node, size_t& budget) {
       Json out = Json::object();
       for (const auto& kv : node) {
         if (!kv.first.IsScalar()) {
-          return absl::InvalidArgumentError(absl::StrCat("line ", kv.first.Mark().line + 1,
-                                                         ": a mapping key must be a scalar"));
+          return absl::InvalidArgumentError(
+              absl::StrCat("line ", kv.first.Mark().line + 1, ": a mapping key must be a scalar"));
         }
         auto value = YamlToJson(kv.second, budget);
         if (!value.ok()) return value.status();
@@ -66,9 +66,10 @@ absl::StatusOr<Json> YamlToJson(const YAML::Node& node, size_t& budget) {
   return Json(nullptr);
 }
 
-// JSON is the common case for a generated file (and the fast one: yaml-cpp's scanner costs
-// ~15 ms for 100 Services of 10 endpoints, nlohmann ~2 ms). Content that starts like JSON but is
-// not (a YAML flow mapping such as `{services: []}`) is YAML's to accept or reject.
+// JSON is the common case for a generated file, and the fast one: for 100 Services of 10
+// endpoints yaml-cpp costs ~15-20 ms, nlohmann ~2 ms (bench/discovery/endpoints_file_bench).
+// Content that starts like JSON but is not (a YAML flow mapping such as `{services: []}`) is
+// YAML's to accept or reject.
 absl::StatusOr<Json> LoadDocument(const std::string& content, const std::string& origin) {
   size_t first = content.find_first_not_of(" \t\r\n");
   if (first != std::string::npos && content[first] == '{') {
@@ -79,7 +80,8 @@ absl::StatusOr<Json> LoadDocument(const std::string& content, const std::string&
   try {
     size_t budget = kMaxYamlNodesPerByte * content.size() + 16;
     auto json = YamlToJson(YAML::Load(content), budget);
-    if (!json.ok()) return absl::InvalidArgumentError(absl::StrCat(origin, ": ", json.status().message()));
+    if (!json.ok())
+      return absl::InvalidArgumentError(absl::StrCat(origin, ": ", json.status().message()));
     return json;
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(absl::StrCat(origin, ": ", e.what()));
@@ -120,7 +122,8 @@ absl::StatusOr<int64_t> AsInteger(const Json& value, const std::string& origin,
 
 // A JSON boolean, or a scalar yaml-cpp reads as one: y/yes/true/on and n/no/false/off, in lower
 // case, upper case or capitalized.
-absl::StatusOr<bool> AsBool(const Json& value, const std::string& origin, const std::string& where) {
+absl::StatusOr<bool> AsBool(const Json& value, const std::string& origin,
+                            const std::string& where) {
   if (value.is_boolean()) return value.get<bool>();
   if (value.is_string()) {
     const std::string& text = value.get_ref<const std::string&>();
@@ -138,7 +141,8 @@ absl::StatusOr<bool> AsBool(const Json& value, const std::string& origin, const 
 
 bool IsIpLiteral(const std::string& text) {
   in6_addr buf;
-  return inet_pton(AF_INET, text.c_str(), &buf) == 1 || inet_pton(AF_INET6, text.c_str(), &buf) == 1;
+  return inet_pton(AF_INET, text.c_str(), &buf) == 1 ||
+         inet_pton(AF_INET6, text.c_str(), &buf) == 1;
 }
 
 absl::StatusOr<Endpoint> ParseEndpoint(const Json& node, const std::string& origin,
@@ -179,7 +183,8 @@ absl::StatusOr<Endpoint> ParseEndpoint(const Json& node, const std::string& orig
   if (const Json* v = Field(node, "weight")) {
     ASSIGN_OR_RETURN(int64_t weight, AsInteger(*v, origin, where + ".weight"));
     if (weight < 1) return Invalid(origin, where + ".weight", "must be at least 1");
-    if (weight > UINT32_MAX) return Invalid(origin, where + ".weight", "must be at most 4294967295");
+    if (weight > UINT32_MAX)
+      return Invalid(origin, where + ".weight", "must be at most 4294967295");
     e.weight = static_cast<uint32_t>(weight);
   }
   return e;
