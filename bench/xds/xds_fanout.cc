@@ -4,7 +4,10 @@
 // subscribed to CDS + EDS of --watch of --services Services (svc0, the "hot" one, is watched by
 // every stream), and ACKs every response as a real client does. It then drives the server
 // through its file source (the file rewritten atomically, as a ConfigMap update would be):
-//  - steady: --rate changes/s to random Services for --steady-seconds;
+//  - steady: --rate changes/s to random Services for --steady-seconds, svc0 left out: each
+//    other Service is watched by about a tenth of the streams, as in a fleet where each client
+//    watches 10 of 100 Services; svc0's changes are the bursts, measured next (--steady-hot
+//    puts svc0 among the steady changes too: 1 in 100 of them is then a burst);
 //  - burst: --bursts changes of svc0, which every stream watches, one at a time.
 // For each change: from the file's rename to the moment the LAST watching stream has decoded
 // that endpoint set or a newer one (p50/p99/max). Every endpoint set carries its generation in
@@ -19,7 +22,7 @@
 // --json PATH also writes the figures as JSON (the smoke test reads it).
 //   xds_fanout --podlb build/podlb [--streams 10000] [--streams-per-connection 1]
 //              [--services 100] [--watch 10] [--endpoints 10] [--rate 20]
-//              [--steady-seconds 20] [--bursts 20] [--seed 1] [--client native|grpc]
+//              [--steady-seconds 20] [--steady-hot] [--bursts 20] [--seed 1] [--client native|grpc]
 //              [--client-threads 1] [--connect-window 256] [--json PATH]
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -73,6 +76,7 @@ struct Options {
   int endpoints = 10;
   double rate = 20;
   double steady_seconds = 20;
+  bool steady_hot = false;
   int bursts = 20;
   unsigned seed = 1;
   double coalesce_ms = 2;
@@ -388,6 +392,10 @@ double Get(const std::map<std::string, double>& m, const std::string& key) {
 int ParseFlags(int argc, char** argv, Options* o) {
   for (int i = 1; i < argc; ++i) {
     std::string flag = argv[i];
+    if (flag == "--steady-hot") {
+      o->steady_hot = true;
+      continue;
+    }
     if (i + 1 >= argc) {
       std::fprintf(stderr, "xds_fanout: %s needs a value\n", flag.c_str());
       return 2;
@@ -581,7 +589,7 @@ int main(int argc, char** argv) {
   std::vector<PhaseResult> results;
   results.push_back(run_phase("steady", [&] {
     std::vector<Change> changes;
-    std::uniform_int_distribution<int> pick(0, o.services - 1);
+    std::uniform_int_distribution<int> pick(o.steady_hot || o.services == 1 ? 0 : 1, o.services - 1);
     int n = static_cast<int>(o.rate * o.steady_seconds);
     auto start = Clock::now();
     for (int k = 0; k < n; ++k) {
@@ -607,8 +615,10 @@ int main(int argc, char** argv) {
 
   const std::string load = LoadAverage();
   std::printf("xds_fanout: %d streams on %d connections, each watching %d of %d Services "
-              "(%d endpoints each); %s client%s; set-up %.1f s; load average %s\n",
-              o.streams, connections, o.watch, o.services, o.endpoints, o.client.c_str(),
+              "(%d endpoints each); steady changes to %s; %s client%s; set-up %.1f s; "
+              "load average %s\n",
+              o.streams, connections, o.watch, o.services, o.endpoints,
+              o.steady_hot ? "every Service (svc0 too)" : "svc1.. (not svc0)", o.client.c_str(),
               o.client == "native" ? absl::StrCat(", ", o.client_threads, " thread(s)").c_str()
                                    : "",
               setup_seconds, load.c_str());

@@ -40,11 +40,11 @@ struct AdsConnection::Call final : public AdsStreamSink {
   // Set once the call is an ADS stream (response headers sent, body provider attached).
   std::shared_ptr<AdsStream> stream;
   std::string input;  // request bytes not yet a whole message
-  // The response being copied into DATA frames: a gRPC prefix and the response's header fields
-  // (segment 0), then the shared resource bytes (segments 1..n).
+  // The response being copied into DATA frames: the gRPC prefix (segment 0), the response's
+  // header fields (1), then the shared resource bytes (2..n+1). Its buffers are reused.
   bool sending = false;
-  std::string head;
-  std::vector<EncodedResourceConstSharedPtr> resources;
+  char prefix[kGrpcPrefix];
+  AdsResponse response;
   size_t segment = 0;
   size_t offset = 0;
   // Ending: trailers with this status once nothing is left to send.
@@ -321,23 +321,21 @@ ssize_t AdsConnection::ReadBody(void* stream, uint8_t* buf, size_t len, uint32_t
   size_t n = 0;
   while (n < len) {
     if (!call.sending) {
-      AdsResponse response;
-      if ((call.finishing && !call.send_due) || !call.stream->TakeResponse(&response)) break;
-      const size_t size = response.size();
-      call.head.resize(kGrpcPrefix);
-      call.head[0] = 0;
-      call.head[1] = static_cast<char>(size >> 24);
-      call.head[2] = static_cast<char>(size >> 16);
-      call.head[3] = static_cast<char>(size >> 8);
-      call.head[4] = static_cast<char>(size);
-      call.head += response.header;
-      call.resources = std::move(response.resources);
+      if ((call.finishing && !call.send_due) || !call.stream->TakeResponse(&call.response)) break;
+      const size_t size = call.response.size();
+      call.prefix[0] = 0;
+      call.prefix[1] = static_cast<char>(size >> 24);
+      call.prefix[2] = static_cast<char>(size >> 16);
+      call.prefix[3] = static_cast<char>(size >> 8);
+      call.prefix[4] = static_cast<char>(size);
       call.segment = 0;
       call.offset = 0;
       call.sending = true;
     }
-    const std::string& segment =
-        call.segment == 0 ? call.head : call.resources[call.segment - 1]->response_field;
+    const std::vector<EncodedResourceConstSharedPtr>& resources = call.response.resources;
+    std::string_view segment = call.segment == 0   ? std::string_view(call.prefix, kGrpcPrefix)
+                               : call.segment == 1 ? std::string_view(call.response.header)
+                                                   : resources[call.segment - 2]->response_field;
     const size_t take = std::min(len - n, segment.size() - call.offset);
     memcpy(buf + n, segment.data() + call.offset, take);
     n += take;
@@ -345,9 +343,9 @@ ssize_t AdsConnection::ReadBody(void* stream, uint8_t* buf, size_t len, uint32_t
     if (call.offset == segment.size()) {
       ++call.segment;
       call.offset = 0;
-      if (call.segment > call.resources.size()) {
+      if (call.segment > resources.size() + 1) {
         call.sending = false;
-        call.resources.clear();  // the cache's entries are not held past their response
+        call.response.resources.clear();  // the cache's entries are not held past their response
       }
     }
   }

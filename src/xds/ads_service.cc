@@ -108,7 +108,9 @@ std::shared_ptr<AdsStream> AdsService::OpenStream(std::string peer, h2::EventLoo
   {
     absl::MutexLock lock(&streams_mu_);
     uint64_t id = next_stream_id_++;
-    stream = std::make_shared<AdsStream>(this, id, std::move(peer));
+    auto& scratch = scratch_requests_[loop];
+    if (!scratch) scratch = std::make_unique<envoy::service::discovery::v3::DiscoveryRequest>();
+    stream = std::make_shared<AdsStream>(this, id, std::move(peer), scratch.get());
     StreamEntry& entry = streams_[id];
     entry.stream = stream;
     entry.loop = loop;
@@ -148,8 +150,8 @@ std::string AdsService::PrometheusText() const {
 
 void AdsService::UnindexLocked(uint64_t id) {
   StreamEntry& entry = streams_[id];
-  for (const ServiceKey& key : entry.keys) {
-    auto it = watchers_.find(key);
+  for (const ServiceKey* key : entry.keys) {
+    auto it = watchers_.find(*key);
     if (it == watchers_.end()) continue;
     it->second.erase(id);
     if (it->second.empty()) watchers_.erase(it);
@@ -163,12 +165,21 @@ void AdsService::UpdateWatches(uint64_t id, std::set<ServiceKey> keys, bool wild
   absl::MutexLock lock(&streams_mu_);
   auto it = streams_.find(id);
   if (it == streams_.end()) return;
-  if (it->second.keys == keys && it->second.wildcard == wildcard) return;
+  StreamEntry& entry = it->second;
+  if (entry.wildcard == wildcard && entry.keys.size() == keys.size() &&
+      std::equal(keys.begin(), keys.end(), entry.keys.begin(),
+                 [](const ServiceKey& a, const ServiceKey* b) { return a == *b; })) {
+    return;
+  }
   UnindexLocked(id);
-  for (const ServiceKey& key : keys) watchers_[key].insert(id);
+  entry.keys.reserve(keys.size());
+  for (const ServiceKey& key : keys) {
+    auto watcher = watchers_.try_emplace(key).first;
+    watcher->second.insert(id);
+    entry.keys.push_back(&watcher->first);
+  }
   if (wildcard) wildcard_streams_.insert(id);
-  it->second.keys = std::move(keys);
-  it->second.wildcard = wildcard;
+  entry.wildcard = wildcard;
 }
 
 size_t AdsService::StreamCount() const {

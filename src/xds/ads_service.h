@@ -19,11 +19,14 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/synchronization/mutex.h"
 #include "core/registry.h"
 #include "h2/event_loop.h"
+#include "envoy/service/discovery/v3/discovery.pb.h"
 #include "xds/resource_cache.h"
+#include "xds/resource_names.h"
 #include "xds/xds_metrics.h"
 
 namespace podlb::xds {
@@ -46,7 +49,7 @@ class AdsService final {
   void Stop();
 
   // A new ADS stream from `peer`, carried by a connection on `loop`, whose thread makes every
-  // call into the stream. The transport calls CloseStream(id) when the stream ends.
+  // call into the stream (the streams of one loop share its scratch request message). The transport calls CloseStream(id) when the stream ends.
   std::shared_ptr<AdsStream> OpenStream(std::string peer, h2::EventLoop* loop);
   void CloseStream(uint64_t id);
 
@@ -69,7 +72,8 @@ class AdsService final {
   struct StreamEntry {
     std::shared_ptr<AdsStream> stream;
     h2::EventLoop* loop = nullptr;
-    std::set<ServiceKey> keys;  // as indexed in watchers_
+    // As indexed in watchers_: its keys, which stay while this stream's id is in their set.
+    std::vector<const ServiceKey*> keys;
     bool wildcard = false;
   };
 
@@ -77,6 +81,7 @@ class AdsService final {
   const AdsServiceOptions options_;
   XdsMetrics metrics_;
   ResourceCache cache_;
+  const std::shared_ptr<ResourceNameTable> names_ = ResourceNameTable::Create();
   std::unique_ptr<Subscription> subscription_;
 
   mutable absl::Mutex streams_mu_;
@@ -84,6 +89,9 @@ class AdsService final {
   std::map<ServiceKey, std::set<uint64_t>> watchers_ ABSL_GUARDED_BY(streams_mu_);
   std::set<uint64_t> wildcard_streams_ ABSL_GUARDED_BY(streams_mu_);
   uint64_t next_stream_id_ ABSL_GUARDED_BY(streams_mu_) = 1;
+  // One reusable request message per event loop (AdsStream::OnRequest parses into it).
+  std::map<h2::EventLoop*, std::unique_ptr<envoy::service::discovery::v3::DiscoveryRequest>>
+      scratch_requests_ ABSL_GUARDED_BY(streams_mu_);
 
   absl::Mutex pending_mu_;
   std::set<ServiceKey> pending_ ABSL_GUARDED_BY(pending_mu_);

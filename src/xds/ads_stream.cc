@@ -1,7 +1,10 @@
 #include "xds/ads_stream.h"
 
+#include <algorithm>
+#include <charconv>
+
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
-#include "core/hash.h"
 #include "core/logging.h"
 #include "google/protobuf/util/json_util.h"
 #include "xds/ads_service.h"
@@ -10,11 +13,65 @@ namespace podlb::xds {
 
 using envoy::service::discovery::v3::DiscoveryRequest;
 
-AdsStream::AdsStream(AdsService* service, uint64_t id, std::string peer)
-    : service_(service), id_(id), peer_(std::move(peer)) {}
+namespace {
+
+void AppendVarint(uint64_t value, std::string* out) {
+  while (value >= 0x80) {
+    out->push_back(static_cast<char>((value & 0x7f) | 0x80));
+    value >>= 7;
+  }
+  out->push_back(static_cast<char>(value));
+}
+
+// A length-delimited field (wire type 2) of a field number under 16 (a one-byte tag).
+void AppendBytesField(int field, std::string_view bytes, std::string* out) {
+  out->push_back(static_cast<char>((field << 3) | 2));
+  AppendVarint(bytes.size(), out);
+  out->append(bytes);
+}
+
+// Decimal text of a nonce, on the stack.
+struct NonceText {
+  explicit NonceText(uint64_t nonce) : size(std::to_chars(digits, digits + sizeof digits, nonce).ptr - digits) {}
+  std::string_view view() const { return {digits, size}; }
+  char digits[20];
+  size_t size;
+};
+
+// A content version's 16 hex digits (ContentVersion::Format), on the stack.
+struct VersionText {
+  explicit VersionText(uint64_t version) {
+    for (int i = 15; i >= 0; --i, version >>= 4) digits[i] = "0123456789abcdef"[version & 15];
+  }
+  std::string_view view() const { return {digits, sizeof digits}; }
+  char digits[16];
+};
+
+}  // namespace
+
+void EncodeResponseHeader(std::string_view version, std::string_view type_url,
+                          std::string_view nonce, std::string_view control_plane_id,
+                          std::string* out) {
+  // DiscoveryResponse: version_info = 1, type_url = 4, nonce = 5, control_plane = 6
+  // (ControlPlane.identifier = 1), in field order as protobuf writes them; proto3 leaves empty
+  // strings out.
+  if (!version.empty()) AppendBytesField(1, version, out);
+  if (!type_url.empty()) AppendBytesField(4, type_url, out);
+  if (!nonce.empty()) AppendBytesField(5, nonce, out);
+  if (!control_plane_id.empty()) {
+    out->push_back(static_cast<char>((6 << 3) | 2));
+    size_t inner = 1 + 1 + control_plane_id.size();
+    for (uint64_t n = control_plane_id.size(); n >= 0x80; n >>= 7) ++inner;
+    AppendVarint(inner, out);
+    AppendBytesField(1, control_plane_id, out);
+  }
+}
+
+AdsStream::AdsStream(AdsService* service, uint64_t id, std::string peer, DiscoveryRequest* scratch)
+    : service_(service), id_(id), peer_(std::move(peer)), scratch_(scratch) {}
 
 absl::Status AdsStream::OnRequest(std::string_view bytes) {
-  DiscoveryRequest request;
+  DiscoveryRequest& request = *scratch_;
   if (!request.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
     absl::MutexLock lock(&mu_);
     LogWarn("xds: client {} ({}) sent a message that is not a DiscoveryRequest ({} bytes); "
@@ -44,10 +101,10 @@ bool AdsStream::TakeResponse(AdsResponse* out) {
   absl::MutexLock lock(&mu_);
   for (ResourceType type : kAllResourceTypes) {
     TypeState& state = types_[static_cast<size_t>(type)];
-    if (!state.dirty_all && state.dirty_names.empty()) continue;
+    if (!state.dirty_all && !state.dirty) continue;
     bool send = BuildResponseLocked(type, state, out);
     state.dirty_all = false;
-    state.dirty_names.clear();
+    state.dirty = false;
     state.force = false;
     state.pending_since.reset();
     if (send) return true;
@@ -59,26 +116,23 @@ void AdsStream::OnServicesChanged(const std::set<ServiceKey>& keys, absl::Time c
   {
     absl::MutexLock lock(&mu_);
     bool affected = false;
-    auto mark = [&](TypeState& state) {
+    for (TypeState& state : types_) {
+      bool marked = false;
+      if (state.seen_request && state.wildcard) {
+        // A wildcard subscription covers Services nobody named: re-read the whole type.
+        state.dirty_all = true;
+        marked = true;
+      }
+      for (Subscription& subscription : state.subscriptions) {
+        const std::optional<ServiceKey>& key = subscription.name->key;
+        if (!key || !keys.count(*key)) continue;
+        subscription.dirty = true;
+        state.dirty = true;
+        marked = true;
+      }
+      if (!marked) continue;
       affected = true;
       if (!state.pending_since || changed_at < *state.pending_since) state.pending_since = changed_at;
-    };
-    if (any_wildcard_) {
-      // A wildcard subscription covers Services nobody named: re-read the whole type.
-      for (TypeState& state : types_) {
-        if (!state.seen_request || !state.wildcard) continue;
-        state.dirty_all = true;
-        mark(state);
-      }
-    }
-    for (const ServiceKey& key : keys) {
-      auto it = watched_.find(key);
-      if (it == watched_.end()) continue;
-      for (const auto& [type, name] : it->second) {
-        TypeState& state = types_[static_cast<size_t>(type)];
-        state.dirty_names.insert(name);
-        mark(state);
-      }
     }
     if (!affected) return;
   }
@@ -105,7 +159,7 @@ void AdsStream::HandleRequestLocked(const DiscoveryRequest& request) {
   }
   TypeState& state = types_[static_cast<size_t>(type)];
 
-  if (!request.response_nonce().empty() && request.response_nonce() == state.sent_nonce) {
+  if (state.sent_nonce != 0 && request.response_nonce() == NonceText(state.sent_nonce).view()) {
     if (request.has_error_detail()) {
       ++state.nacks;
       state.last_nack = request.error_detail().message();
@@ -113,151 +167,208 @@ void AdsStream::HandleRequestLocked(const DiscoveryRequest& request) {
       // The client keeps what it accepted before; resending the same bytes would be rejected
       // again, so nothing is resent until the resources change.
       LogWarn("xds: client {} rejected {} version {} (keeps version \"{}\"): {}", node_id_,
-              ShortName(type), state.sent_version, state.acked_version,
+              ShortName(type), ContentVersion::Format(state.sent_version),
+              state.acked_any ? ContentVersion::Format(state.acked_version) : "",
               request.error_detail().message());
     } else {
       state.acked_version = state.sent_version;
-      state.acked = state.sent;  // a pointer copy
+      state.acked_any = true;
+      for (Subscription& subscription : state.subscriptions) subscription.acked = subscription.sent;
       service_->metrics_.acks_total.fetch_add(1, std::memory_order_relaxed);
     }
   }
   // A request with a stale nonce still carries the client's current subscription list, which is
   // the truth we serve from; only its ACK/NACK meaning is void.
 
-  // Most requests are ACKs that repeat the last list name for name: nothing else to do.
-  const auto& listed = request.resource_names();
-  if (state.seen_request && static_cast<size_t>(listed.size()) == state.request_names.size() &&
-      std::equal(listed.begin(), listed.end(), state.request_names.begin())) {
-    return;
+  // The names as a sorted set of views into the request (no copies; the request is scratch).
+  absl::InlinedVector<std::string_view, 16> names(request.resource_names().begin(),
+                                                  request.resource_names().end());
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  bool star = false;
+  if (auto it = std::lower_bound(names.begin(), names.end(), "*"); it != names.end() && *it == "*") {
+    names.erase(it);
+    star = true;
   }
-  state.request_names.assign(listed.begin(), listed.end());
-  std::set<std::string> names(listed.begin(), listed.end());
+  // Most requests are ACKs that repeat the subscription: nothing else to do.
+  if (state.seen_request && (!star || state.wildcard)) {
+    auto listed = state.subscriptions.begin();
+    auto name = names.begin();
+    for (;; ++listed, ++name) {
+      while (listed != state.subscriptions.end() && !listed->listed) ++listed;
+      if (listed == state.subscriptions.end() || name == names.end()) break;
+      if (listed->name->text != *name) break;
+    }
+    if (listed == state.subscriptions.end() && name == names.end()) return;
+  }
+  ResubscribeLocked(type, state, names, star);
+}
+
+void AdsStream::ResubscribeLocked(ResourceType type, TypeState& state,
+                                  absl::Span<const std::string_view> names, bool star) {
   const bool was_wildcard = state.wildcard;
   if (!state.seen_request) {
     // An empty first request for a full-state type is a wildcard subscription. Later empty
     // requests mean "unsubscribed from everything" (gRPC clients send that when idle).
-    state.wildcard = IsFullStateType(type) && names.empty();
+    state.wildcard = IsFullStateType(type) && names.empty() && !star;
   }
-  if (names.erase("*") > 0) state.wildcard = true;
+  if (star) state.wildcard = true;
   bool added = !state.seen_request;
-  for (const std::string& name : names) {
-    if (!state.names.count(name)) added = true;
-  }
-  bool dropped = false;
-  for (const auto& [name, resource] : *state.sent) {
-    dropped = dropped || (!names.count(name) && !state.wildcard);
-  }
-  if (dropped) {
-    // A name dropped now is re-sent in full when the client subscribes to it again.
-    auto kept = std::make_shared<ResourceMap>();
-    for (const auto& [name, resource] : *state.sent) {
-      if (names.count(name) || state.wildcard) kept->emplace(name, resource);
+  bool listing_changed = !state.seen_request;
+  // Merge the sorted old subscriptions with the sorted new names. A name kept keeps what it was
+  // sent; a name dropped (and not covered by a wildcard) is forgotten, so it is re-sent in full
+  // when the client subscribes to it again.
+  std::vector<Subscription> merged;
+  merged.reserve(names.size());
+  auto old = state.subscriptions.begin();
+  for (std::string_view name : names) {
+    for (; old != state.subscriptions.end() && old->name->text < name; ++old) {
+      listing_changed = listing_changed || old->listed;
+      if (state.wildcard) {
+        old->listed = false;
+        merged.push_back(std::move(*old));
+      }
     }
-    state.sent = std::move(kept);
+    if (old != state.subscriptions.end() && old->name->text == name) {
+      if (!old->listed) added = listing_changed = true;  // was only covered by the wildcard
+      old->listed = true;
+      merged.push_back(std::move(*old));
+      ++old;
+    } else {
+      added = listing_changed = true;
+      Subscription subscription;
+      subscription.name = service_->names_->Intern(name);
+      subscription.listed = true;
+      merged.push_back(std::move(subscription));
+    }
   }
-  // An ACK repeats the subscription: only a different one touches the watch index (a lock
-  // shared by every stream), or parses names again.
-  bool subscription_changed = !state.seen_request || state.names != names || state.wildcard != was_wildcard;
-  state.names = std::move(names);
+  for (; old != state.subscriptions.end(); ++old) {
+    listing_changed = listing_changed || old->listed;
+    if (state.wildcard) {
+      old->listed = false;
+      merged.push_back(std::move(*old));
+    }
+  }
+  state.subscriptions = std::move(merged);
   state.seen_request = true;
   if (added) {
     state.dirty_all = true;
     state.force = true;
   }
-  if (subscription_changed) RecomputeWatchedKeysLocked();
+  // Only a different subscription touches the watch index (a lock shared by every stream).
+  if (listing_changed || state.wildcard != was_wildcard) RecomputeWatchedKeysLocked();
 }
 
 void AdsStream::RecomputeWatchedKeysLocked() {
-  watched_.clear();
   any_wildcard_ = false;
-  for (ResourceType type : kAllResourceTypes) {
-    const TypeState& state = types_[static_cast<size_t>(type)];
+  std::set<ServiceKey> keys;
+  for (const TypeState& state : types_) {
     any_wildcard_ = any_wildcard_ || state.wildcard;
-    for (const std::string& name : state.names) {
-      if (auto key = ResourceCache::KeyOf(name)) watched_[*key].emplace_back(type, name);
+    for (const Subscription& subscription : state.subscriptions) {
+      if (subscription.listed && subscription.name->key) keys.insert(*subscription.name->key);
     }
   }
-  std::set<ServiceKey> keys;
-  for (const auto& [key, subscriptions] : watched_) keys.insert(key);
   service_->UpdateWatches(id_, std::move(keys), any_wildcard_);
+}
+
+void AdsStream::CoverAllNamesLocked(ResourceType type, TypeState& state) {
+  std::vector<std::string> all = service_->cache_.AllNames(type);
+  std::sort(all.begin(), all.end());
+  std::vector<Subscription> merged;
+  merged.reserve(std::max(all.size(), state.subscriptions.size()));
+  auto old = state.subscriptions.begin();
+  for (const std::string& name : all) {
+    for (; old != state.subscriptions.end() && old->name->text < name; ++old) {
+      merged.push_back(std::move(*old));
+    }
+    if (old != state.subscriptions.end() && old->name->text == name) {
+      merged.push_back(std::move(*old));
+      ++old;
+    } else {
+      Subscription subscription;
+      subscription.name = service_->names_->Intern(name);
+      merged.push_back(std::move(subscription));
+    }
+  }
+  for (; old != state.subscriptions.end(); ++old) merged.push_back(std::move(*old));
+  state.subscriptions = std::move(merged);
 }
 
 bool AdsStream::BuildResponseLocked(ResourceType type, TypeState& state, AdsResponse* out) {
   ResourceCache& cache = service_->cache_;
-  const ResourceMap& before = *state.sent;
-  auto current = std::make_shared<ResourceMap>();
-  if (state.dirty_all) {
-    std::vector<std::string> names(state.names.begin(), state.names.end());
-    if (state.wildcard) {
-      for (std::string& name : cache.AllNames(type)) names.push_back(std::move(name));
+  if (state.dirty_all && state.wildcard) CoverAllNamesLocked(type, state);
+  // Re-read what changed (everything, on a subscription change), noting what differs from what
+  // the client was sent.
+  absl::InlinedVector<uint32_t, 16> changed;
+  bool removed = false;
+  bool vanished_unlisted = false;
+  for (uint32_t i = 0; i < state.subscriptions.size(); ++i) {
+    Subscription& subscription = state.subscriptions[i];
+    if (!state.dirty_all && !subscription.dirty) continue;
+    subscription.dirty = false;
+    // Only the names the client listed are read on a change of theirs; a wildcard's others
+    // are read with the whole type (dirty_all).
+    if (!state.dirty_all && !subscription.listed) continue;
+    const ResourceName& name = *subscription.name;
+    EncodedResourceConstSharedPtr now =
+        name.key ? cache.Get(type, name.text, *name.key, profile_) : nullptr;
+    if (now == nullptr) {
+      removed = removed || subscription.sent != nullptr;
+      vanished_unlisted = vanished_unlisted || !subscription.listed;
+      subscription.sent = nullptr;
+      continue;
     }
-    for (const std::string& name : names) {
-      if (auto resource = cache.Get(type, name, profile_)) current->emplace(name, std::move(resource));
-    }
-  } else {
-    // Only the names whose Service changed are read again; the rest stand as sent.
-    *current = before;
-    for (const std::string& name : state.dirty_names) {
-      if (!state.names.count(name)) continue;
-      auto key = ResourceCache::KeyOf(name);
-      EncodedResourceConstSharedPtr resource = key ? cache.Get(type, name, *key, profile_) : nullptr;
-      if (resource) {
-        (*current)[name] = std::move(resource);
-      } else {
-        current->erase(name);
-      }
-    }
+    if (!EncodedResource::SameContent(subscription.sent, now)) changed.push_back(i);
+    subscription.sent = std::move(now);
   }
-  std::vector<const ResourceMap::value_type*> changed;
-  auto differs = [&](const ResourceMap::value_type& entry) {
-    auto it = before.find(entry.first);
-    return it == before.end() || !EncodedResource::SameContent(it->second, entry.second);
+  auto drop_vanished = [&] {
+    // A name only a wildcard covered, whose resource is gone: nothing of it is held any more.
+    if (!vanished_unlisted) return;
+    std::erase_if(state.subscriptions, [](const Subscription& subscription) {
+      return !subscription.listed && subscription.sent == nullptr;
+    });
   };
-  if (state.dirty_all) {
-    for (const auto& entry : *current) {
-      if (differs(entry)) changed.push_back(&entry);
-    }
-  } else {
-    // Only the names read again can differ from what was sent.
-    for (const std::string& name : state.dirty_names) {
-      auto it = current->find(name);
-      if (it != current->end() && differs(*it)) changed.push_back(&*it);
-    }
+  if (changed.empty() && !removed && !state.force) {
+    drop_vanished();
+    return false;
   }
-  bool removed = current->size() - changed.size() < before.size();
-  if (changed.empty() && !removed && !state.force) return false;
   // LDS and CDS responses carry the whole subscription (a missing name means deleted). RDS and
   // EDS carry only what changed: a client keeps the resources a response leaves out, so sending
   // every watched endpoint set again would multiply the bytes per change by the subscription.
-  std::vector<const ResourceMap::value_type*> carried;
+  out->resources.clear();
   if (IsFullStateType(type) || state.force) {
-    for (const auto& entry : *current) carried.push_back(&entry);
+    for (const Subscription& subscription : state.subscriptions) {
+      if (subscription.sent) out->resources.push_back(subscription.sent);
+    }
   } else {
-    carried = std::move(changed);
+    for (uint32_t i : changed) out->resources.push_back(state.subscriptions[i].sent);
   }
   // RDS and EDS responses carry what exists; an empty one tells the client nothing.
-  if (carried.empty() && !IsFullStateType(type)) return false;
+  if (out->resources.empty() && !IsFullStateType(type)) {
+    drop_vanished();
+    return false;
+  }
 
-  envoy::service::discovery::v3::DiscoveryResponse header;
-  header.set_type_url(std::string(TypeUrl(type)));
-  header.set_version_info(ContentVersion(*current));
-  header.set_nonce(std::to_string(++nonce_counter_));
-  header.mutable_control_plane()->set_identifier(service_->options_.control_plane_id);
-  out->header = header.SerializeAsString();
-  out->resources.clear();
-  out->resources.reserve(carried.size());
-  for (const auto* entry : carried) out->resources.push_back(entry->second);
-  state.sent_version = header.version_info();
-  state.sent_nonce = header.nonce();
-  state.sent = std::move(current);
+  ContentVersion version;
+  for (const Subscription& subscription : state.subscriptions) {
+    if (subscription.sent) version.Add(subscription.name->text, *subscription.sent);
+  }
+  const uint64_t nonce = ++nonce_counter_;
+  out->header.clear();
+  EncodeResponseHeader(VersionText(version.value()).view(), TypeUrl(type),
+                       NonceText(nonce).view(), service_->options_.control_plane_id, &out->header);
+  state.sent_version = version.value();
+  state.sent_nonce = nonce;
+  state.sent_any = true;
+  drop_vanished();
 
   XdsMetrics& metrics = service_->metrics_;
   metrics.pushes_total.fetch_add(1, std::memory_order_relaxed);
-  metrics.resources_sent_total.fetch_add(carried.size(), std::memory_order_relaxed);
+  metrics.resources_sent_total.fetch_add(out->resources.size(), std::memory_order_relaxed);
   metrics.bytes_sent_total.fetch_add(out->size(), std::memory_order_relaxed);
   if (state.pending_since) metrics.ObservePushLatency(absl::Now() - *state.pending_since);
   LogDebug("xds: client {}: {} version {} with {} resources", node_id_, ShortName(type),
-           state.sent_version, carried.size());
+           ContentVersion::Format(state.sent_version), out->resources.size());
   return true;
 }
 
@@ -273,23 +384,26 @@ nlohmann::json AdsStream::DebugJson() const {
     const TypeState& state = types_[static_cast<size_t>(type)];
     if (!state.seen_request) continue;
     nlohmann::json t;
-    t["subscribed"] = state.names;
-    t["wildcard"] = state.wildcard;
-    t["sent_version"] = state.sent_version;
-    t["acked_version"] = state.acked_version;
-    t["nacks"] = state.nacks;
-    if (!state.last_nack.empty()) t["last_nack"] = state.last_nack;
+    nlohmann::json subscribed = nlohmann::json::array();
     nlohmann::json resources = nlohmann::json::object();
-    for (const auto& [name, resource] : *state.acked) {
+    for (const Subscription& subscription : state.subscriptions) {
+      if (subscription.listed) subscribed.push_back(subscription.name->text);
+      if (!subscription.acked) continue;
       std::string json;
-      if (google::protobuf::util::MessageToJsonString(resource->any, &json).ok()) {
+      if (google::protobuf::util::MessageToJsonString(subscription.acked->any, &json).ok()) {
         try {
-          resources[name] = nlohmann::json::parse(json);
+          resources[subscription.name->text] = nlohmann::json::parse(json);
         } catch (const nlohmann::json::exception&) {
-          resources[name] = json;
+          resources[subscription.name->text] = json;
         }
       }
     }
+    t["subscribed"] = std::move(subscribed);
+    t["wildcard"] = state.wildcard;
+    t["sent_version"] = state.sent_any ? ContentVersion::Format(state.sent_version) : "";
+    t["acked_version"] = state.acked_any ? ContentVersion::Format(state.acked_version) : "";
+    t["nacks"] = state.nacks;
+    if (!state.last_nack.empty()) t["last_nack"] = state.last_nack;
     t["resources"] = std::move(resources);
     out[std::string(ShortName(type))] = std::move(t);
   }

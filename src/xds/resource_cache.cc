@@ -20,14 +20,14 @@ uint64_t MixField(uint64_t hash, std::string_view bytes) {
 
 }  // namespace
 
-std::string ContentVersion(const std::map<std::string, EncodedResourceConstSharedPtr>& resources) {
-  uint64_t hash = kFnv1a64Offset;
-  for (const auto& [name, resource] : resources) {
-    char content[8];
-    for (size_t i = 0; i < 8; ++i) content[i] = static_cast<char>(resource->content_hash >> (8 * i));
-    hash = MixField(MixField(hash, name), std::string_view(content, 8));
-  }
-  return absl::StrCat(absl::Hex(hash, absl::kZeroPad16));
+void ContentVersion::Add(std::string_view name, const EncodedResource& resource) {
+  char content[8];
+  for (size_t i = 0; i < 8; ++i) content[i] = static_cast<char>(resource.content_hash >> (8 * i));
+  hash_ = MixField(MixField(hash_, name), std::string_view(content, 8));
+}
+
+std::string ContentVersion::Format(uint64_t version) {
+  return absl::StrCat(absl::Hex(version, absl::kZeroPad16));
 }
 
 EncodedResourceConstSharedPtr EncodedResource::From(google::protobuf::Any any) {
@@ -70,7 +70,7 @@ size_t ResourceCache::ServiceCount() const {
 }
 
 void ResourceCache::ForgetLocked(const ServiceKey& key, uint64_t keep_version) {
-  for (auto it = entries_.lower_bound(EntryKey{key, ResourceType{}, "", ""});
+  for (auto it = entries_.lower_bound(EntryKeyView{key, ResourceType{}, "", ""});
        it != entries_.end() && std::get<0>(it->first) == key;) {
     it = keep_version != 0 && it->second.set_version == keep_version ? std::next(it)
                                                                      : entries_.erase(it);
@@ -150,7 +150,11 @@ EncodedResourceConstSharedPtr ResourceCache::Get(ResourceType type, const std::s
   } else {
     variant = std::string(ToString(lb)) + (outlier ? "+od" : "");
   }
-  Entry& entry = entries_[{key, type, name, variant}];
+  auto found = entries_.find(EntryKeyView{key, type, name, variant});
+  if (found == entries_.end()) {
+    found = entries_.emplace(EntryKey{key, type, name, variant}, Entry{}).first;
+  }
+  Entry& entry = found->second;
   if (entry.resource && entry.set_version == set->version()) return entry.resource;
   std::string cluster = ClusterNameFor(key);
   google::protobuf::Any any;

@@ -13,10 +13,12 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "core/hash.h"
 #include "core/registry.h"
 #include "google/protobuf/any.pb.h"
 #include "xds/client_profile.h"
@@ -50,8 +52,18 @@ using EncodedResourceConstSharedPtr = std::shared_ptr<const EncodedResource>;
 // the same resources the same version, so a client that reconnects elsewhere sees no version
 // change and debug views agree. The hash must not be seeded per process (absl::Hash is), or
 // replicas disagree. Each resource's own hash is computed once, in the cache, so a push costs a
-// few bytes hashed per name, not the resources' bytes per stream.
-std::string ContentVersion(const std::map<std::string, EncodedResourceConstSharedPtr>& resources);
+// few bytes hashed per name, not the resources' bytes per stream. Add the resources in name
+// order (bytewise, as std::string compares).
+class ContentVersion {
+ public:
+  void Add(std::string_view name, const EncodedResource& resource);
+  uint64_t value() const { return hash_; }
+  // As it goes on the wire: 16 hex digits.
+  static std::string Format(uint64_t version);
+
+ private:
+  uint64_t hash_ = kFnv1a64Offset;
+};
 
 class ResourceCache {
  public:
@@ -100,6 +112,21 @@ class ResourceCache {
   };
   // The Service first, so one Service's entries are one range of the map.
   using EntryKey = std::tuple<ServiceKey, ResourceType, std::string, std::string>;
+  // A lookup builds no key: it compares views of the caller's strings (a Get is made per stream
+  // per changed name, so copying the key's strings for it would be most of its cost).
+  using EntryKeyView =
+      std::tuple<const ServiceKey&, ResourceType, std::string_view, std::string_view>;
+  struct EntryKeyLess {
+    using is_transparent = void;
+    static EntryKeyView View(const EntryKey& key) {
+      return {std::get<0>(key), std::get<1>(key), std::get<2>(key), std::get<3>(key)};
+    }
+    static const EntryKeyView& View(const EntryKeyView& key) { return key; }
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      return View(a) < View(b);
+    }
+  };
 
   // Keyed by the key asked for, not set.key(): one EndpointSet is shared by every key of a
   // Service (its port's name and number), and Forget drops by the key it was given.
@@ -113,7 +140,7 @@ class ResourceCache {
   XdsMetrics* const metrics_;
   mutable absl::Mutex mu_;
   // (Service, type, name, variant) → encoded resource.
-  std::map<EntryKey, Entry> entries_ ABSL_GUARDED_BY(mu_);
+  std::map<EntryKey, Entry, EntryKeyLess> entries_ ABSL_GUARDED_BY(mu_);
   std::map<ServiceKey, PolicyEntry> policies_ ABSL_GUARDED_BY(mu_);
 };
 

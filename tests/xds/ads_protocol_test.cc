@@ -1,11 +1,16 @@
 // The ADS protocol as a scripted client sees it: per-type versions and nonces, absent
 // resources, ACK/NACK, pushes on Registry changes, unsubscribe and resubscribe, name forms,
 // and the unimplemented delta stream. In-process XdsServer on 127.0.0.1, raw generated stub.
+#include <set>
+#include <thread>
+
+#include "envoy/config/cluster/v3/cluster.pb.h"
 #include "envoy/config/endpoint/v3/endpoint.pb.h"
 #include "envoy/config/listener/v3/listener.pb.h"
 #include "envoy/service/discovery/v3/ads.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "xds/type_urls.h"
 #include "xds/xds_server.h"
 
@@ -230,6 +235,96 @@ TEST_F(AdsProtocolTest, EndpointSetsLargerThanTheFlowControlWindowArriveWhole) {
   ASSERT_EQ(cla.endpoints(0).lb_endpoints_size(), 4999);
   EXPECT_EQ(cla.endpoints(0).lb_endpoints(4998).endpoint().address().socket_address().port_value(),
             50052u);
+}
+
+// A wildcard CDS subscription (an empty first request, as Envoy sends) covers every Service,
+// those created later too, and a deleted one leaves the next response.
+TEST_F(AdsProtocolTest, WildcardClusterSubscriptionFollowsServicesComingAndGoing) {
+  auto names_of = [](const DiscoveryResponse& r) {
+    std::set<std::string> names;
+    for (const auto& resource : r.resources()) {
+      envoy::config::cluster::v3::Cluster cluster;
+      EXPECT_TRUE(resource.UnpackTo(&cluster));
+      names.insert(cluster.name());
+    }
+    return names;
+  };
+  Send(kClusterType, {});
+  DiscoveryResponse r = Read();
+  EXPECT_EQ(names_of(r), (std::set<std::string>{"default/greeter:50051", "default/greeter:grpc"}));
+  Ack(r, {});
+
+  const std::vector<ServiceKey> later = {{"default", "later", "grpc"}};
+  registry_.Publish(later, {Ep("10.0.0.7")});
+  DiscoveryResponse added = Read();
+  EXPECT_EQ(names_of(added), (std::set<std::string>{"default/greeter:50051",
+                                                    "default/greeter:grpc", "default/later:grpc"}));
+  EXPECT_NE(added.version_info(), r.version_info());
+  Ack(added, {});
+
+  registry_.Remove(later);
+  DiscoveryResponse removed = Read();
+  EXPECT_EQ(names_of(removed), names_of(r));
+  // The version is the content's: the same clusters as at first, the same version.
+  EXPECT_EQ(removed.version_info(), r.version_info());
+}
+
+// An ACK may list the names in another order, or twice: still the same subscription, so
+// nothing is re-sent, and the next response is the next change.
+TEST_F(AdsProtocolTest, AckWithNamesReorderedIsNotANewSubscription) {
+  registry_.Publish({{"default", "other", "grpc"}}, {Ep("10.0.0.5")});
+  const std::vector<std::string> names = {"default/other:grpc", "default/greeter:50051"};
+  Send(kClusterLoadAssignmentType, names);
+  DiscoveryResponse r = Read();
+  ASSERT_EQ(r.resources_size(), 2);
+  Ack(r, {"default/greeter:50051", "default/other:grpc", "default/greeter:50051"});
+  registry_.Publish({{"default", "other", "grpc"}}, {Ep("10.0.0.6")});
+  DiscoveryResponse pushed = Read();
+  // Only the changed resource (EDS carries what changed), and it is the new one.
+  ASSERT_EQ(pushed.resources_size(), 1);
+  envoy::config::endpoint::v3::ClusterLoadAssignment cla;
+  ASSERT_TRUE(pushed.resources(0).UnpackTo(&cla));
+  EXPECT_EQ(cla.cluster_name(), "default/other:grpc");
+  EXPECT_EQ(cla.endpoints(0).lb_endpoints(0).endpoint().address().socket_address().address(),
+            "10.0.0.6");
+  EXPECT_EQ(server_->service().metrics().pushes_total.load(), 2u);
+  Ack(pushed, names);
+
+  // Dropping a name and adding it back re-sends it in full, though it did not change.
+  Send(kClusterLoadAssignmentType, {"default/other:grpc"}, pushed.version_info(), pushed.nonce());
+  Send(kClusterLoadAssignmentType, names, pushed.version_info(), pushed.nonce());
+  DiscoveryResponse again = Read();
+  std::set<std::string> clusters;
+  for (const auto& resource : again.resources()) {
+    ASSERT_TRUE(resource.UnpackTo(&cla));
+    clusters.insert(cla.cluster_name());
+  }
+  EXPECT_TRUE(clusters.count("default/greeter:50051"));
+}
+
+// /debug/config reports, per client, what it subscribed to and the resources it ACKed.
+TEST_F(AdsProtocolTest, DebugViewShowsSubscriptionAndAckedResources) {
+  const std::string cluster = "default/greeter:50051";
+  Send(kClusterLoadAssignmentType, {cluster, "default/absent:80"});
+  DiscoveryResponse r = Read();
+  // Before the ACK, the client holds nothing by its own word.
+  auto eds = [&] {
+    nlohmann::json config = nlohmann::json::parse(server_->service().DebugConfigJson());
+    EXPECT_EQ(config["clients"].size(), 1u);
+    return config["clients"][0]["EDS"];
+  };
+  EXPECT_EQ(eds()["subscribed"], nlohmann::json({"default/absent:80", cluster}));
+  EXPECT_EQ(eds()["sent_version"], r.version_info());
+  EXPECT_EQ(eds()["acked_version"], "");
+  EXPECT_TRUE(eds()["resources"].empty());
+  Ack(r, {cluster, "default/absent:80"});
+  // The ACK is handled on the server's loop: wait for it to be counted.
+  for (int i = 0; i < 500 && server_->service().metrics().acks_total.load() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(eds()["acked_version"], r.version_info());
+  EXPECT_TRUE(eds()["resources"].contains(cluster));
+  EXPECT_EQ(eds()["resources"].size(), 1u);
 }
 
 TEST_F(AdsProtocolTest, DeltaIsUnimplemented) {
