@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <string>
 #include <memory>
 #include <unordered_map>
 #include <vector>
@@ -59,6 +60,10 @@ class EventLoop {
   void ScheduleFlush(Flushable* flushable);
   void DeferDelete(std::unique_ptr<Deletable> object);
   Clock::time_point now() const { return now_; }
+  // A buffer a connection may fill and write within one call and must leave empty: frames
+  // are batched into one write there, so a connection holds output of its own only while its
+  // socket does not take it (10,000 idle connections hold no output buffers).
+  std::string& output_scratch() { return output_scratch_; }
 
   // Runs until Stop(). Call on the thread that owns the loop.
   void Run();
@@ -82,6 +87,7 @@ class EventLoop {
   std::unordered_map<uint64_t, Clock::time_point> timer_deadlines_;
   std::vector<Flushable*> flushes_;
   std::vector<std::unique_ptr<Deletable>> deletes_;
+  std::string output_scratch_;
 
   absl::Mutex mu_;
   std::vector<std::function<void()>> posted_ ABSL_GUARDED_BY(mu_);

@@ -142,25 +142,36 @@ H2Connection::ReadEnd H2Connection::ReadInput() {
 
 bool H2Connection::WriteOutput(std::string* error) {
   for (;;) {
-    while (out_.size() < kOutputBatch) {
+    // Batch frames into one write: in the loop's scratch buffer when nothing is pending (the
+    // usual case), else behind what is pending, to keep the order.
+    const bool pending = !out_.empty();
+    std::string& batch = pending ? out_ : loop_.output_scratch();
+    while (batch.size() < kOutputBatch) {
       const uint8_t* data;
       ssize_t n = nghttp2_session_mem_send(session_, &data);
       if (n < 0) {
+        batch.clear();
         *error = std::string("HTTP/2 send: ") + nghttp2_strerror(static_cast<int>(n));
         return false;
       }
       if (n == 0) break;
-      out_.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
+      batch.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
     }
-    if (out_.empty()) return true;
-    ssize_t w = RawWrite(reinterpret_cast<const uint8_t*>(out_.data()), out_.size());
-    if (w < 0) {
-      if (errno == EAGAIN || errno == EINTR) return true;
+    if (batch.empty()) return true;
+    ssize_t w = RawWrite(reinterpret_cast<const uint8_t*>(batch.data()), batch.size());
+    if (w < 0 && errno != EAGAIN && errno != EINTR) {
+      batch.clear();
       *error = IoError("write");
       return false;
     }
-    out_.erase(0, static_cast<size_t>(w));
-    if (!out_.empty()) return true;  // the socket took part: wait for EPOLLOUT
+    batch.erase(0, w < 0 ? 0 : static_cast<size_t>(w));
+    if (!pending && !batch.empty()) {
+      // The socket took part: what is left waits in the connection's own buffer (EPOLLOUT).
+      out_.assign(batch);
+      batch.clear();
+    }
+    if (!out_.empty()) return true;
+    if (pending) std::string().swap(out_);  // drained: an idle connection holds no buffer
   }
 }
 
