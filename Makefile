@@ -98,7 +98,7 @@ check-thread-safety: bootstrap configure
 SANITIZE_BUILD_DIR ?= build-asan
 SANITIZE_TESTS ?= endpoint_test registry_test balancer_test grpc_util_test picking_test \
 	proxy_test retry_test hostile_input_test unavailable_retry_test upstream_tls_test \
-	ads_protocol_test ads_hostile_input_test
+	ads_protocol_test ads_hostile_input_test ads_stream_parts_test
 empty :=
 space := $(empty) $(empty)
 test-sanitize: bootstrap
