@@ -187,7 +187,9 @@ services:
         return EligibleAddresses(s) == std::vector<std::string>{"127.0.0.5"};
       },
       std::chrono::seconds(5), "the JSON edit to be published"));
-  EXPECT_TRUE(source.Health().ok());
+  // Reload records its health after it has published, so the waiter may see the edit first.
+  EXPECT_TRUE(testing::WaitFor([&] { return source.Health().ok(); }, std::chrono::seconds(5),
+                               "the source to be healthy again"));
   before = waiter.Publications();
   testing::WriteFile(path, R"({"services": [{"service": "default/greeter:grpc",
                                 "endpoints": [{"address": "127.0.0.6", "port": "grpc"}]}]})");
