@@ -66,4 +66,28 @@ void LogOnChange::Clear(std::string_view recovery) {
   if (had && !recovery.empty()) LogLine(LogLevel::kInfo, recovery);
 }
 
+std::optional<std::string> LogThrottle::Admit(std::string_view message, absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  if (now < next_) {
+    ++suppressed_;
+    return std::nullopt;
+  }
+  next_ = now + interval_;
+  std::string line(message);
+  if (suppressed_ > 0) {
+    line += fmt::format(" (and {} more like it since the last such line, not logged)",
+                        suppressed_);
+  }
+  suppressed_ = 0;
+  return line;
+}
+
+bool LogThrottle::Log(std::string_view message) {
+  if (!LogEnabled(level_)) return false;
+  std::optional<std::string> line = Admit(message, absl::Now());
+  if (!line) return false;
+  LogLine(level_, *line);
+  return true;
+}
+
 }  // namespace podlb

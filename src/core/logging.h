@@ -3,10 +3,12 @@
 #pragma once
 
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "fmt/format.h"
 
 namespace podlb {
@@ -56,6 +58,26 @@ class LogOnChange {
   LogLevel level_;
   absl::Mutex mu_;
   std::string last_ ABSL_GUARDED_BY(mu_);
+};
+
+// Keeps a frequent event to one line per interval: a client with the wrong CA retrying its TLS
+// handshake every second, or 10,000 of them, leave a line per interval, not one per attempt.
+// The first occurrence is logged at once; later ones within the interval are counted, and the
+// next line logged says how many were left out.
+class LogThrottle {
+ public:
+  LogThrottle(LogLevel level, absl::Duration interval) : level_(level), interval_(interval) {}
+  // Logs `message` now, or counts it; true if it logged.
+  bool Log(std::string_view message);
+  // The decision alone, at `now`: the line to write, or nothing (counted).
+  std::optional<std::string> Admit(std::string_view message, absl::Time now);
+
+ private:
+  const LogLevel level_;
+  const absl::Duration interval_;
+  absl::Mutex mu_;
+  absl::Time next_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  uint64_t suppressed_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace podlb

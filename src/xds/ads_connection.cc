@@ -138,8 +138,7 @@ void AdsConnection::OnIo(uint32_t events) {
   }
   std::string handshake_failure;
   if (!ServeReadable(events, &handshake_failure)) {
-    if (!handshake_failure.empty())
-      LogInfo("xds: TLS handshake with {} failed: {}", peer_, handshake_failure);
+    if (!handshake_failure.empty()) owner_.OnTlsHandshakeFailed(peer_, handshake_failure);
     Close();
     return;
   }

@@ -55,6 +55,9 @@ class AdsConnectionOwner {
   virtual ~AdsConnectionOwner() = default;
   // The connection closed; the owner destroys it once the loop turn ends.
   virtual void OnConnectionClosed(AdsConnection* connection) = 0;
+  // A client failed its TLS handshake (wrong CA, no client certificate, not TLS at all): the
+  // owner logs it, throttled, since such a client usually retries every second or so.
+  virtual void OnTlsHandshakeFailed(const std::string& peer, const std::string& why) = 0;
 };
 
 class AdsConnection final : public h2::H2Connection {

@@ -123,6 +123,10 @@ class XdsServer::Worker final : public h2::IoHandler, public AdsConnectionOwner 
     CheckDrained();
   }
 
+  void OnTlsHandshakeFailed(const std::string& peer, const std::string& why) override {
+    tls_failure_log_.Log(fmt::format("xds: TLS handshake with {} failed: {}", peer, why));
+  }
+
  private:
   static constexpr int kAcceptsPerEvent = 64;
 
@@ -163,6 +167,8 @@ class XdsServer::Worker final : public h2::IoHandler, public AdsConnectionOwner 
   std::thread thread_;
   int listen_fd_;
   SharedSslCtx tls_;
+  // One line per 10 s for this loop's failed TLS handshakes, however many clients retry.
+  LogThrottle tls_failure_log_{LogLevel::kInfo, absl::Seconds(10)};
   bool shutting_down_ = false;
   absl::Notification drained_;
   std::unordered_map<AdsConnection*, std::unique_ptr<AdsConnection>> connections_;
