@@ -5,6 +5,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "xds/type_urls.h"
+#include "xds/wire_format.h"
 
 namespace podlb::bench {
 
@@ -77,26 +78,13 @@ bool AdsStreamCheck::Ack(const DiscoveryResponse& response, DiscoveryRequest* ac
   return false;
 }
 
-namespace {
-void AppendStringField(uint32_t field, const std::string& value, std::string* out) {
-  out->push_back(static_cast<char>(field << 3 | 2));  // length-delimited; fields < 16
-  uint64_t n = value.size();
-  while (n >= 0x80) {
-    out->push_back(static_cast<char>(n | 0x80));
-    n >>= 7;
-  }
-  out->push_back(static_cast<char>(n));
-  out->append(value);
-}
-}  // namespace
-
 bool AdsStreamCheck::AppendAckBytes(const DiscoveryResponse& response, std::string* out) const {
   for (size_t i = 0; i < subscriptions_.size(); ++i) {
     if (subscriptions_[i].type_url() != response.type_url()) continue;
     out->append(ack_prefix_[i]);
     // DiscoveryRequest: version_info = 1, response_nonce = 5.
-    AppendStringField(1, response.version_info(), out);
-    AppendStringField(5, response.nonce(), out);
+    podlb::xds::AppendLengthDelimitedField(1, response.version_info(), out);
+    podlb::xds::AppendLengthDelimitedField(5, response.nonce(), out);
     return true;
   }
   return false;

@@ -1,53 +1,18 @@
 #include "xds/ads_stream.h"
 
 #include <algorithm>
-#include <charconv>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "core/logging.h"
 #include "google/protobuf/util/json_util.h"
 #include "xds/ads_service.h"
+#include "xds/wire_format.h"
 
 namespace podlb::xds {
 
 using envoy::service::discovery::v3::DiscoveryRequest;
-
-namespace {
-
-void AppendVarint(uint64_t value, std::string* out) {
-  while (value >= 0x80) {
-    out->push_back(static_cast<char>((value & 0x7f) | 0x80));
-    value >>= 7;
-  }
-  out->push_back(static_cast<char>(value));
-}
-
-// A length-delimited field (wire type 2) of a field number under 16 (a one-byte tag).
-void AppendBytesField(int field, std::string_view bytes, std::string* out) {
-  out->push_back(static_cast<char>((field << 3) | 2));
-  AppendVarint(bytes.size(), out);
-  out->append(bytes);
-}
-
-// Decimal text of a nonce, on the stack.
-struct NonceText {
-  explicit NonceText(uint64_t nonce) : size(std::to_chars(digits, digits + sizeof digits, nonce).ptr - digits) {}
-  std::string_view view() const { return {digits, size}; }
-  char digits[20];
-  size_t size;
-};
-
-// A content version's 16 hex digits (ContentVersion::Format), on the stack.
-struct VersionText {
-  explicit VersionText(uint64_t version) {
-    for (int i = 15; i >= 0; --i, version >>= 4) digits[i] = "0123456789abcdef"[version & 15];
-  }
-  std::string_view view() const { return {digits, sizeof digits}; }
-  char digits[16];
-};
-
-}  // namespace
 
 void EncodeResponseHeader(std::string_view version, std::string_view type_url,
                           std::string_view nonce, std::string_view control_plane_id,
@@ -55,15 +20,12 @@ void EncodeResponseHeader(std::string_view version, std::string_view type_url,
   // DiscoveryResponse: version_info = 1, type_url = 4, nonce = 5, control_plane = 6
   // (ControlPlane.identifier = 1), in field order as protobuf writes them; proto3 leaves empty
   // strings out.
-  if (!version.empty()) AppendBytesField(1, version, out);
-  if (!type_url.empty()) AppendBytesField(4, type_url, out);
-  if (!nonce.empty()) AppendBytesField(5, nonce, out);
+  if (!version.empty()) AppendLengthDelimitedField(1, version, out);
+  if (!type_url.empty()) AppendLengthDelimitedField(4, type_url, out);
+  if (!nonce.empty()) AppendLengthDelimitedField(5, nonce, out);
   if (!control_plane_id.empty()) {
-    out->push_back(static_cast<char>((6 << 3) | 2));
-    size_t inner = 1 + 1 + control_plane_id.size();
-    for (uint64_t n = control_plane_id.size(); n >= 0x80; n >>= 7) ++inner;
-    AppendVarint(inner, out);
-    AppendBytesField(1, control_plane_id, out);
+    AppendLengthDelimitedHeader(6, LengthDelimitedFieldSize(1, control_plane_id.size()), out);
+    AppendLengthDelimitedField(1, control_plane_id, out);
   }
 }
 
@@ -159,7 +121,7 @@ void AdsStream::HandleRequestLocked(const DiscoveryRequest& request) {
   }
   TypeState& state = types_[static_cast<size_t>(type)];
 
-  if (state.sent_nonce != 0 && request.response_nonce() == NonceText(state.sent_nonce).view()) {
+  if (state.sent_nonce != 0 && request.response_nonce() == absl::AlphaNum(state.sent_nonce).Piece()) {
     if (request.has_error_detail()) {
       ++state.nacks;
       state.last_nack = request.error_detail().message();
@@ -321,17 +283,15 @@ bool AdsStream::BuildResponseLocked(ResourceType type, TypeState& state, AdsResp
     if (!EncodedResource::SameContent(subscription.sent, now)) changed.push_back(i);
     subscription.sent = std::move(now);
   }
-  auto drop_vanished = [&] {
-    // A name only a wildcard covered, whose resource is gone: nothing of it is held any more.
+  // Whatever is sent: a name only a wildcard covered, whose resource is gone, is held no more
+  // (after the response is assembled, which reads the subscriptions by index).
+  absl::Cleanup drop_vanished = [&] {
     if (!vanished_unlisted) return;
     std::erase_if(state.subscriptions, [](const Subscription& subscription) {
       return !subscription.listed && subscription.sent == nullptr;
     });
   };
-  if (changed.empty() && !removed && !state.force) {
-    drop_vanished();
-    return false;
-  }
+  if (changed.empty() && !removed && !state.force) return false;
   // LDS and CDS responses carry the whole subscription (a missing name means deleted). RDS and
   // EDS carry only what changed: a client keeps the resources a response leaves out, so sending
   // every watched endpoint set again would multiply the bytes per change by the subscription.
@@ -344,10 +304,7 @@ bool AdsStream::BuildResponseLocked(ResourceType type, TypeState& state, AdsResp
     for (uint32_t i : changed) out->resources.push_back(state.subscriptions[i].sent);
   }
   // RDS and EDS responses carry what exists; an empty one tells the client nothing.
-  if (out->resources.empty() && !IsFullStateType(type)) {
-    drop_vanished();
-    return false;
-  }
+  if (out->resources.empty() && !IsFullStateType(type)) return false;
 
   ContentVersion version;
   for (const Subscription& subscription : state.subscriptions) {
@@ -355,12 +312,14 @@ bool AdsStream::BuildResponseLocked(ResourceType type, TypeState& state, AdsResp
   }
   const uint64_t nonce = ++nonce_counter_;
   out->header.clear();
-  EncodeResponseHeader(VersionText(version.value()).view(), TypeUrl(type),
-                       NonceText(nonce).view(), service_->options_.control_plane_id, &out->header);
+  // AlphaNum formats on the stack (as ContentVersion::Format does): no allocation per response.
+  const absl::AlphaNum version_text(absl::Hex(version.value(), absl::kZeroPad16));
+  const absl::AlphaNum nonce_text(nonce);
+  EncodeResponseHeader({version_text.data(), version_text.size()}, TypeUrl(type),
+                       {nonce_text.data(), nonce_text.size()},
+                       service_->options_.control_plane_id, &out->header);
   state.sent_version = version.value();
   state.sent_nonce = nonce;
-  state.sent_any = true;
-  drop_vanished();
 
   XdsMetrics& metrics = service_->metrics_;
   metrics.pushes_total.fetch_add(1, std::memory_order_relaxed);
@@ -400,7 +359,7 @@ nlohmann::json AdsStream::DebugJson() const {
     }
     t["subscribed"] = std::move(subscribed);
     t["wildcard"] = state.wildcard;
-    t["sent_version"] = state.sent_any ? ContentVersion::Format(state.sent_version) : "";
+    t["sent_version"] = state.sent_nonce != 0 ? ContentVersion::Format(state.sent_version) : "";
     t["acked_version"] = state.acked_any ? ContentVersion::Format(state.acked_version) : "";
     t["nacks"] = state.nacks;
     if (!state.last_nack.empty()) t["last_nack"] = state.last_nack;

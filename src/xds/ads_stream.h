@@ -112,12 +112,11 @@ class AdsStream {
     bool dirty_all = false;  // re-read every name (a subscription change, or a wildcard's)
     bool dirty = false;      // some subscription is dirty
     bool force = false;      // send even if nothing changed (a new subscription)
-    bool sent_any = false;
     bool acked_any = false;
     std::optional<absl::Time> pending_since;
     std::vector<Subscription> subscriptions;  // by name, bytewise
     uint64_t sent_version = 0;
-    uint64_t sent_nonce = 0;
+    uint64_t sent_nonce = 0;  // 0: nothing sent yet
     uint64_t acked_version = 0;
     uint64_t nacks = 0;
     std::string last_nack;

@@ -237,17 +237,24 @@ TEST_F(AdsProtocolTest, EndpointSetsLargerThanTheFlowControlWindowArriveWhole) {
             50052u);
 }
 
+// The names of a response's resources, each unpacked as a T and named by `name_of`.
+template <typename T, typename NameOf>
+std::set<std::string> ResourceNames(const DiscoveryResponse& r, NameOf name_of) {
+  std::set<std::string> names;
+  for (const auto& resource : r.resources()) {
+    T unpacked;
+    EXPECT_TRUE(resource.UnpackTo(&unpacked));
+    names.insert(name_of(unpacked));
+  }
+  return names;
+}
+
 // A wildcard CDS subscription (an empty first request, as Envoy sends) covers every Service,
 // those created later too, and a deleted one leaves the next response.
 TEST_F(AdsProtocolTest, WildcardClusterSubscriptionFollowsServicesComingAndGoing) {
   auto names_of = [](const DiscoveryResponse& r) {
-    std::set<std::string> names;
-    for (const auto& resource : r.resources()) {
-      envoy::config::cluster::v3::Cluster cluster;
-      EXPECT_TRUE(resource.UnpackTo(&cluster));
-      names.insert(cluster.name());
-    }
-    return names;
+    return ResourceNames<envoy::config::cluster::v3::Cluster>(
+        r, [](const auto& cluster) { return cluster.name(); });
   };
   Send(kClusterType, {});
   DiscoveryResponse r = Read();
@@ -294,12 +301,9 @@ TEST_F(AdsProtocolTest, AckWithNamesReorderedIsNotANewSubscription) {
   Send(kClusterLoadAssignmentType, {"default/other:grpc"}, pushed.version_info(), pushed.nonce());
   Send(kClusterLoadAssignmentType, names, pushed.version_info(), pushed.nonce());
   DiscoveryResponse again = Read();
-  std::set<std::string> clusters;
-  for (const auto& resource : again.resources()) {
-    ASSERT_TRUE(resource.UnpackTo(&cla));
-    clusters.insert(cla.cluster_name());
-  }
-  EXPECT_TRUE(clusters.count("default/greeter:50051"));
+  EXPECT_TRUE(ResourceNames<envoy::config::endpoint::v3::ClusterLoadAssignment>(
+                  again, [](const auto& assignment) { return assignment.cluster_name(); })
+                  .count("default/greeter:50051"));
 }
 
 // /debug/config reports, per client, what it subscribed to and the resources it ACKed.
